@@ -1,0 +1,36 @@
+# Quick start: `make run` (the main job) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lab bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m pcoh
+
+# PCOH_SMOKE=1 shrinks the notebooks' budgets; the same code paths run.
+test: $(STAMP)
+	PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests
+	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
+	  PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env notebooks; fi
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_loss.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
