@@ -1,0 +1,587 @@
+r"""Coherence measures on finished embeddings (DESIGN §1.1-§1.2).
+
+Every function takes the student's and the teacher's features of the same N inputs (torch
+tensors or numpy arrays, shapes (N, d_S) and (N, d_T), the widths may differ), each with its own
+metric (``"cosine"``, ``"euclidean"``, ``"sqeuclidean"``, a :class:`pcoh.dissimilarity.Dissimilarity`
+or a callable; see :mod:`pcoh.dissimilarity`). Reference ``i`` compares the other N - 1 points.
+
+==============================  =================================================================
+function                        what it returns
+==============================  =================================================================
+:func:`per_reference_spearman`  (N,) Spearman of student vs teacher dissimilarity ranks per
+                                reference; its mean is :math:`PC_N`
+:func:`perception_coherence`    :math:`PC_N`, the mean of the above
+:func:`per_reference_kendall`   (N,) Kendall's :math:`\tau_b` per reference (exact or sampled)
+:func:`concordance_probability` (N,) :math:`P[(\delta_T(x,X_1)-\delta_T(x,X_2))(\delta_S(x,X_1)-\delta_S(x,X_2)) > 0]`
+:func:`global_spearman`         Spearman of all pairwise dissimilarities (upper triangle)
+:func:`probabilistic_ranks`     (R, N-1) plug-in probabilistic ranks :math:`u(x, x')`
+:func:`neighbor_overlap`        (N,) shared fraction of the k nearest neighbours
+:func:`bootstrap_ci`            percentile bootstrap interval of a statistic over references
+==============================  =================================================================
+
+Work is chunked over references: at most ``chunk_size x N`` dissimilarities are held at once, so
+N = 10,000 runs in seconds on two CPU cores (``benchmarks/bench_loss.py`` measures it).
+Computations run in float64 for float64 input and float32 otherwise.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
+from .ranking import _njit, rank
+
+__all__ = [
+    "per_reference_spearman",
+    "perception_coherence",
+    "per_reference_kendall",
+    "concordance_probability",
+    "global_spearman",
+    "probabilistic_ranks",
+    "neighbor_overlap",
+    "bootstrap_ci",
+]
+
+# Dissimilarities held per chunk (rows x N); about 64 MiB per float32 matrix.
+_CHUNK_ELEMENTS = 1 << 24
+# Exact all-pairs computations above these sizes switch to sampled pairs under n_pairs="auto".
+_EXACT_KENDALL_MAX_N = 1000
+_AUTO_KENDALL_PAIRS = 2000
+_AUTO_GLOBAL_PAIRS = 1_000_000
+
+
+# ----------------------------------------------------------------------------- input handling
+def _as_features(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.number):
+            raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array (N, d), got {type(x).__name__}")
+    x = x.detach()
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (N, d), got shape {tuple(x.shape)}")
+    if x.dtype != torch.float64:
+        x = x.to(torch.float32)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def _check_pair(student, teacher, min_samples: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    s = _as_features(student, "student")
+    t = _as_features(teacher, "teacher")
+    if s.shape[0] != t.shape[0]:
+        raise ValueError(f"student and teacher must have the same number of samples, got {s.shape[0]} and {t.shape[0]}")
+    if s.shape[0] < min_samples:
+        raise ValueError(f"student and teacher must hold at least {min_samples} samples, got {s.shape[0]}")
+    dtype = torch.float64 if torch.float64 in (s.dtype, t.dtype) else torch.float32
+    return s.to(dtype), t.to(dtype)
+
+
+def _check_chunk(chunk_size, n: int) -> int:
+    if chunk_size is None:
+        return max(1, min(n, _CHUNK_ELEMENTS // max(n, 1)))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+class _Rows:
+    """Rows of a dissimilarity matrix, computed a chunk of references at a time.
+
+    A built-in metric (a :class:`Dissimilarity`) computes only the rows asked for; a plain callable
+    ``fn(x) -> (N, N)`` can only give the whole matrix, which is then computed once and sliced
+    (O(N^2) memory, documented in the public functions).
+    """
+
+    def __init__(self, x: torch.Tensor, metric: MetricLike, argument: str):
+        self.x = x
+        self.fn = get_metric(metric, argument)
+        self.full = None if isinstance(self.fn, Dissimilarity) else pairwise(x, self.fn).to(x.dtype)
+
+    def __call__(self, lo: int, hi: int) -> torch.Tensor:
+        return self.at(torch.arange(lo, hi))
+
+    def at(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` of the matrix, (len(idx), N), with d(x_i, x_i) exactly 0."""
+        rows = self.full[idx].clone() if self.full is not None else self.fn(self.x[idx], self.x)
+        # d(x_i, x_i) is 0 by definition; the matrix formula may leave rounding there.
+        rows[torch.arange(len(idx)), idx] = 0.0
+        return rows
+
+
+def _drop_self(rows: torch.Tensor, lo) -> torch.Tensor:
+    """Remove column ``idx[r]`` from row ``r``: (c, N) -> (c, N - 1), other columns in order.
+
+    ``lo`` is either the first index of a contiguous chunk or a tensor of row indices.
+    """
+    c, n = rows.shape
+    idx = torch.arange(lo, lo + c) if isinstance(lo, int) else lo
+    keep = torch.ones(c, n, dtype=torch.bool)
+    keep[torch.arange(c), idx] = False
+    return rows[keep].view(c, n - 1)
+
+
+def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
+    for lo in range(0, n, chunk):
+        yield lo, min(n, lo + chunk)
+
+
+def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of matching rows; NaN-free: a constant row gives 0."""
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    num = (a * b).sum(dim=1)
+    den = torch.sqrt((a * a).sum(dim=1) * (b * b).sum(dim=1))
+    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+
+
+def _rng(seed) -> np.random.Generator:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- Spearman
+def per_reference_spearman(
+    student,
+    teacher,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    r"""Spearman correlation of student and teacher dissimilarity ranks, one per reference.
+
+    .. math::
+
+        \rho_i = \operatorname{spearman}\big(\delta_S(x_i, x_j),\, \delta_T(x_i, x_j)\big)_{j \ne i},
+        \qquad PC_N = \frac1N \sum_i \rho_i
+
+    Ties get average ranks (as ``scipy.stats.spearmanr``). A reference whose dissimilarities are
+    all equal on one side has no defined correlation; it gets 0.
+
+    Parameters
+    ----------
+    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
+        Features of the same N >= 3 inputs, row by row.
+    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
+        Each model's dissimilarity. A plain callable ``fn(x) -> (N, N)`` is evaluated on the
+        whole set at once (O(N^2) memory); names and Dissimilarity objects are chunked.
+    chunk_size : int, optional
+        References per chunk; default keeps about 16M dissimilarities per chunk.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+        :math:`\rho_i \in [-1, 1]`.
+    """
+    s, t = _check_pair(student, teacher)
+    n = s.shape[0]
+    chunk = _check_chunk(chunk_size, n)
+    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    out = np.empty(n, dtype=np.float64)
+    for lo, hi in _chunks(n, chunk):
+        rs = rank(_drop_self(rows_s(lo, hi), lo))
+        rt = rank(_drop_self(rows_t(lo, hi), lo))
+        out[lo:hi] = _row_pearson(rs, rt).double().numpy()
+    return out
+
+
+def perception_coherence(student, teacher, **kwargs) -> float:
+    r""":math:`PC_N`, the mean of :func:`per_reference_spearman` (same arguments)."""
+    return float(per_reference_spearman(student, teacher, **kwargs).mean())
+
+
+# ----------------------------------------------------------------------------- Kendall
+@_njit
+def _kendall_rows(ds, dt, out_tau, out_conc):
+    """Exact Kendall tau-b and concordance fraction of each row pair, O(m^2) per row."""
+    rows, m = ds.shape
+    total = m * (m - 1) / 2.0
+    for r in range(rows):
+        conc = 0.0
+        disc = 0.0
+        tie_s = 0.0
+        tie_t = 0.0
+        for j in range(m):
+            sj = ds[r, j]
+            tj = dt[r, j]
+            for k in range(j + 1, m):
+                a = sj - ds[r, k]
+                b = tj - dt[r, k]
+                if a == 0.0:
+                    tie_s += 1.0
+                if b == 0.0:
+                    tie_t += 1.0
+                p = a * b
+                if p > 0.0:
+                    conc += 1.0
+                elif p < 0.0:
+                    disc += 1.0
+        den = np.sqrt((total - tie_s) * (total - tie_t))
+        out_tau[r] = (conc - disc) / den if den > 0 else 0.0
+        out_conc[r] = conc / total
+
+
+def _sample_pairs(rng: np.random.Generator, refs: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each reference i, k pairs (j, l), j != l, both != i, uniformly at random."""
+    i = refs[:, None]
+    j = rng.integers(0, n - 1, size=(len(refs), k))
+    j = j + (j >= i)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    l_ = rng.integers(0, n - 2, size=(len(refs), k))
+    l_ = l_ + (l_ >= lo)
+    l_ = l_ + (l_ >= hi)
+    return j, l_
+
+
+def _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size):
+    s, t = _check_pair(student, teacher)
+    n = s.shape[0]
+    chunk = _check_chunk(chunk_size, n)
+    if n_pairs == "auto":
+        n_pairs = None if n <= _EXACT_KENDALL_MAX_N else _AUTO_KENDALL_PAIRS
+    elif n_pairs is not None and (
+        isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1
+    ):
+        raise ValueError(f"n_pairs must be a positive integer, None (exact) or 'auto', got {n_pairs!r}")
+    if n_pairs is not None and n < 4:
+        raise ValueError(f"sampled pairs need at least 4 samples, got {n}")
+    rng = _rng(seed)
+    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    tau = np.empty(n)
+    conc = np.empty(n)
+    for lo, hi in _chunks(n, chunk):
+        ds, dt = rows_s(lo, hi), rows_t(lo, hi)
+        if n_pairs is None:
+            a = _drop_self(ds, lo).double().numpy()
+            b = _drop_self(dt, lo).double().numpy()
+            _kendall_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), tau[lo:hi], conc[lo:hi])
+            continue
+        j, l_ = _sample_pairs(rng, np.arange(lo, hi), n, int(n_pairs))
+        j, l_ = torch.from_numpy(j), torch.from_numpy(l_)
+        a = ds.gather(1, j) - ds.gather(1, l_)
+        b = dt.gather(1, j) - dt.gather(1, l_)
+        p = a * b
+        c = (p > 0).sum(dim=1).double()
+        d = (p < 0).sum(dim=1).double()
+        k = float(n_pairs)
+        den = torch.sqrt((k - (a == 0).sum(dim=1).double()) * (k - (b == 0).sum(dim=1).double()))
+        tau[lo:hi] = torch.where(den > 0, (c - d) / den.clamp_min(1e-300), torch.zeros_like(den)).numpy()
+        conc[lo:hi] = (c / k).numpy()
+    return tau, conc
+
+
+_PAIRS_DOC = """
+    n_pairs : int, None or "auto", default "auto"
+        ``None``: exact, over all :math:`\\binom{N-1}{2}` pairs of every reference (O(N^3) time in
+        all, numba-compiled). An int ``K``: a Monte Carlo estimate from ``K`` pairs per reference,
+        drawn uniformly (with replacement) among distinct pairs not containing the reference;
+        its standard error is at most about :math:`1/\\sqrt{K}`. ``"auto"``: exact for
+        N <= 1000, else 2000 sampled pairs.
+    seed : int or None, default 0
+        Seed of the pair sampling (unused when exact).
+    chunk_size : int, optional
+        References per chunk."""
+
+
+def per_reference_kendall(
+    student,
+    teacher,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    n_pairs="auto",
+    seed: int | None = 0,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    r"""Kendall's :math:`\tau_b` of student vs teacher dissimilarities, one per reference.
+
+    .. math::
+
+        \tau_i = \frac{C_i - D_i}{\sqrt{(P - T^T_i)(P - T^S_i)}}
+
+    over pairs :math:`(j, k)` of compared points (:math:`C` concordant, :math:`D` discordant,
+    :math:`T` tied on one side, :math:`P` pairs), as ``scipy.stats.kendalltau`` (variant b).
+
+    Parameters
+    ----------
+    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
+    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
+    """ + _PAIRS_DOC + """
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+    """
+    return _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size)[0]
+
+
+def concordance_probability(
+    student,
+    teacher,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    n_pairs="auto",
+    seed: int | None = 0,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    r"""Probability that student and teacher order two compared points alike, per reference.
+
+    .. math::
+
+        \kappa_i = P_{j \ne k}\big[(\delta_T(x_i,x_j) - \delta_T(x_i,x_k))
+                                   (\delta_S(x_i,x_j) - \delta_S(x_i,x_k)) > 0\big]
+
+    the finite form of :math:`\kappa(\mu)` in DESIGN §1.2; without ties it equals
+    :math:`(1 + \tau_i) / 2`. Tied pairs count as not concordant.
+
+    Parameters
+    ----------
+    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
+    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
+    """ + _PAIRS_DOC + """
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+        Values in [0, 1].
+    """
+    return _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size)[1]
+
+
+# ----------------------------------------------------------------------------- global
+def _paired(x: torch.Tensor, metric, i: torch.Tensor, j: torch.Tensor, argument: str) -> torch.Tensor:
+    """d(x_i, x_j) for index vectors i, j, without building the (N, N) matrix for built-ins."""
+    fn = get_metric(metric, argument)
+    if not isinstance(fn, Dissimilarity):
+        return pairwise(x, fn)[i, j]
+    out = torch.empty(len(i), dtype=x.dtype)
+    step = max(1, _CHUNK_ELEMENTS // max(x.shape[1], 1))
+    for lo in range(0, len(i), step):
+        a, b = x[i[lo:lo + step]], x[j[lo:lo + step]]
+        # Row-wise d(a_k, b_k): the diagonal of the (k, k) matrix, computed without it.
+        out[lo:lo + step] = _diag_metric(fn, a, b)
+    return out
+
+
+def _diag_metric(fn: Dissimilarity, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    name = fn.name
+    if name == "cosine":
+        an = torch.nn.functional.normalize(a, dim=1, eps=1e-12)
+        bn = torch.nn.functional.normalize(b, dim=1, eps=1e-12)
+        return 1.0 - (an * bn).sum(dim=1)
+    if name in ("euclidean", "sqeuclidean"):
+        sq = ((a - b) ** 2).sum(dim=1)
+        return sq.sqrt() if name == "euclidean" else sq
+    # A user's Dissimilarity: fall back to the diagonal of small blocks.
+    return torch.stack([fn(a[k:k + 1], b[k:k + 1])[0, 0] for k in range(a.shape[0])])
+
+
+def global_spearman(
+    student,
+    teacher,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    n_pairs="auto",
+    seed: int | None = 0,
+) -> float:
+    r"""Spearman correlation of all pairwise dissimilarities (upper triangle), one number.
+
+    .. math::
+
+        \operatorname{spearman}\big(\delta_S(x_i, x_j),\, \delta_T(x_i, x_j)\big)_{i < j}
+
+    The usual "distance-matrix" score; it ignores the reference structure (a student can score
+    well here by getting large distances right while scrambling every neighbourhood).
+
+    Parameters
+    ----------
+    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
+    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
+    n_pairs : int, None or "auto", default "auto"
+        ``None``: all :math:`N(N-1)/2` pairs (O(N^2) memory). An int ``K``: ``K`` pairs
+        :math:`i < j` drawn uniformly with replacement. ``"auto"``: exact up to one million pairs
+        (N <= 1414), else one million sampled pairs (standard error about 0.001).
+    seed : int or None, default 0
+        Seed of the pair sampling.
+
+    Returns
+    -------
+    float
+    """
+    s, t = _check_pair(student, teacher)
+    n = s.shape[0]
+    total = n * (n - 1) // 2
+    if n_pairs == "auto":
+        n_pairs = None if total <= _AUTO_GLOBAL_PAIRS else _AUTO_GLOBAL_PAIRS
+    elif n_pairs is not None and (
+        isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 2
+    ):
+        raise ValueError(f"n_pairs must be an integer >= 2, None (exact) or 'auto', got {n_pairs!r}")
+    if n_pairs is None:
+        i, j = torch.triu_indices(n, n, offset=1)
+    else:
+        rng = _rng(seed)
+        a = rng.integers(0, n, size=int(n_pairs))
+        b = rng.integers(0, n - 1, size=int(n_pairs))
+        b = b + (b >= a)
+        i, j = torch.from_numpy(np.minimum(a, b)), torch.from_numpy(np.maximum(a, b))
+    ds = _paired(s, student_metric, i, j, "student_metric")
+    dt = _paired(t, teacher_metric, i, j, "teacher_metric")
+    return float(_row_pearson(rank(ds)[None], rank(dt)[None])[0])
+
+
+# ----------------------------------------------------------------------------- probabilistic
+def probabilistic_ranks(
+    features,
+    *,
+    metric: MetricLike = "cosine",
+    references=None,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    r"""Plug-in probabilistic ranks :math:`u(x_i, x_j)` of every compared point, per reference.
+
+    .. math::
+
+        \hat u(x_i, x_j) = \frac{r_{ij} - 1/2}{N - 1} \in (0, 1)
+
+    where :math:`r_{ij}` is the average rank of :math:`\delta(x_i, x_j)` among the N - 1
+    dissimilarities seen from :math:`x_i`. It estimates :math:`u(x, x') = F_x(\delta(x, x'))` of
+    DESIGN §1.2 and, for continuous dissimilarities, is uniform on the grid
+    :math:`\{(k - 1/2)/(N-1)\}`.
+
+    Parameters
+    ----------
+    features : torch.Tensor or numpy.ndarray, shape (N, d)
+    metric : str, Dissimilarity or callable, default "cosine"
+    references : sequence of int, optional
+        Indices of the references; default all N.
+    chunk_size : int, optional
+
+    Returns
+    -------
+    numpy.ndarray, shape (R, N - 1)
+        Row ``r`` holds :math:`\hat u(x_i, x_j)` for ``i = references[r]`` and every ``j != i``
+        in increasing order (the reference's own column removed).
+    """
+    x = _as_features(features, "features")
+    n = x.shape[0]
+    if n < 3:
+        raise ValueError(f"features must hold at least 3 samples, got {n}")
+    refs = np.arange(n) if references is None else np.asarray(references)
+    if refs.ndim != 1 or not np.issubdtype(refs.dtype, np.integer) or (refs.size and (refs.min() < 0 or refs.max() >= n)):
+        raise ValueError(f"references must be a 1-D sequence of integers in [0, {n}), got {references!r}")
+    chunk = _check_chunk(chunk_size, n)
+    rows = _Rows(x, metric, "metric")
+    out = np.empty((len(refs), n - 1))
+    for lo, hi in _chunks(len(refs), chunk):
+        idx = torch.from_numpy(refs[lo:hi]).long()
+        block = _drop_self(rows.at(idx), idx)
+        out[lo:hi] = ((rank(block) - 0.5) / (n - 1)).double().numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------- neighbours
+def neighbor_overlap(
+    student,
+    teacher,
+    *,
+    k: int = 10,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    r"""Fraction of each reference's k nearest neighbours that student and teacher share.
+
+    .. math::
+
+        \frac{|N^S_k(x_i) \cap N^T_k(x_i)|}{k}
+
+    Neighbours exclude the reference itself; ties at the k-th distance are broken by index.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+        Values in [0, 1].
+    """
+    s, t = _check_pair(student, teacher)
+    n = s.shape[0]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
+        raise ValueError(f"k must be an integer in [1, N - 1] = [1, {n - 1}], got {k!r}")
+    chunk = _check_chunk(chunk_size, n)
+    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    out = np.empty(n)
+    for lo, hi in _chunks(n, chunk):
+        c = hi - lo
+        hits = []
+        for rows in (rows_s, rows_t):
+            d = rows(lo, hi)
+            d[torch.arange(c), torch.arange(lo, hi)] = float("inf")
+            idx = torch.sort(d, dim=1, stable=True).indices[:, :k]
+            mark = torch.zeros(c, n, dtype=torch.bool)
+            mark.scatter_(1, idx, True)
+            hits.append(mark)
+        out[lo:hi] = ((hits[0] & hits[1]).sum(dim=1).double() / k).numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def bootstrap_ci(
+    values,
+    *,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    r"""Percentile bootstrap interval of a statistic of per-reference values.
+
+    References are resampled with replacement (each keeps the value computed on the full set),
+    so the interval covers the variability of :math:`PC_N` over the choice of references.
+
+    Parameters
+    ----------
+    values : array-like, shape (N,)
+        Per-reference values, e.g. from :func:`per_reference_spearman`.
+    statistic : callable, default numpy.mean
+        Maps a 1-D array to a number; applied row-wise when it takes ``axis``.
+    n_boot : int, default 2000
+        Bootstrap resamples.
+    confidence : float, default 0.95
+        Level of the interval, in (0, 1).
+    seed : int or None, default 0
+
+    Returns
+    -------
+    (estimate, low, high) : tuple of float
+        The statistic on ``values`` and the interval's bounds.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"values must be 1-D with at least 2 entries, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("values contains NaN or Inf")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    rng = _rng(seed)
+    stats = np.empty(int(n_boot))
+    step = max(1, (1 << 22) // v.size)
+    for lo in range(0, int(n_boot), step):
+        hi = min(int(n_boot), lo + step)
+        sample = v[rng.integers(0, v.size, size=(hi - lo, v.size))]
+        try:
+            stats[lo:hi] = statistic(sample, axis=1)
+        except TypeError:
+            stats[lo:hi] = [statistic(row) for row in sample]
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return float(statistic(v)), float(low), float(high)

@@ -1,0 +1,838 @@
+"""Data sets for pcoh: one entry point, :func:`load`, with deterministic splits.
+
+Every loader returns a :class:`DataSplit` holding a train and a test
+:class:`torch.utils.data.Dataset` whose items are ``(image, label)`` pairs, with
+``image`` a float32 tensor of shape ``(C, H, W)`` and ``label`` an int.
+
+Data sets
+---------
+``digits`` (default; bundled, works offline)
+    :func:`sklearn.datasets.load_digits`: 1,797 real 8x8 grey-scale images of
+    hand-written digits, 10 classes. Images ``(n, 1, 8, 8)`` float32, scaled to
+    [0, 1] (divided by 16), then by default standardised with the *train* split's
+    mean and std. Stratified train/test split with
+    ``sklearn.model_selection.train_test_split(..., stratify=y, random_state=seed)``.
+    In-memory :class:`~torch.utils.data.TensorDataset`.
+``mnist``
+    :class:`torchvision.datasets.MNIST`: 60,000 train / 10,000 test 28x28
+    grey-scale digits, 10 classes. Images ``(1, 28, 28)``, normalised with
+    mean 0.1307, std 0.3081. Files in ``<root>/MNIST/raw/``.
+``fashion_mnist``
+    :class:`torchvision.datasets.FashionMNIST`: 60,000 / 10,000 28x28 grey-scale
+    clothing images, 10 classes. Images ``(1, 28, 28)``, mean 0.2860, std 0.3530.
+    Files in ``<root>/FashionMNIST/raw/``.
+``cifar10``
+    :class:`torchvision.datasets.CIFAR10`: 50,000 / 10,000 32x32 colour images,
+    10 classes. Images ``(3, 32, 32)``, mean (0.4914, 0.4822, 0.4465),
+    std (0.2470, 0.2435, 0.2616). Files in ``<root>/cifar-10-batches-py/``.
+``cifar100``
+    :class:`torchvision.datasets.CIFAR100`: 50,000 / 10,000 32x32 colour images,
+    100 (fine) classes. Images ``(3, 32, 32)``, mean (0.5071, 0.4865, 0.4409),
+    std (0.2673, 0.2564, 0.2762). Files in ``<root>/cifar-100-python/``.
+``image_folder``
+    :class:`torchvision.datasets.ImageFolder` over ``root`` itself
+    (``root/<class name>/<image file>``): images converted to RGB and resized to
+    ``(3, image_size, image_size)``, values in [0, 1]; deterministic stratified
+    split of the indices into :class:`~torch.utils.data.Subset` objects.
+
+Arrays you already hold go through :func:`from_arrays` (images ``(n, C, H, W)``,
+``(n, H, W)``, or flat features ``(n, d)``).
+
+The torchvision data sets (``mnist``, ``fashion_mnist``, ``cifar10``,
+``cifar100``) use their own official train/test split, so ``test_size`` and
+``seed`` are validated but otherwise ignored for them. They are never downloaded
+unless ``download=True``; with the files missing :func:`load` raises
+:class:`DatasetNotFoundError` (a :class:`FileNotFoundError`) naming the folder it
+looked in.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+__all__ = [
+    "DataSplit",
+    "DatasetNotFoundError",
+    "DatasetIntegrityError",
+    "available",
+    "dataset_folder",
+    "from_arrays",
+    "load",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# --------------------------------------------------------------------------- errors
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a data set are not where :func:`load` looked for them.
+
+    Attributes
+    ----------
+    path : str
+        The folder that was searched (the exact folder torchvision checks).
+    missing : list of str
+        File names expected in ``path`` and not found there.
+    """
+
+    def __init__(self, message: str, path: PathLike, missing: Sequence[str] = ()):
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.missing = list(missing)
+
+    def __str__(self) -> str:  # FileNotFoundError's str would drop the message otherwise
+        return str(self.args[0])
+
+
+class DatasetIntegrityError(RuntimeError):
+    """The files of a data set exist but fail torchvision's md5 check.
+
+    Attributes
+    ----------
+    path : str
+        The folder that holds the files.
+    corrupted : list of str
+        File names whose md5 sum is not the official one.
+    """
+
+    def __init__(self, message: str, path: PathLike, corrupted: Sequence[str] = ()):
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.corrupted = list(corrupted)
+
+
+# ------------------------------------------------------------------------ DataSplit
+@dataclass(frozen=True, eq=False, repr=False)
+class DataSplit:
+    """A train/test pair of data sets and what a model needs to know about them.
+
+    Parameters
+    ----------
+    train, test : torch.utils.data.Dataset
+        Items are ``(x, y)`` with ``x`` a float32 tensor of shape ``(C, H, W)``
+        (or ``(d,)`` for flat features) and ``y`` an int label in
+        ``[0, num_classes)``. In-memory data sets are
+        :class:`~torch.utils.data.TensorDataset` of ``(X, y)`` with ``X`` float32
+        ``(n, C, H, W)`` (or ``(n, d)``) and ``y`` int64 ``(n,)``.
+    num_classes : int
+        Number of classes.
+    in_channels : int or None
+        ``C``; ``None`` for flat features.
+    image_size : int or None
+        ``H`` (images are square for every built-in data set); ``None`` for flat
+        features.
+    name : str
+        Data-set name, e.g. ``"digits"``.
+    class_names : list of str
+        ``class_names[k]`` is the name of label ``k``; length ``num_classes``.
+    mean, std : tuple of float or None
+        Per-channel statistics that were subtracted / divided out of the images
+        (``None`` when the images were not normalised). ``x * std + mean`` undoes
+        the normalisation channel-wise.
+    """
+
+    train: Dataset
+    test: Dataset
+    num_classes: int
+    in_channels: Optional[int]
+    image_size: Optional[int]
+    name: str
+    class_names: list = field(default_factory=list)
+    mean: Optional[tuple] = None
+    std: Optional[tuple] = None
+
+    @property
+    def input_shape(self) -> tuple:
+        """Shape of one input: ``(C, H, W)`` for images, ``(d,)`` for flat features."""
+        x, _ = self.train[0]
+        return tuple(torch.as_tensor(x).shape)
+
+    def tensors(self, split: str = "train", batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """Materialise one split as tensors.
+
+        Parameters
+        ----------
+        split : {"train", "test"}
+            Which split.
+        batch_size : int, default 512
+            Batch size used to iterate data sets that are not in memory.
+
+        Returns
+        -------
+        X : torch.Tensor, float32, shape (n, C, H, W) or (n, d)
+            The inputs, in the split's order.
+        y : torch.Tensor, int64, shape (n,)
+            The labels.
+
+        Raises
+        ------
+        ValueError
+            If ``split`` is not ``"train"`` or ``"test"``.
+
+        Notes
+        -----
+        For a :class:`~torch.utils.data.TensorDataset` the stored tensors are
+        returned as they are (no copy). Other data sets are read through a
+        :class:`~torch.utils.data.DataLoader` in order (no shuffling); a train
+        split built with ``augment=True`` then yields one augmented draw.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        ds = self.train if split == "train" else self.test
+        if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
+            X, y = ds.tensors
+            return X, y
+        if len(ds) == 0:
+            raise ValueError(f"the {split} split is empty")
+        xs, ys = [], []
+        for xb, yb in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0):
+            xs.append(torch.as_tensor(xb, dtype=torch.float32))
+            ys.append(torch.as_tensor(yb, dtype=torch.int64))
+        return torch.cat(xs), torch.cat(ys)
+
+    def __repr__(self) -> str:
+        shape = (
+            f"in_channels={self.in_channels}, image_size={self.image_size}"
+            if self.in_channels is not None
+            else "flat features"
+        )
+        return (
+            f"DataSplit(name={self.name!r}, train={len(self.train)}, test={len(self.test)}, "
+            f"num_classes={self.num_classes}, {shape})"
+        )
+
+
+# ----------------------------------------------------------------------- validation
+def _check_test_size(test_size: Any) -> float:
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.floating)):
+        raise ValueError(f"test_size must be a float in the open interval (0, 1), got {test_size!r}")
+    test_size = float(test_size)
+    if not (0.0 < test_size < 1.0):
+        raise ValueError(f"test_size must be a float in the open interval (0, 1), got {test_size!r}")
+    return test_size
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    if not (0 <= int(seed) < 2**32):
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_kwargs(name: str, kwargs: dict, allowed: dict) -> dict:
+    """Merge ``kwargs`` into the defaults ``allowed``; unknown keys raise TypeError."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise TypeError(f"load({name!r}) got unexpected keyword argument(s) {unknown}; accepted: {accepted}")
+    return {**allowed, **kwargs}
+
+
+def _stratified_indices(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split of ``arange(len(y))`` (sorted index arrays)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    try:
+        tr, te = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+    except ValueError as e:
+        raise ValueError(
+            f"cannot make a stratified split of {len(y)} samples in {len(np.unique(y))} classes "
+            f"with test_size={test_size}: {e}"
+        ) from e
+    return np.sort(tr), np.sort(te)
+
+
+# ------------------------------------------------------------------------ registry
+_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder")
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`load`.
+
+    Returns
+    -------
+    list of str
+        ``["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder"]``.
+    """
+    return list(_NAMES)
+
+
+def _canonical(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"data-set name must be a string, one of {available()}; got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in _NAMES:
+        raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(available())}")
+    return key
+
+
+@dataclass(frozen=True)
+class _TVSpec:
+    """How one torchvision data set is laid out and normalised."""
+
+    cls_name: str
+    folder: str  # relative to root: the folder torchvision checks
+    files: tuple  # file names torchvision needs in that folder
+    in_channels: int
+    image_size: int
+    mean: tuple
+    std: tuple
+    cli_name: str
+
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+_TV_SPECS = {
+    "mnist": _TVSpec("MNIST", os.path.join("MNIST", "raw"), _MNIST_FILES, 1, 28, (0.1307,), (0.3081,), "mnist"),
+    "fashion_mnist": _TVSpec(
+        "FashionMNIST", os.path.join("FashionMNIST", "raw"), _MNIST_FILES, 1, 28, (0.2860,), (0.3530,), "fashion_mnist"
+    ),
+    "cifar10": _TVSpec(
+        "CIFAR10",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
+        3,
+        32,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+        "cifar10",
+    ),
+    "cifar100": _TVSpec(
+        "CIFAR100",
+        "cifar-100-python",
+        ("train", "test", "meta"),
+        3,
+        32,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+        "cifar100",
+    ),
+}
+
+
+def dataset_folder(name: str, root: PathLike = "data") -> Path:
+    """Folder in which :func:`load` looks for a data set's files.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available`.
+    root : str or path-like, default "data"
+        The ``root`` passed to :func:`load`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<root>/MNIST/raw``, ``<root>/FashionMNIST/raw``,
+        ``<root>/cifar-10-batches-py``, ``<root>/cifar-100-python``, ``root``
+        itself for ``image_folder``; for ``digits`` (bundled with scikit-learn)
+        the scikit-learn data folder.
+    """
+    key = _canonical(name)
+    if key == "digits":
+        import sklearn.datasets
+
+        return Path(sklearn.datasets.__file__).parent / "data"
+    if key == "image_folder":
+        return Path(root)
+    return Path(root) / _TV_SPECS[key].folder
+
+
+# --------------------------------------------------------------------------- public
+def load(
+    name: str = "digits",
+    root: PathLike = "data",
+    download: bool = False,
+    *,
+    test_size: float = 0.2,
+    seed: int = 0,
+    **kwargs: Any,
+) -> DataSplit:
+    """Load a data set as a deterministic train/test :class:`DataSplit`.
+
+    Parameters
+    ----------
+    name : str, default "digits"
+        One of :func:`available` (case-insensitive; ``-`` may stand for ``_``).
+    root : str or path-like, default "data"
+        Where the files are (or are downloaded to). For ``image_folder`` the
+        folder holding one sub-folder per class. Ignored for ``digits``.
+    download : bool, default False
+        Let torchvision download missing files (``mnist``, ``fashion_mnist``,
+        ``cifar10``, ``cifar100``). No effect for ``digits`` (bundled) and
+        ``image_folder`` (local only).
+    test_size : float in (0, 1), default 0.2
+        Fraction of samples in the test split (``digits``, ``image_folder``).
+        The torchvision data sets keep their official split and ignore it.
+    seed : int, default 0
+        ``random_state`` of the stratified split (``digits``, ``image_folder``);
+        ignored by the torchvision data sets.
+    **kwargs
+        Per data set options:
+
+        ``digits``
+            ``normalize=True``: standardise with the train split's pixel mean
+            and std (one scalar each, population std; stored as ``mean``/``std``
+            on the result). ``False`` leaves values in [0, 1].
+        ``mnist``, ``fashion_mnist``
+            ``normalize=True`` (standard mean/std, see module docstring);
+            ``augment=False`` (``True``: random crop 28 with padding 2 on the
+            train split); ``verify`` is accepted and has no effect (torchvision
+            checks only that the uncompressed files exist).
+        ``cifar10``, ``cifar100``
+            ``normalize=True`` (the usual CIFAR mean/std); ``augment=False``
+            (``True``: random crop 32 with padding 4 and random horizontal flip
+            on the train split); ``verify=True``: torchvision's md5 check of the
+            files. ``verify=False`` reads the same files through torchvision's
+            own class with the md5 sums set to ``None``, so only their presence
+            is checked (for re-packed or locally generated files in the official
+            pickle format). A downloaded archive is always md5-checked.
+        ``image_folder``
+            ``image_size=32`` (side of the square RGB output);
+            ``normalize=False`` (``True``: standardise channel-wise with the
+            train split's mean and std, computed by one pass over it);
+            ``augment=False`` (``True``: random crop with padding
+            ``image_size // 8`` and horizontal flip on the train split).
+
+    Returns
+    -------
+    DataSplit
+        Train and test data sets with ``num_classes``, ``in_channels``,
+        ``image_size``, ``name``, ``class_names``, ``mean`` and ``std``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``name`` (the message lists the known ones) or a bad argument
+        value (e.g. ``test_size`` outside (0, 1)).
+    TypeError
+        A keyword argument the data set does not accept.
+    DatasetNotFoundError
+        (a :class:`FileNotFoundError`) ``download=False`` and the files are not
+        in :func:`dataset_folder`; the message names that folder.
+    DatasetIntegrityError
+        CIFAR files present but failing the md5 check (``verify=True``).
+
+    Examples
+    --------
+    >>> split = load("digits", test_size=0.25, seed=1)
+    >>> X, y = split.tensors("train")
+    >>> X.shape[1:]
+    torch.Size([1, 8, 8])
+    """
+    key = _canonical(name)
+    test_size = _check_test_size(test_size)
+    seed = _check_seed(seed)
+    download = _check_bool("download", download)
+    if not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a path (str or os.PathLike), got {root!r}")
+    if key == "digits":
+        opts = _check_kwargs(key, kwargs, {"normalize": True})
+        return _load_digits(test_size, seed, normalize=_check_bool("normalize", opts["normalize"]))
+    if key == "image_folder":
+        opts = _check_kwargs(key, kwargs, {"image_size": 32, "normalize": False, "augment": False})
+        return _load_image_folder(root, test_size, seed, **opts)
+    opts = _check_kwargs(key, kwargs, {"normalize": True, "augment": False, "verify": True})
+    return _load_torchvision(key, root, download, **opts)
+
+
+def from_arrays(
+    x_train: Any,
+    y_train: Any,
+    x_test: Any = None,
+    y_test: Any = None,
+    *,
+    test_size: float = 0.2,
+    seed: int = 0,
+    num_classes: Optional[int] = None,
+    name: str = "arrays",
+    class_names: Optional[Sequence[str]] = None,
+) -> DataSplit:
+    """Wrap arrays or tensors in a :class:`DataSplit`.
+
+    Parameters
+    ----------
+    x_train : array-like or torch.Tensor, shape (n, C, H, W), (n, H, W) or (n, d)
+        Inputs, any real numeric dtype (converted to float32 as they are, no
+        scaling or normalisation). ``(n, H, W)`` gets a channel axis:
+        ``(n, 1, H, W)``. Values must be finite.
+    y_train : array-like or torch.Tensor of int, shape (n,)
+        Labels, an integer dtype, values in ``[0, num_classes)``.
+    x_test, y_test : optional
+        A given test split (same per-sample shape as ``x_train``). When omitted,
+        ``x_train``/``y_train`` are split with
+        ``train_test_split(..., test_size=test_size, stratify=y, random_state=seed)``.
+        Give both or neither.
+    test_size : float in (0, 1), default 0.2
+        Used only when no test split is given.
+    seed : int, default 0
+        Used only when no test split is given.
+    num_classes : int, optional
+        Defaults to ``max(label) + 1`` over both splits.
+    name : str, default "arrays"
+        Stored on the result.
+    class_names : sequence of str, optional
+        Defaults to ``["0", "1", ...]``.
+
+    Returns
+    -------
+    DataSplit
+        :class:`~torch.utils.data.TensorDataset` splits of float32 ``X`` and
+        int64 ``y``. For images ``in_channels = C`` and ``image_size = H``; for
+        flat features ``(n, d)`` both are ``None`` and the stored ``X`` keeps
+        shape ``(n, d)``. ``mean`` and ``std`` are ``None``.
+
+    Raises
+    ------
+    ValueError
+        Mismatched lengths, non-integer or negative labels, non-finite inputs,
+        fewer than 2 classes, a bad shape, or a bad ``num_classes``,
+        ``test_size`` or ``seed``.
+    """
+    if (x_test is None) != (y_test is None):
+        raise ValueError("give both x_test and y_test, or neither")
+    Xtr = _as_inputs("x_train", x_train)
+    ytr = _as_labels("y_train", y_train)
+    if len(Xtr) != len(ytr):
+        raise ValueError(f"x_train and y_train must have the same length, got {len(Xtr)} and {len(ytr)}")
+    if x_test is None:
+        test_size = _check_test_size(test_size)
+        seed = _check_seed(seed)
+        if len(np.unique(ytr)) < 2:
+            raise ValueError(f"need at least 2 classes, y_train has {len(np.unique(ytr))}: {np.unique(ytr).tolist()}")
+        tr, te = _stratified_indices(ytr, test_size, seed)
+        Xtr, Xte, ytr, yte = Xtr[tr], Xtr[te], ytr[tr], ytr[te]
+    else:
+        Xte = _as_inputs("x_test", x_test)
+        yte = _as_labels("y_test", y_test)
+        if len(Xte) != len(yte):
+            raise ValueError(f"x_test and y_test must have the same length, got {len(Xte)} and {len(yte)}")
+        if Xte.shape[1:] != Xtr.shape[1:]:
+            raise ValueError(
+                f"x_test samples must have the shape of x_train samples, got {Xte.shape[1:]} and {Xtr.shape[1:]}"
+            )
+    n_distinct = len(np.unique(ytr))
+    if n_distinct < 2:
+        raise ValueError(f"need at least 2 classes in the training labels, got {n_distinct}: {np.unique(ytr).tolist()}")
+    top = int(max(ytr.max(), yte.max() if len(yte) else 0)) + 1
+    if num_classes is None:
+        num_classes = top
+    else:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        num_classes = int(num_classes)
+        if top > num_classes:
+            raise ValueError(f"num_classes={num_classes} but labels go up to {top - 1}")
+    if class_names is None:
+        class_names = [str(k) for k in range(num_classes)]
+    else:
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != num_classes:
+            raise ValueError(f"class_names must have num_classes={num_classes} entries, got {len(class_names)}")
+    image = Xtr.ndim == 4
+    return DataSplit(
+        train=TensorDataset(torch.from_numpy(np.ascontiguousarray(Xtr)), torch.from_numpy(ytr)),
+        test=TensorDataset(torch.from_numpy(np.ascontiguousarray(Xte)), torch.from_numpy(yte)),
+        num_classes=num_classes,
+        in_channels=int(Xtr.shape[1]) if image else None,
+        image_size=int(Xtr.shape[2]) if image else None,
+        name=str(name),
+        class_names=class_names,
+    )
+
+
+# -------------------------------------------------------------------- array helpers
+def _to_numpy(name: str, a: Any) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    try:
+        return np.asarray(a)
+    except Exception as e:  # ragged lists etc.
+        raise ValueError(f"{name} cannot be converted to an array: {e}") from e
+
+
+def _as_inputs(name: str, x: Any) -> np.ndarray:
+    a = _to_numpy(name, x)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim not in (2, 4):
+        raise ValueError(f"{name} must have shape (n, C, H, W), (n, H, W) or (n, d), got {a.shape}")
+    if len(a) == 0:
+        raise ValueError(f"{name} is empty")
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains non-finite values (NaN or inf): {int((~np.isfinite(a)).sum())} of them")
+    return a
+
+
+def _as_labels(name: str, y: Any) -> np.ndarray:
+    a = _to_numpy(name, y)
+    if not np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+        raise ValueError(
+            f"{name} must have an integer dtype, got {a.dtype}; "
+            "cast whole-number labels with .astype(int) / .long()"
+        )
+    if a.ndim != 1:
+        raise ValueError(f"{name} must have shape (n,), got {a.shape}")
+    if len(a) and a.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got minimum {int(a.min())}")
+    return a.astype(np.int64)
+
+
+# ------------------------------------------------------------------------- digits
+def _load_digits(test_size: float, seed: int, normalize: bool) -> DataSplit:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = (d.images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8) in [0, 1]
+    y = d.target.astype(np.int64)
+    tr, te = _stratified_indices(y, test_size, seed)
+    Xtr, Xte = X[tr], X[te]
+    mean = std = None
+    if normalize:
+        m = float(Xtr.mean(dtype=np.float64))
+        s = float(Xtr.std(dtype=np.float64))
+        Xtr = ((Xtr - m) / s).astype(np.float32)
+        Xte = ((Xte - m) / s).astype(np.float32)
+        mean, std = (m,), (s,)
+    return DataSplit(
+        train=TensorDataset(torch.from_numpy(np.ascontiguousarray(Xtr)), torch.from_numpy(y[tr])),
+        test=TensorDataset(torch.from_numpy(np.ascontiguousarray(Xte)), torch.from_numpy(y[te])),
+        num_classes=10,
+        in_channels=1,
+        image_size=8,
+        name="digits",
+        class_names=[str(k) for k in range(10)],
+        mean=mean,
+        std=std,
+    )
+
+
+# ------------------------------------------------------------------- torchvision sets
+@functools.lru_cache(maxsize=None)
+def _unverified(cls: type) -> type:
+    """``cls`` (a torchvision CIFAR class) with its file md5 sums set to ``None``.
+
+    torchvision's ``check_integrity(path, md5=None)`` only checks that the file
+    exists, so the subclass reads the same files with the same code and skips
+    only the checksum comparison. The tarball md5 used by ``download`` is kept.
+    """
+    return type(
+        f"{cls.__name__}Unverified",
+        (cls,),
+        {
+            "train_list": [[f, None] for f, _ in cls.train_list],
+            "test_list": [[f, None] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+            "__doc__": f"{cls.__name__} reading its files without the md5 check (pcoh.data, verify=False).",
+            "__module__": __name__,
+        },
+    )
+
+
+_TARBALLS = {"CIFAR10": "cifar-10-python.tar.gz", "CIFAR100": "cifar-100-python.tar.gz"}
+
+
+def _how_to_get(spec: _TVSpec, folder: Path, downloading: bool = False) -> str:
+    if spec.cls_name in _TARBALLS:
+        extra = f" (what extracting the official {_TARBALLS[spec.cls_name]} into root gives)"
+    else:
+        extra = " (uncompressed: gunzip the official .gz files)"
+    put = f"put the files {', '.join(spec.files)}{extra} in {folder}"
+    if downloading:
+        return f"Without network access, {put}."
+    return (
+        f"To get them: call load({spec.cli_name!r}, root=..., download=True), or run "
+        f"`python -m pcoh --dataset {spec.cli_name} --download`, or {put}."
+    )
+
+
+def _not_found(spec: _TVSpec, folder: Path) -> DatasetNotFoundError:
+    missing = [f for f in spec.files if not (folder / f).is_file()]
+    return DatasetNotFoundError(
+        f"{spec.cls_name} files not found in {folder} (missing: {', '.join(missing) or 'none'}). "
+        + _how_to_get(spec, folder),
+        folder,
+        missing,
+    )
+
+
+def _diagnose(spec: _TVSpec, folder: Path, cls: type, err: Exception) -> Exception:
+    """Turn torchvision's 'not found or corrupted' RuntimeError into ours."""
+    if any(not (folder / f).is_file() for f in spec.files):
+        return _not_found(spec, folder)
+    sums = {f: md5 for f, md5 in getattr(cls, "train_list", []) + getattr(cls, "test_list", [])}
+    meta = getattr(cls, "meta", None)
+    if meta:
+        sums[meta["filename"]] = meta["md5"]
+    bad = []
+    for f, md5 in sums.items():
+        if md5 is None:
+            continue
+        h = hashlib.md5(usedforsecurity=False)
+        with open(folder / f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != md5:
+            bad.append(f)
+    if not bad:  # not a checksum problem: keep torchvision's error
+        return err
+    return DatasetIntegrityError(
+        f"{spec.cls_name} files in {folder} fail torchvision's md5 check: {', '.join(bad)}. "
+        "Re-download them (delete them and use download=True), or pass verify=False to read "
+        "files in the official format whose checksums differ (e.g. re-packed or generated ones).",
+        folder,
+        bad,
+    )
+
+
+def _load_torchvision(key: str, root: PathLike, download: bool, *, normalize: Any, augment: Any, verify: Any) -> DataSplit:
+    import torchvision
+    from torchvision import transforms as T
+
+    normalize = _check_bool("normalize", normalize)
+    augment = _check_bool("augment", augment)
+    verify = _check_bool("verify", verify)
+    spec = _TV_SPECS[key]
+    cls = getattr(torchvision.datasets, spec.cls_name)
+    if not verify and spec.in_channels == 3:
+        cls = _unverified(cls)
+    root = os.fspath(root)
+    folder = Path(root) / spec.folder
+
+    tail: list[Callable] = [T.ToTensor()]
+    if normalize:
+        tail.append(T.Normalize(spec.mean, spec.std))
+    aug: list[Callable] = []
+    if augment:
+        if spec.in_channels == 3:
+            aug = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]
+        else:
+            aug = [T.RandomCrop(28, padding=2)]
+    train_tf = T.Compose(aug + tail)
+    test_tf = T.Compose(tail)
+
+    def make(train: bool, tf: Callable):
+        try:
+            return cls(root, train=train, download=download and train, transform=tf)
+        except (RuntimeError, OSError) as e:
+            # torchvision: "Dataset not found. ...", "Dataset not found or corrupted. ...",
+            # "Dataset metadata file not found or corrupted. ..."
+            msg = str(e)
+            if isinstance(e, RuntimeError) and msg.startswith("Dataset") and "not found" in msg:
+                raise _diagnose(spec, folder, cls, e) from e
+            if download and train:
+                raise RuntimeError(
+                    f"downloading {spec.cls_name} into {folder} failed: {e}\n"
+                    + _how_to_get(spec, folder, downloading=True)
+                ) from e
+            raise
+
+    train = make(True, train_tf)
+    test = make(False, test_tf)
+    class_names = [str(c) for c in train.classes]
+    return DataSplit(
+        train=train,
+        test=test,
+        num_classes=len(class_names),
+        in_channels=spec.in_channels,
+        image_size=spec.image_size,
+        name=key,
+        class_names=class_names,
+        mean=tuple(spec.mean) if normalize else None,
+        std=tuple(spec.std) if normalize else None,
+    )
+
+
+# -------------------------------------------------------------------- image folder
+def _load_image_folder(
+    root: PathLike, test_size: float, seed: int, *, image_size: Any, normalize: Any, augment: Any
+) -> DataSplit:
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    image_size = int(image_size)
+    normalize = _check_bool("normalize", normalize)
+    augment = _check_bool("augment", augment)
+    folder = Path(root)
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"image folder {folder} does not exist. Put one sub-folder per class in it "
+            f"({folder}/<class name>/<image files>); image_folder data cannot be downloaded.",
+            folder,
+        )
+
+    base = [T.Resize((image_size, image_size)), T.ToTensor()]
+
+    def folder_ds(tf: Callable) -> ImageFolder:
+        try:
+            return ImageFolder(os.fspath(folder), transform=T.Compose(tf))
+        except FileNotFoundError as e:
+            raise DatasetNotFoundError(
+                f"no usable images in {folder}: {e} Expected {folder}/<class name>/<image files>.", folder
+            ) from e
+
+    plain = folder_ds(base)
+    if len(plain.classes) < 2:
+        raise ValueError(f"image_folder needs at least 2 class folders in {folder}, found {plain.classes}")
+    targets = np.asarray(plain.targets, dtype=np.int64)
+    tr, te = _stratified_indices(targets, test_size, seed)
+
+    mean = std = None
+    tail: list[Callable] = []
+    if normalize:
+        s = torch.zeros(3, dtype=torch.float64)
+        s2 = torch.zeros(3, dtype=torch.float64)
+        count = 0
+        for xb, _ in DataLoader(Subset(plain, tr.tolist()), batch_size=256, shuffle=False):
+            xb = xb.double()
+            s += xb.sum(dim=(0, 2, 3))
+            s2 += (xb**2).sum(dim=(0, 2, 3))
+            count += xb.shape[0] * xb.shape[2] * xb.shape[3]
+        m = s / count
+        sd = (s2 / count - m**2).clamp_min(0).sqrt().clamp_min(1e-8)
+        mean, std = tuple(float(v) for v in m), tuple(float(v) for v in sd)
+        tail = [T.Normalize(mean, std)]
+    aug: list[Callable] = []
+    if augment:
+        aug = [T.RandomCrop(image_size, padding=max(1, image_size // 8)), T.RandomHorizontalFlip()]
+    train_base = folder_ds(base + aug + tail) if (aug or tail) else plain
+    test_base = folder_ds(base + tail) if tail else plain
+    return DataSplit(
+        train=Subset(train_base, tr.tolist()),
+        test=Subset(test_base, te.tolist()),
+        num_classes=len(plain.classes),
+        in_channels=3,
+        image_size=image_size,
+        name="image_folder",
+        class_names=list(plain.classes),
+        mean=mean,
+        std=std,
+    )

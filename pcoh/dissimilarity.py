@@ -1,0 +1,174 @@
+r"""Pairwise dissimilarities and the metric registry.
+
+Each model of a transfer has its own dissimilarity on its own feature space (DESIGN §1):
+
+=================  ==========================================================================
+name               :math:`d(a, b)`
+=================  ==========================================================================
+``"cosine"``       :math:`1 - \langle a, b\rangle / (\|a\| \|b\|)`, in :math:`[0, 2]`; a zero
+                   vector has cosine 0 with everything (dissimilarity 1), itself included
+``"euclidean"``    :math:`\|a - b\|`
+``"sqeuclidean"``  :math:`\|a - b\|^2`
+callable           ``fn(x) -> (n, n)`` tensor, used as given
+=================  ==========================================================================
+
+All built-in metrics are safe on zero vectors and duplicated points: no NaN in values or
+gradients (the square root of the Euclidean metric has a zero gradient where two points coincide).
+The diagonal of a square matrix ``pairwise(x)`` is exactly zero for ``euclidean`` and
+``sqeuclidean``, and for ``cosine`` on non-zero rows.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import torch
+
+__all__ = ["Dissimilarity", "Cosine", "Euclidean", "SqEuclidean", "METRICS", "get_metric", "pairwise"]
+
+_EPS = 1e-12
+
+
+class Dissimilarity:
+    """Base of the built-in metrics: checks in one place, each metric writes only its matrix.
+
+    Call as ``metric(x)`` for the (n, n) matrix of ``x`` against itself, or ``metric(x, y)`` for
+    the (n, k) matrix of the rows of ``x`` against the rows of ``y``.
+    """
+
+    name = "dissimilarity"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        _check_features(x, "x")
+        if y is None:
+            out = self._matrix(x, x)
+            # Exact zeros on the diagonal whatever the rounding of the matrix formula; the
+            # multiplication keeps gradients flowing through the off-diagonal entries only.
+            return out * (1 - torch.eye(x.shape[0], dtype=out.dtype, device=out.device))
+        _check_features(y, "y")
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(f"x and y must have the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
+        return self._matrix(x, y)
+
+    def _matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Cosine(Dissimilarity):
+    """Cosine dissimilarity ``1 - cos(a, b)``; zero vectors are at dissimilarity 1 from all."""
+
+    name = "cosine"
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is None:
+            _check_features(x, "x")
+            out = self._matrix(x, x)
+            # 1 - cos(a, a) is 0 for a non-zero row; a zero row keeps its dissimilarity of 1.
+            nonzero = (x != 0).any(dim=1).to(out.dtype)
+            return out - torch.diag(torch.diagonal(out).detach() * nonzero)
+        return super().__call__(x, y)
+
+    def _matrix(self, x, y):
+        xn = torch.nn.functional.normalize(x, dim=1, eps=_EPS)
+        yn = xn if y is x else torch.nn.functional.normalize(y, dim=1, eps=_EPS)
+        return 1.0 - xn @ yn.T
+
+
+class SqEuclidean(Dissimilarity):
+    """Squared Euclidean distance ``||a - b||^2`` (clamped at 0 against rounding)."""
+
+    name = "sqeuclidean"
+
+    def _matrix(self, x, y):
+        xx = (x * x).sum(dim=1, keepdim=True)
+        yy = xx if y is x else (y * y).sum(dim=1, keepdim=True)
+        return (xx + yy.T - 2.0 * (x @ y.T)).clamp_min(0.0)
+
+
+class Euclidean(SqEuclidean):
+    """Euclidean distance ``||a - b||``; zero gradient where two points coincide (no NaN)."""
+
+    name = "euclidean"
+
+    def _matrix(self, x, y):
+        sq = super()._matrix(x, y)
+        tiny = torch.finfo(sq.dtype).tiny
+        positive = sq > tiny
+        # sqrt has an infinite slope at 0: take it only where it is safe, 0 elsewhere.
+        return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
+
+
+METRICS: dict[str, Dissimilarity] = {m.name: m for m in (Cosine(), Euclidean(), SqEuclidean())}
+
+MetricLike = Union[str, Dissimilarity, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def get_metric(metric: MetricLike, argument: str = "metric") -> Callable:
+    """Resolve a metric name, :class:`Dissimilarity` or callable to a callable.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid names.
+    TypeError
+        For anything that is neither a string nor a callable.
+    """
+    if isinstance(metric, str):
+        try:
+            return METRICS[metric]
+        except KeyError:
+            raise ValueError(
+                f"{argument} must be one of {sorted(METRICS)} or a callable, got {metric!r}"
+            ) from None
+    if callable(metric):
+        return metric
+    raise TypeError(f"{argument} must be a metric name {sorted(METRICS)} or a callable, got {type(metric).__name__}")
+
+
+def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Matrix of dissimilarities between the rows of ``x`` (and ``y``).
+
+    .. math::
+
+        D_{ij} = d(x_i, x_j) \quad\text{or}\quad D_{ij} = d(x_i, y_j)
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, d)
+        Features, one row per sample.
+    metric : str, Dissimilarity or callable, default "cosine"
+        ``"cosine"``, ``"euclidean"``, ``"sqeuclidean"`` (see the module docstring), or a
+        callable ``fn(x) -> (n, n)``. A plain callable is only called with ``x`` alone.
+    y : torch.Tensor, shape (k, d), optional
+        Second set of rows; the result is then (n, k). Requires a built-in metric or a
+        :class:`Dissimilarity`.
+
+    Returns
+    -------
+    torch.Tensor, shape (n, n) or (n, k)
+    """
+    fn = get_metric(metric)
+    if isinstance(fn, Dissimilarity):
+        return fn(x, y)
+    _check_features(x, "x")
+    if y is not None:
+        raise ValueError("y is only supported with a built-in metric name or a Dissimilarity subclass")
+    out = fn(x)
+    n = x.shape[0]
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, n):
+        shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
+        raise ValueError(f"a callable metric must return an (n, n) = ({n}, {n}) tensor, got {shape}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError("the callable metric returned NaN or Inf dissimilarities")
+    return out
+
+
+def _check_features(x, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
