@@ -1,0 +1,182 @@
+"""Registry of teacher and student architectures.
+
+Every model maps an image batch ``(n, in_channels, h, w)`` to a :class:`ModelOutput`
+holding the pooled penultimate ``features`` ``(n, feature_dim)`` -- the representation
+that perception-coherence distillation compares -- and the ``logits``
+``(n, num_classes)``. Every model has int attributes ``feature_dim``, ``num_classes``
+and ``in_channels`` and raises :class:`ValueError` when fed an input with the wrong
+number of channels.
+
+>>> import torch
+>>> from pcoh import models
+>>> net = models.create("digits_cnn", num_classes=10, in_channels=1, image_size=8)
+>>> out = net(torch.zeros(2, 1, 8, 8))
+>>> out.features.shape, out.logits.shape
+(torch.Size([2, 32]), torch.Size([2, 10]))
+
+Models
+------
+CIFAR architectures of the CRD benchmark (Tian, Krishnan & Isola, "Contrastive
+Representation Distillation", ICLR 2020), counted with ``num_classes=100,
+in_channels=3``; digits models counted with ``num_classes=10, in_channels=1,
+image_size=8``, with :func:`count_parameters` (all parameters; batch-norm running
+statistics are buffers and not counted).
+
+=============  ===========  ===========  ===========  ==========
+name           num_classes  in_channels  feature_dim  parameters
+=============  ===========  ===========  ===========  ==========
+digits_cnn     10           1            32           14,458
+digits_resnet  10           1            128          601,546
+mlp            10           1            32           6,570
+mobilenetv2    100          3            1280         812,836
+resnet32x4     100          3            256          7,433,860
+resnet8x4      100          3            256          1,233,540
+shufflenetv2   100          3            1024         1,355,528
+wrn_16_2       100          3            128          703,284
+wrn_40_2       100          3            128          2,255,156
+=============  ===========  ===========  ===========  ==========
+
+``digits_resnet`` is the digits teacher; ``digits_cnn`` and ``mlp`` are its students
+(over 40x and 90x fewer parameters, 32-wide instead of 128-wide features). The CIFAR
+models are the benchmark's teachers (``resnet32x4``, ``wrn_40_2``) and students
+(``resnet8x4``, ``wrn_16_2``, ``mobilenetv2``, ``shufflenetv2``).
+
+Credits: He et al. 2016 (ResNet); Zagoruyko & Komodakis 2016 (wide ResNet); Sandler et
+al. 2018 (MobileNetV2); Ma et al. 2018 (ShuffleNetV2); Tian et al. 2020 (benchmark
+layouts). See :mod:`pcoh.models.cifar` and :mod:`pcoh.models.digits`.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ._base import Backbone, ModelOutput
+from .cifar import mobilenetv2, resnet8x4, resnet32x4, shufflenetv2, wrn_16_2, wrn_40_2
+from .digits import digits_cnn, digits_resnet, mlp
+
+__all__ = [
+    "Backbone",
+    "MODELS",
+    "ModelOutput",
+    "PARAMETER_COUNTS",
+    "available",
+    "count_parameters",
+    "create",
+]
+
+#: Registry: model name -> builder ``(num_classes, in_channels, image_size, **kwargs)``.
+MODELS: dict[str, Callable[..., Backbone]] = {
+    "digits_cnn": digits_cnn,
+    "digits_resnet": digits_resnet,
+    "mlp": mlp,
+    "mobilenetv2": mobilenetv2,
+    "resnet32x4": resnet32x4,
+    "resnet8x4": resnet8x4,
+    "shufflenetv2": shufflenetv2,
+    "wrn_16_2": wrn_16_2,
+    "wrn_40_2": wrn_40_2,
+}
+
+#: The module docstring's table as data: name -> (num_classes, in_channels,
+#: feature_dim, parameters). Digits models are counted at ``image_size=8`` (only the
+#: MLP depends on it). ``tests/test_models.py`` checks docstring, dict and real counts.
+PARAMETER_COUNTS: dict[str, tuple[int, int, int, int]] = {
+    "digits_cnn": (10, 1, 32, 14_458),
+    "digits_resnet": (10, 1, 128, 601_546),
+    "mlp": (10, 1, 32, 6_570),
+    "mobilenetv2": (100, 3, 1280, 812_836),
+    "resnet32x4": (100, 3, 256, 7_433_860),
+    "resnet8x4": (100, 3, 256, 1_233_540),
+    "shufflenetv2": (100, 3, 1024, 1_355_528),
+    "wrn_16_2": (100, 3, 128, 703_284),
+    "wrn_40_2": (100, 3, 128, 2_255_156),
+}
+
+
+def available() -> list[str]:
+    """Names of all registered models, sorted.
+
+    Returns
+    -------
+    list of str
+    """
+    return sorted(MODELS)
+
+
+def create(
+    name: str,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    image_size: int = 32,
+    *,
+    seed: int | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available`.
+    num_classes : int
+        Number of classes, ``>= 2``.
+    in_channels : int
+        Input channels, ``>= 1`` (1 for the digits, 3 for CIFAR).
+    image_size : int
+        Input height and width, ``>= 8``. Convolutional models accept any size; the
+        ``mlp`` needs it to size its first layer.
+    seed : int, optional
+        If given, initialise the weights from this seed without disturbing the global
+        torch random state, so the same seed always gives the same weights.
+    **kwargs
+        Architecture options forwarded to the builder (e.g. ``widths`` for
+        ``digits_cnn``, ``hidden`` for ``mlp``, ``dropout`` for the WRNs).
+
+    Returns
+    -------
+    torch.nn.Module
+        A :class:`Backbone` whose ``forward(x)`` returns :class:`ModelOutput` with
+        ``features`` ``(n, feature_dim)`` and ``logits`` ``(n, num_classes)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``name`` (the message lists the valid names) or an invalid
+        ``num_classes``, ``in_channels`` or ``image_size``.
+    """
+    if not isinstance(name, str) or name not in MODELS:
+        hint = ""
+        if isinstance(name, str):
+            close = difflib.get_close_matches(name, MODELS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}{hint}; valid names are: {', '.join(available())}"
+        )
+    builder = MODELS[name]
+    if seed is None:
+        return builder(num_classes=num_classes, in_channels=in_channels,
+                       image_size=image_size, **kwargs)
+    # fork_rng restores the caller's CPU random state afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder(num_classes=num_classes, in_channels=in_channels,
+                       image_size=image_size, **kwargs)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (buffers such as BN statistics excluded).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    trainable_only : bool
+        Count only parameters with ``requires_grad`` (all of them by default).
+
+    Returns
+    -------
+    int
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
