@@ -346,9 +346,9 @@ class FitNetLoss(TransferLoss):
 class RKDLoss(TransferLoss):
     r"""Relational knowledge distillation (Park et al. 2019): distance and angle terms.
 
-    With :math:`D_{ij} = \|x_i - x_j\|` and :math:`\mu = \operatorname{mean}\{D_{ij} : D_{ij} > 0\}`
-    (over off-diagonal pairs), and :math:`e_{ij} = (x_i - x_j) / \|x_i - x_j\|` (0 when
-    :math:`x_i = x_j`),
+    With :math:`D_{ij} = \|x_i - x_j\|`, :math:`\mu = \frac{1}{n(n-1)} \sum_{i \ne j} D_{ij}` the
+    mean distance over the off-diagonal pairs, and :math:`e_{ij} = (x_i - x_j) / \|x_i - x_j\|`
+    (0 when :math:`x_i = x_j`),
 
     .. math::
 
@@ -382,9 +382,12 @@ class RKDLoss(TransferLoss):
     squared distance within rounding of zero, :math:`D_{ij}^2 \le 4\sqrt{d}\,\epsilon\,
     (G_{ii} + G_{jj})`) get cosine 0 as with the reference's ``F.normalize`` of a zero vector;
     their gradient is 0 (the reference's is ``1/eps``-scaled). Cosines are clamped to [-1, 1]
-    against rounding. In the reference, coincident off-diagonal pairs have distance
-    :math:`10^{-6}` (a clamp before the square root) and count in :math:`\mu`; here they are 0
-    and do not. Benchmark: pooled penultimate features, weight 1 with :math:`w_d = 25, w_a = 50`.
+    against rounding. The reference divides by the mean of the positive entries of its distance
+    matrix, but it clamps squared distances at :math:`10^{-12}` before the square root, so every
+    off-diagonal pair (duplicates included, at :math:`10^{-6}`) is positive and counted: that is
+    the off-diagonal mean above, the paper's :math:`\mu`. A fully collapsed batch (:math:`\mu = 0`)
+    is left undivided (all distances 0) instead of the reference's division by
+    :math:`10^{-6}`. Benchmark: pooled penultimate features, weight 1 with :math:`w_d = 25, w_a = 50`.
     """
 
     uses = "features"
@@ -400,9 +403,9 @@ class RKDLoss(TransferLoss):
 
     @staticmethod
     def _normalized_distances(dist: torch.Tensor) -> torch.Tensor:
-        """``dist`` divided by the mean of its positive entries (left as it is if there are none)."""
-        count = (dist > 0).sum().clamp_min(1)
-        mean = dist.sum() / count  # the non-positive entries are exactly 0: the sum is that of the positives
+        """``dist`` (zero diagonal) divided by its off-diagonal mean (left as it is if that is 0)."""
+        n = dist.shape[0]
+        mean = dist.sum() / (n * (n - 1))
         return dist / torch.where(mean > 0, mean, torch.ones_like(mean))
 
     @staticmethod
