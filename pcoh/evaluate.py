@@ -1,0 +1,230 @@
+"""Evaluation of teachers and students on the held-out split.
+
+For every model: kNN and linear-probe accuracy of its frozen features, and how well it keeps the
+teacher's rankings (``PC_n`` with a bootstrap interval, global Spearman, mean Kendall tau,
+concordance, top-k neighbour overlap, trustworthiness and continuity, linear CKA). Everything is
+gathered in one tidy :class:`pandas.DataFrame`, one row per (student, method, mode, seed).
+
+Columns of :func:`evaluate_model` / :func:`evaluate_models`:
+
+====================  =============================================================================
+column                meaning
+====================  =============================================================================
+``pc_n``              mean per-reference Spearman with the teacher (DESIGN §1.1)
+``pc_n_low/high``     95% percentile bootstrap interval of ``pc_n`` over references
+``global_spearman``   Spearman of all pairwise dissimilarities (upper triangle)
+``kendall_tau``       mean per-reference Kendall tau-b
+``concordance``       mean per-reference concordance probability
+``topk_overlap``      mean fraction of shared k nearest neighbours (k = 10)
+``trustworthiness``   scikit-learn's trustworthiness of the student w.r.t. the teacher (k = 10)
+``continuity``        the same with the roles swapped
+``cka``               linear CKA of student and teacher features
+``knn_accuracy``      k-nearest-neighbour accuracy (k = 5, the model's own metric), train -> test
+``linear_probe``      logistic-regression accuracy on standardised frozen features, train -> test
+``accuracy``          accuracy of the model's own logits (teacher, class-aware students; NaN
+                      for class-unaware students, whose classifier head is never trained)
+====================  =============================================================================
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import coherence as _coh
+from .dissimilarity import MetricLike
+
+__all__ = [
+    "knn_accuracy",
+    "linear_probe_accuracy",
+    "trustworthiness",
+    "continuity",
+    "linear_cka",
+    "evaluate_model",
+    "summarize",
+    "COLUMNS",
+]
+
+COLUMNS = [
+    "pc_n", "pc_n_low", "pc_n_high", "global_spearman", "kendall_tau", "concordance",
+    "topk_overlap", "trustworthiness", "continuity", "cka", "knn_accuracy", "linear_probe", "accuracy",
+]
+
+# trustworthiness builds (N, N) integer matrices; above this it runs on a seeded subsample.
+_TRUST_MAX_POINTS = 3000
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2-D (n, d), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or Inf values")
+    return x.astype(np.float64, copy=False)
+
+
+def _labels(y) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D (n,), got shape {y.shape}")
+    return y
+
+
+def _for_euclidean(x: np.ndarray, metric: MetricLike) -> np.ndarray:
+    """Features whose Euclidean neighbours are the metric's neighbours (cosine: L2-normalise)."""
+    if metric == "cosine":
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(norm > 0, norm, 1.0)
+    if metric in ("euclidean", "sqeuclidean"):
+        return x
+    raise ValueError(f"metric must be 'cosine', 'euclidean' or 'sqeuclidean' here, got {metric!r}")
+
+
+def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k: int = 5,
+                 metric: MetricLike = "cosine") -> float:
+    """Accuracy of a k-nearest-neighbour classifier fitted on the train features.
+
+    ``metric`` is the model's own dissimilarity (``"cosine"``, ``"euclidean"`` or
+    ``"sqeuclidean"``; the last two have the same neighbours).
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    xtr, xte = _for_euclidean(_np(train_features), metric), _for_euclidean(_np(test_features), metric)
+    clf = KNeighborsClassifier(n_neighbors=k).fit(xtr, _labels(train_labels))
+    return float((clf.predict(xte) == _labels(test_labels)).mean())
+
+
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *,
+                          C: float = 1.0, max_iter: int = 2000) -> float:
+    """Accuracy of a logistic regression on standardised frozen features (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    clf.fit(_np(train_features), _labels(train_labels))
+    return float((clf.predict(_np(test_features)) == _labels(test_labels)).mean())
+
+
+def _subsample(n: int, seed: int = 0) -> np.ndarray:
+    if n <= _TRUST_MAX_POINTS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, _TRUST_MAX_POINTS, replace=False))
+
+
+def trustworthiness(student, teacher, *, k: int = 10, student_metric: MetricLike = "cosine",
+                    teacher_metric: MetricLike = "cosine") -> float:
+    """How few of the student's k nearest neighbours are intruders in the teacher's view.
+
+    scikit-learn's :func:`sklearn.manifold.trustworthiness` with the teacher as the original
+    space and the student as the embedding; each side with its own metric. Above 3,000 points it
+    runs on a seeded subsample of 3,000 (it holds (N, N) matrices).
+    """
+    from sklearn.manifold import trustworthiness as _tw
+
+    s, t = _np(student), _np(teacher)
+    idx = _subsample(len(s))
+    return float(_tw(_for_euclidean(t[idx], teacher_metric), _for_euclidean(s[idx], student_metric), n_neighbors=k))
+
+
+def continuity(student, teacher, *, k: int = 10, student_metric: MetricLike = "cosine",
+               teacher_metric: MetricLike = "cosine") -> float:
+    """How few of the teacher's k nearest neighbours the student loses: trustworthiness swapped."""
+    return trustworthiness(teacher, student, k=k, student_metric=teacher_metric, teacher_metric=student_metric)
+
+
+def linear_cka(x, y) -> float:
+    r"""Linear centred kernel alignment (Kornblith et al. 2019) of two feature sets.
+
+    .. math::
+
+        \mathrm{CKA}(X, Y) = \frac{\|Y_c^\top X_c\|_F^2}{\|X_c^\top X_c\|_F \, \|Y_c^\top Y_c\|_F}
+
+    with column-centred :math:`X_c, Y_c`; invariant to rotations and isotropic scaling of each.
+    """
+    a, b = _np(x), _np(y)
+    if len(a) != len(b):
+        raise ValueError(f"x and y must have the same number of samples, got {len(a)} and {len(b)}")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    num = np.linalg.norm(b.T @ a) ** 2
+    den = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    return float(num / den) if den > 0 else 0.0
+
+
+def evaluate_model(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    teacher_test_features,
+    *,
+    test_logits=None,
+    metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    k_neighbors: int = 10,
+    n_boot: int = 1000,
+    seed: int = 0,
+    return_per_reference: bool = False,
+):
+    """Every metric of the module docstring for one model, as a dict of floats.
+
+    Parameters
+    ----------
+    train_features, test_features : array-like, (n_train, d) and (n_test, d)
+        The model's frozen features.
+    train_labels, test_labels : array-like, (n_train,) and (n_test,)
+    teacher_test_features : array-like, (n_test, d_T)
+        The teacher's features of the same test inputs, in the same order.
+    test_logits : array-like, (n_test, num_classes), optional
+        The model's logits, for ``accuracy``; omitted -> NaN (not applicable).
+    metric, teacher_metric : str
+        The model's and the teacher's dissimilarities.
+    return_per_reference : bool, default False
+        Also return the (n_test,) per-reference Spearman values behind ``pc_n``.
+
+    Returns
+    -------
+    dict, or (dict, numpy.ndarray) with ``return_per_reference``
+    """
+    kwargs = dict(student_metric=metric, teacher_metric=teacher_metric)
+    rho = _coh.per_reference_spearman(test_features, teacher_test_features, **kwargs)
+    pc_n, low, high = _coh.bootstrap_ci(rho, n_boot=n_boot, seed=seed)
+    tau = _coh.per_reference_kendall(test_features, teacher_test_features, seed=seed, **kwargs)
+    conc = _coh.concordance_probability(test_features, teacher_test_features, seed=seed, **kwargs)
+    acc = float("nan")
+    if test_logits is not None:
+        logits = _np(test_logits)
+        acc = float((logits.argmax(axis=1) == _labels(test_labels)).mean())
+    row = {
+        "pc_n": pc_n,
+        "pc_n_low": low,
+        "pc_n_high": high,
+        "global_spearman": _coh.global_spearman(test_features, teacher_test_features, seed=seed, **kwargs),
+        "kendall_tau": float(tau.mean()),
+        "concordance": float(conc.mean()),
+        "topk_overlap": float(_coh.neighbor_overlap(test_features, teacher_test_features, k=k_neighbors, **kwargs).mean()),
+        "trustworthiness": trustworthiness(test_features, teacher_test_features, k=k_neighbors, **kwargs),
+        "continuity": continuity(test_features, teacher_test_features, k=k_neighbors, **kwargs),
+        "cka": linear_cka(test_features, teacher_test_features),
+        "knn_accuracy": knn_accuracy(train_features, train_labels, test_features, test_labels, metric=metric),
+        "linear_probe": linear_probe_accuracy(train_features, train_labels, test_features, test_labels),
+        "accuracy": acc,
+    }
+    return (row, rho) if return_per_reference else row
+
+
+def summarize(results: pd.DataFrame, columns: Optional[list] = None) -> pd.DataFrame:
+    """Mean and standard deviation over seeds, one row per (student, method, mode).
+
+    Returns a frame with a two-level column index (metric, "mean"/"std").
+    """
+    columns = columns or [c for c in COLUMNS if c in results.columns]
+    keys = [k for k in ("student", "method", "mode") if k in results.columns]
+    return results.groupby(keys, sort=False)[columns].agg(["mean", "std"])
