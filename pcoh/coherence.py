@@ -312,7 +312,7 @@ def per_reference_kendall(
     ----------
     student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
     student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
-    """ + _PAIRS_DOC + """
+    %(pairs)s
 
     Returns
     -------
@@ -345,7 +345,7 @@ def concordance_probability(
     ----------
     student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
     student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
-    """ + _PAIRS_DOC + """
+    %(pairs)s
 
     Returns
     -------
@@ -353,6 +353,10 @@ def concordance_probability(
         Values in [0, 1].
     """
     return _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size)[1]
+
+
+for _fn in (per_reference_kendall, concordance_probability):
+    _fn.__doc__ = _fn.__doc__.replace("    %(pairs)s", _PAIRS_DOC.strip("\n"))
 
 
 # ----------------------------------------------------------------------------- global
