@@ -26,7 +26,7 @@ from . import losses as _losses
 from . import models as _models
 from .train import (
     LABEL_ONLY, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
-    predict, train_student, train_teacher,
+    predict, resolve_device, train_student, train_teacher,
 )
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "load_config", "DEFAULT_METHODS", "CONFIGS"]
@@ -120,6 +120,7 @@ class ExperimentConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {_data.available()}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
+        resolve_device(self.device)  # fail before any work on a bad or unavailable device
         for name in ("teacher_train", "student_train"):
             value = getattr(self, name)
             if isinstance(value, dict):
