@@ -148,6 +148,14 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
     Returns
     -------
     torch.Tensor, shape (n, n) or (n, k)
+
+    Raises
+    ------
+    TypeError
+        ``x`` or ``y`` is not a floating-point tensor, or ``metric`` is neither a name nor a callable.
+    ValueError
+        Unknown metric name, input not 2-D, NaN or Inf in ``x`` or ``y``, widths that differ, or
+        a callable that returns anything but a finite (n, n) tensor.
     """
     fn = get_metric(metric)
     if isinstance(fn, Dissimilarity):
@@ -172,3 +180,6 @@ def _check_features(x, name: str) -> None:
         raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    # NaN/Inf would not always propagate (clamps and masks turn them into 0): reject them here.
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")

@@ -204,9 +204,12 @@ class PerceptionCoherenceLoss(TransferLoss):
         with torch.no_grad():
             target = rank(off_diagonal(pairwise(teacher, self.teacher_metric))).to(d_s.dtype)
         centred = d_s - d_s.mean(dim=1, keepdim=True)
-        scale = centred.pow(2).mean(dim=1, keepdim=True).sqrt()
-        tiny = torch.finfo(d_s.dtype).eps
-        z = centred / scale.clamp_min(tiny)
+        var = centred.pow(2).mean(dim=1, keepdim=True)
+        # A reference whose student dissimilarities are all equal has nothing to standardise:
+        # its row stays 0 (correlation 0). sqrt is only taken where it is safe, so no NaN flows
+        # back through sqrt'(0).
+        ok = var > torch.finfo(d_s.dtype).eps ** 2
+        z = torch.where(ok, centred / torch.where(ok, var, torch.ones_like(var)).sqrt(), torch.zeros_like(centred))
         ranks = soft_rank(z, self.regularization_strength)
         corr = _row_pearson(ranks, target)
         return (1.0 - corr).mean()

@@ -1,0 +1,396 @@
+"""Tests for the perception-coherence loss, ``off_diagonal`` and the loss registry of pcoh.losses.
+
+The baselines that share the module are tested elsewhere (tests/test_baselines.py).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+from scipy.stats import rankdata
+from sklearn.isotonic import isotonic_regression
+
+from pcoh import coherence
+from pcoh.dissimilarity import pairwise
+from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, available, get, off_diagonal
+
+NAMES = ["cosine", "euclidean", "sqeuclidean"]
+DTYPES = [torch.float32, torch.float64]
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- reference
+def _soft_rank_reference(theta: np.ndarray, eps: float) -> np.ndarray:
+    """Projection of theta/eps onto the permutahedron, via scikit-learn's isotonic regression."""
+    z = theta / eps
+    order = np.argsort(-z, kind="stable")
+    s = z[order]
+    fit = isotonic_regression(s - np.arange(z.size, 0, -1, dtype=np.float64), increasing=False)
+    out = np.empty_like(z)
+    out[order] = s - fit
+    return out
+
+
+def pc_loss_reference(student, teacher, student_metric, teacher_metric, eps) -> float:
+    """DESIGN §1.3 written out with numpy/scipy/sklearn, one reference at a time."""
+    s = np.asarray(student, dtype=np.float64)
+    t = np.asarray(teacher, dtype=np.float64)
+    ds, dt = cdist(s, s, student_metric), cdist(t, t, teacher_metric)
+    n = len(s)
+    terms = []
+    for i in range(n):
+        keep = np.arange(n) != i
+        row = ds[i, keep]
+        z = (row - row.mean()) / row.std()
+        soft = _soft_rank_reference(z, eps)
+        hard = rankdata(dt[i, keep])
+        terms.append(1.0 - np.corrcoef(soft, hard)[0, 1])
+    return float(np.mean(terms))
+
+
+def _pair(seed, n=12, d_s=4, d_t=9, dtype=torch.float64, device="cpu"):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(n, d_s, generator=g, dtype=torch.float64)
+    t = torch.randn(n, d_t, generator=g, dtype=torch.float64)
+    return s.to(dtype=dtype, device=device), t.to(dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------- off_diagonal
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+def test_off_diagonal_matches_mask_reference(n, dtype):
+    m = torch.arange(n * n).view(n, n).to(dtype) * 3 - 5
+    out = off_diagonal(m)
+    mask = ~np.eye(n, dtype=bool)
+    expected = m.numpy()[mask].reshape(n, n - 1)
+    assert out.shape == (n, n - 1) and out.dtype == dtype
+    np.testing.assert_array_equal(out.numpy(), expected)
+    # row i holds matrix[i, j] for j != i in increasing j
+    for i in range(n):
+        np.testing.assert_array_equal(out[i].numpy(), np.delete(m[i].numpy(), i))
+
+
+def test_off_diagonal_non_contiguous_and_gradient():
+    m = torch.randn(6, 6, dtype=torch.float64)
+    mt = m.T
+    assert not mt.is_contiguous()
+    np.testing.assert_array_equal(off_diagonal(mt).numpy(), mt.numpy()[~np.eye(6, dtype=bool)].reshape(6, 5))
+    x = m.clone().requires_grad_()
+    w = torch.randn(6, 5, dtype=torch.float64)
+    (off_diagonal(x) * w).sum().backward()
+    expected = torch.zeros(6, 6, dtype=torch.float64)
+    expected[~torch.eye(6, dtype=torch.bool)] = w.flatten()
+    torch.testing.assert_close(x.grad, expected)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (4, 3), (2, 5)])
+def test_off_diagonal_rejects_non_square(shape):
+    # Not validated explicitly: the view cannot be formed for a non-square matrix.
+    with pytest.raises((RuntimeError, ValueError)):
+        off_diagonal(torch.zeros(shape))
+
+
+# ----------------------------------------------------------------------------- registry
+def test_available_and_get_pc():
+    names = available()
+    assert names == sorted(names) and "pc" in names and names == sorted(LOSSES)
+    loss = get("pc")
+    assert type(loss) is PerceptionCoherenceLoss and isinstance(loss, TransferLoss)
+    assert loss.teacher_metric == "cosine" and loss.student_metric == "cosine"
+    assert loss.regularization_strength == 0.1
+    assert loss.uses == "features" and loss.min_samples == 3
+
+
+def test_get_passes_kwargs_and_drops_width_arguments():
+    loss = get("pc", teacher_metric="euclidean", student_metric="sqeuclidean", regularization_strength=0.5,
+               student_dim=4, teacher_dim=9)
+    assert (loss.teacher_metric, loss.student_metric, loss.regularization_strength) == ("euclidean", "sqeuclidean", 0.5)
+    s, t = _pair(0)
+    direct = PerceptionCoherenceLoss("euclidean", "sqeuclidean", 0.5)
+    assert float(loss(s, t)) == float(direct(s, t))
+
+
+def test_get_returns_instances_as_given():
+    loss = PerceptionCoherenceLoss(regularization_strength=0.3)
+    assert get(loss) is loss
+
+
+def test_get_unknown_name_lists_registered_names():
+    with pytest.raises(ValueError, match="unknown loss 'p_c'") as info:
+        get("p_c")
+    assert "'pc'" in str(info.value)
+    assert str(available()) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [None, 3, PerceptionCoherenceLoss, ["pc"]])
+def test_get_rejects_wrong_types(bad):
+    with pytest.raises(TypeError, match="name must be a loss name"):
+        get(bad)
+
+
+# ----------------------------------------------------------------------------- PC loss values
+@pytest.mark.parametrize("eps", [0.05, 0.1, 1.0])
+@pytest.mark.parametrize("s_metric,t_metric", [("cosine", "cosine"), ("euclidean", "cosine"), ("sqeuclidean", "euclidean")])
+def test_pc_loss_matches_independent_reference(s_metric, t_metric, eps):
+    s, t = _pair(1, n=14, d_s=3, d_t=11)
+    got = float(PerceptionCoherenceLoss(t_metric, s_metric, eps)(s, t))
+    assert got == pytest.approx(pc_loss_reference(s, t, s_metric, t_metric, eps), rel=1e-9, abs=1e-10)
+
+
+def test_pc_loss_hard_rank_limit_is_one_minus_pc_n():
+    """With a tiny strength the soft ranks are hard ranks, so L = 1 - PC_N (coherence module)."""
+    s, t = _pair(2, n=30, d_s=5, d_t=8)
+    loss = float(PerceptionCoherenceLoss("euclidean", "cosine", 1e-6)(s, t))
+    pc = coherence.perception_coherence(s, t, student_metric="cosine", teacher_metric="euclidean")
+    assert loss == pytest.approx(1.0 - pc, abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "s_metric,t_metric", [("sqeuclidean", "euclidean"), ("euclidean", "euclidean"), ("cosine", "cosine")]
+)
+def test_pc_loss_near_zero_for_increasing_transform(s_metric, t_metric, dtype):
+    # student = teacher features; sqeuclidean is a strictly increasing function of euclidean.
+    # With eps = 1e-4 every gap larger than 1e-4 between standardised dissimilarities is ranked
+    # exactly, so only near-ties leave a residual (measured ~2e-6 at n = 20): 1e-3 is safe.
+    _, t = _pair(3, n=20, d_t=6, dtype=dtype)
+    loss = PerceptionCoherenceLoss(t_metric, s_metric, 1e-4)(t.clone(), t)
+    assert -1e-6 <= float(loss) < 1e-3  # float32 rounding can put corr a hair above 1
+
+
+def test_pc_loss_near_two_for_reversed_order():
+    # 1-D points on a line: the student's dissimilarity C - |a - b| reverses the teacher's
+    # order seen from every reference (self-pairs, where C - 0 = C, are excluded).
+    rng = np.random.default_rng(4)
+    x = torch.tensor(rng.uniform(0, 10, size=(15, 1)))
+    reverse = lambda v: 100.0 - torch.cdist(v, v)  # noqa: E731
+    loss = PerceptionCoherenceLoss("euclidean", reverse, 1e-4)(x, x)
+    assert float(loss) > 1.9
+    assert float(loss) <= 2.0 + 1e-9
+    # the same reversal at the default strength still scores far above a random student
+    assert float(PerceptionCoherenceLoss("euclidean", reverse)(x, x)) > 1.5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric", NAMES)
+def test_pc_loss_invariant_to_rescaling_student(metric, dtype, device):
+    s, t = _pair(5, n=16, d_s=5, d_t=7, dtype=dtype, device=device)
+    loss = PerceptionCoherenceLoss("cosine", metric)
+    base, scaled = float(loss(s, t)), float(loss(s * 7.3, t))
+    # z-standardisation removes the scale; only rounding of the rescaled dissimilarities remains
+    # (relative 1e-16 / 1e-7), and the soft rank is 1/eps-Lipschitz.
+    assert scaled == pytest.approx(base, rel=1e-6)
+
+
+def test_pc_loss_depends_on_teacher_only_through_ranks():
+    s, t = _pair(6)
+    a = float(PerceptionCoherenceLoss("euclidean", "cosine")(s, t))
+    b = float(PerceptionCoherenceLoss("sqeuclidean", "cosine")(s, t))
+    c = float(PerceptionCoherenceLoss("euclidean", "cosine")(s, 3.0 * t + 1.0))
+    assert a == b == pytest.approx(c, abs=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pc_loss_dtype_device_and_bounds(dtype, device):
+    for seed in range(5):
+        s, t = _pair(seed, n=10, dtype=dtype, device=device)
+        loss = PerceptionCoherenceLoss()(s, t)
+        assert loss.shape == () and loss.dtype == dtype and loss.device.type == device
+        assert -1e-6 <= float(loss) <= 2.0 + 1e-6
+
+
+def test_pc_loss_float32_matches_float64():
+    s, t = _pair(7, n=12)
+    a = float(PerceptionCoherenceLoss("euclidean", "euclidean")(s, t))
+    b = float(PerceptionCoherenceLoss("euclidean", "euclidean")(s.float(), t.float()))
+    assert b == pytest.approx(a, abs=1e-4)
+
+
+def test_pc_loss_mixed_dtypes_follow_the_student():
+    s, t = _pair(8)
+    loss = PerceptionCoherenceLoss()(s.float(), t)
+    assert loss.dtype == torch.float32
+    assert float(loss) == pytest.approx(float(PerceptionCoherenceLoss()(s, t)), abs=1e-4)
+
+
+@pytest.mark.parametrize("d_s,d_t", [(1, 50), (3, 3), (64, 2)])
+def test_pc_loss_with_different_widths(d_s, d_t):
+    s, t = _pair(9, n=9, d_s=d_s, d_t=d_t)
+    metric = "euclidean" if d_s == 1 else "cosine"  # cosine of 1-D features is degenerate (+-1)
+    loss = PerceptionCoherenceLoss("cosine", metric, 0.2)
+    assert float(loss(s, t)) == pytest.approx(pc_loss_reference(s, t, metric, "cosine", 0.2), rel=1e-9)
+
+
+def test_pc_loss_accepts_model_outputs_and_uses_features():
+    s, t = _pair(10)
+    out_s = SimpleNamespace(features=s, logits=torch.randn(12, 3))
+    out_t = SimpleNamespace(features=t, logits=torch.randn(12, 3))
+    loss = PerceptionCoherenceLoss()
+    assert float(loss(out_s, out_t)) == float(loss(s, t))
+    assert float(loss(out_s, t)) == float(loss(s, out_t))
+
+
+# ----------------------------------------------------------------------------- PC loss gradients
+@pytest.mark.parametrize("metric", NAMES)
+def test_pc_loss_gradcheck_student(metric):
+    s, t = _pair(11, n=6, d_s=3, d_t=4)
+    s.requires_grad_()
+    loss = PerceptionCoherenceLoss("euclidean", metric, 1.0)
+    assert torch.autograd.gradcheck(lambda x: loss(x, t), (s,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pc_loss_teacher_gets_no_gradient(dtype, device):
+    s, t = _pair(12, dtype=dtype, device=device)
+    s.requires_grad_()
+    t.requires_grad_()
+    PerceptionCoherenceLoss()(s, t).backward()
+    assert t.grad is None
+    assert s.grad is not None and bool(torch.isfinite(s.grad).all()) and float(s.grad.abs().sum()) > 0
+
+
+def test_pc_loss_gradient_descent_improves_coherence():
+    s, t = _pair(13, n=24, d_s=3, d_t=10)
+    s.requires_grad_()
+    loss = PerceptionCoherenceLoss("cosine", "euclidean", 0.1)
+    opt = torch.optim.SGD([s], lr=5.0)
+    first = loss(s, t).item()
+    for _ in range(10):
+        opt.zero_grad()
+        loss(s, t).backward()
+        opt.step()
+    assert loss(s, t).item() < first - 0.2  # measured: 1.06 -> 0.70
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric", NAMES)
+@pytest.mark.parametrize(
+    "case", ["all_rows_equal", "all_rows_zero", "equidistant_rows"]
+)
+def test_pc_loss_collapsed_student_is_finite(case, metric, dtype):
+    """A collapsed student (all rows equal, or every reference seeing equal dissimilarities) must
+    give a finite loss and finite gradients; where the student's dissimilarities from a reference
+    are exactly equal, that reference contributes 1 (correlation 0)."""
+    n = 6
+    if case == "all_rows_equal":
+        s = torch.tensor([0.3, -1.2, 2.0, 0.7], dtype=dtype).repeat(n, 1)
+    elif case == "all_rows_zero":
+        s = torch.zeros(n, 4, dtype=dtype)
+    else:  # the vertices of a regular simplex: every pair at the same distance, exactly
+        s = torch.eye(n, dtype=dtype)
+    s.requires_grad_()
+    _, t = _pair(14, n=n, dtype=dtype)
+    loss = PerceptionCoherenceLoss("euclidean", metric)(s, t)
+    loss.backward()
+    value = loss.item()
+    assert np.isfinite(value) and 0.0 <= value <= 2.0
+    assert bool(torch.isfinite(s.grad).all()), f"non-finite gradient: {s.grad}"
+    d = off_diagonal(pairwise(s.detach(), metric))
+    if bool((d == d[:, :1]).all()):
+        assert value == pytest.approx(1.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- PC loss properties
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.floats(1e-3, 1e3),
+    metric=st.sampled_from(NAMES),
+    n=st.integers(3, 10),
+)
+def test_pc_loss_property_invariant_to_student_scale(seed, scale, metric, n):
+    s, t = _pair(seed, n=n, d_s=3, d_t=5)
+    loss = PerceptionCoherenceLoss("cosine", metric, 0.1)
+    assert float(loss(s * scale, t)) == pytest.approx(float(loss(s, t)), rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(3, 10), metric=st.sampled_from(NAMES), data=st.data())
+def test_pc_loss_property_invariant_to_batch_permutation(seed, n, metric, data):
+    perm = torch.tensor(data.draw(st.permutations(range(n))))
+    s, t = _pair(seed, n=n, d_s=4, d_t=3)
+    loss = PerceptionCoherenceLoss(metric, metric, 0.1)
+    assert float(loss(s[perm], t[perm])) == pytest.approx(float(loss(s, t)), rel=1e-9, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- PC loss bad input
+@pytest.mark.parametrize("bad", [0, 0.0, -1, -1.0, float("inf"), float("nan")])
+def test_pc_loss_rejects_non_positive_strength(bad):
+    with pytest.raises(ValueError, match="regularization_strength"):
+        PerceptionCoherenceLoss(regularization_strength=bad)
+
+
+@pytest.mark.parametrize("bad", ["0.1", None, True, [0.1]])
+def test_pc_loss_rejects_strength_of_wrong_type(bad):
+    with pytest.raises(TypeError, match="regularization_strength"):
+        PerceptionCoherenceLoss(regularization_strength=bad)
+
+
+@pytest.mark.parametrize("argument", ["teacher_metric", "student_metric"])
+def test_pc_loss_rejects_unknown_metric_at_construction(argument):
+    with pytest.raises(ValueError, match=f"{argument} must be one of") as info:
+        PerceptionCoherenceLoss(**{argument: "manhatan"})
+    assert "cosine" in str(info.value) and "sqeuclidean" in str(info.value)
+    with pytest.raises(TypeError, match=argument):
+        PerceptionCoherenceLoss(**{argument: 42})
+    with pytest.raises(ValueError, match=argument):
+        get("pc", **{argument: "manhatan"})
+
+
+@pytest.mark.parametrize("side", ["student", "teacher"])
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_pc_loss_rejects_nan_and_inf(side, bad_value):
+    s, t = _pair(15)
+    (s if side == "student" else t)[3, 1] = bad_value
+    with pytest.raises(ValueError, match=f"{side} contains NaN or Inf"):
+        PerceptionCoherenceLoss()(s, t)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_pc_loss_rejects_fewer_than_three_samples(n):
+    s, t = _pair(16)
+    with pytest.raises(ValueError, match="student must hold at least 3 samples"):
+        PerceptionCoherenceLoss()(s[:n], t[:n])
+
+
+def test_pc_loss_rejects_mismatched_sample_counts():
+    s, t = _pair(17)
+    with pytest.raises(ValueError, match="same number of samples"):
+        PerceptionCoherenceLoss()(s, t[:-1])
+
+
+@pytest.mark.parametrize("side", ["student", "teacher"])
+@pytest.mark.parametrize("shape", [(12,), (12, 3, 2)])
+def test_pc_loss_rejects_non_2d(side, shape):
+    s, t = _pair(18)
+    bad = torch.randn(shape, dtype=torch.float64)
+    args = (bad, t) if side == "student" else (s, bad)
+    with pytest.raises(ValueError, match=f"{side} must be 2-D"):
+        PerceptionCoherenceLoss()(*args)
+
+
+@pytest.mark.parametrize("side", ["student", "teacher"])
+def test_pc_loss_rejects_wrong_types(side):
+    s, t = _pair(19)
+    for bad, exc, msg in (
+        (s.numpy() if side == "student" else t.numpy(), TypeError, "must be a tensor or a model output"),
+        ([[1.0, 2.0]] * 12, TypeError, "must be a tensor or a model output"),
+        (SimpleNamespace(logits=s), TypeError, "with a 'features' attribute"),
+        (torch.ones(12, 3, dtype=torch.int64), TypeError, "must be a floating-point tensor"),
+    ):
+        args = (bad, t) if side == "student" else (s, bad)
+        with pytest.raises(exc, match=f"{side} {msg}" if "floating" in msg else msg):
+            PerceptionCoherenceLoss()(*args)
