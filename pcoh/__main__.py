@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
     p.add_argument("--epochs", type=int, help="student epochs (default 20)")
     p.add_argument("--teacher-epochs", type=int, help="teacher epochs (default 20)")
-    p.add_argument("--batch-size", type=int, help="batch size of teacher and students (default 128)")
+    p.add_argument("--batch-size", type=int, help="batch size of the students (default 64)")
+    p.add_argument("--teacher-batch-size", type=int, help="batch size of the teacher (default 128)")
     p.add_argument("--lr", type=float, help="student learning rate (default 1e-3, Adam)")
     p.add_argument("--strength", type=float, help="soft-rank regularization strength of the pc loss")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -61,7 +62,7 @@ def _config(args: argparse.Namespace):
         if name in given:
             table[name] = given[name]
     for section, options in (("student_train", {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"}),
-                             ("teacher_train", {"teacher_epochs": "epochs", "batch_size": "batch_size"})):
+                             ("teacher_train", {"teacher_epochs": "epochs", "teacher_batch_size": "batch_size"})):
         for option, name in options.items():
             if option in given:
                 table.setdefault(section, {})

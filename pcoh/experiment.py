@@ -85,8 +85,8 @@ class ExperimentConfig:
     methods: tuple = DEFAULT_METHODS
     modes: tuple = MODES
     seeds: int = 3
-    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20))
-    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20))
+    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, batch_size=128))
+    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, batch_size=64))
     teacher_metric: str = "cosine"
     student_metric: str = "cosine"
     loss_kwargs: dict = field(default_factory=dict)

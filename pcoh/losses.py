@@ -163,7 +163,7 @@ class PerceptionCoherenceLoss(TransferLoss):
     teacher_metric, student_metric : str or callable, default "cosine"
         Dissimilarity of each model on its own features: ``"cosine"``, ``"euclidean"``,
         ``"sqeuclidean"`` or a callable ``fn(x) -> (n, n)`` (see :mod:`pcoh.dissimilarity`).
-    regularization_strength : float, default 0.1
+    regularization_strength : float, default 0.03
         :math:`\varepsilon` of the soft rank, applied to standardised dissimilarities.
         Chosen from the study in ``benchmarks/study_strength.py`` (see the README).
 
@@ -182,7 +182,7 @@ class PerceptionCoherenceLoss(TransferLoss):
         self,
         teacher_metric: MetricLike = "cosine",
         student_metric: MetricLike = "cosine",
-        regularization_strength: float = 0.1,
+        regularization_strength: float = 0.03,
     ):
         super().__init__()
         self.teacher_metric = teacher_metric

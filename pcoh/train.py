@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -164,7 +165,12 @@ class StudentSpec:
             raise ValueError(f"weight must be a positive number or None, got {self.weight!r}")
 
     def key(self, teacher_key: str) -> str:
-        return _hash({"kind": "student", "teacher": teacher_key, **_asdict(self)})
+        # The loss's own defaults are part of the run: changing one must not reuse stale runs.
+        defaults = {}
+        if self.method in _losses.LOSSES:
+            params = inspect.signature(_losses.LOSSES[self.method].__init__).parameters.values()
+            defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_asdict(self)})
 
 
 @dataclass
