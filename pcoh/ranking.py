@@ -172,6 +172,41 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
     return _SoftRank.apply(values, float(regularization_strength))
 
 
+@_njit
+def _average_ranks(keys, perm, out):
+    """Ranks from row-sorted ``keys`` and their permutation ``perm``; ties get average ranks."""
+    rows, m = keys.shape
+    for r in range(rows):
+        lo = 0
+        while lo < m:
+            hi = lo + 1
+            while hi < m and keys[r, hi] == keys[r, lo]:
+                hi += 1
+            value = 0.5 * (lo + hi + 1)  # mean of positions lo+1 .. hi
+            for j in range(lo, hi):
+                out[r, perm[r, j]] = value
+            lo = hi
+
+
+def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype) -> torch.Tensor:
+    """The same as :func:`_average_ranks` with tensor ops, for CUDA tensors."""
+    rows, m = keys.shape
+    position = torch.arange(1, m + 1, device=keys.device, dtype=dtype).expand(rows, m)
+    tied = keys[:, 1:] == keys[:, :-1]
+    tie_rows = tied.any(dim=1).nonzero().squeeze(1)
+    if tie_rows.numel():
+        # Only rows with ties pay for the averaging: continuous data rarely has any.
+        position = position.clone()
+        new_group = torch.ones(tie_rows.numel(), m, dtype=torch.bool, device=keys.device)
+        new_group[:, 1:] = ~tied[tie_rows]
+        group = new_group.cumsum(dim=-1) - 1
+        pos = position[tie_rows]
+        total = torch.zeros_like(pos).scatter_add_(-1, group, pos)
+        count = torch.zeros_like(pos).scatter_add_(-1, group, torch.ones_like(pos))
+        position[tie_rows] = (total / count.clamp_min(1)).gather(-1, group)
+    return torch.empty(rows, m, device=keys.device, dtype=dtype).scatter_(-1, perm, position)
+
+
 def _order_keys(v: torch.Tensor) -> torch.Tensor:
     """Integer keys with the same order as the floats ``v`` (finite values).
 
@@ -218,18 +253,11 @@ def rank(values: torch.Tensor) -> torch.Tensor:
     dtype = v.dtype if v.is_floating_point() else torch.float64
     rows, m = v.shape
     keys, perm = torch.sort(_order_keys(v), dim=-1)
-    position = torch.arange(1, m + 1, device=v.device, dtype=dtype).expand(rows, m)
-    tied = keys[:, 1:] == keys[:, :-1]
-    tie_rows = tied.any(dim=1).nonzero().squeeze(1)
-    if tie_rows.numel():
-        # Only rows with ties pay for the averaging: continuous data rarely has any.
-        position = position.clone()
-        new_group = torch.ones(tie_rows.numel(), m, dtype=torch.bool, device=v.device)
-        new_group[:, 1:] = ~tied[tie_rows]
-        group = new_group.cumsum(dim=-1) - 1
-        pos = position[tie_rows]
-        total = torch.zeros_like(pos).scatter_add_(-1, group, pos)
-        count = torch.zeros_like(pos).scatter_add_(-1, group, torch.ones_like(pos))
-        position[tie_rows] = (total / count.clamp_min(1)).gather(-1, group)
-    ranks = torch.empty(rows, m, device=v.device, dtype=dtype).scatter_(-1, perm, position)
+    if v.device.type == "cpu" and numba is not None:
+        # One compiled pass after the sort: tie groups, average positions, un-permuting.
+        out = np.empty((rows, m), dtype=np.float64)
+        _average_ranks(keys.contiguous().numpy(), perm.contiguous().numpy(), out)
+        ranks = torch.from_numpy(out).to(dtype)
+    else:
+        ranks = _average_ranks_torch(keys, perm, dtype)
     return ranks.squeeze(0) if squeeze else ranks
