@@ -969,18 +969,21 @@ _MODE_MARKERS = {"class-unaware": "o", "class-aware": "^"}
 
 
 def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spearman", y: str = "pc_n",
-                                 ax=None, title: Optional[str] = None):
+                                 exclude: Sequence[str] = ("teacher",), ax=None, title: Optional[str] = None):
     """Global Spearman of all pairwise dissimilarities against the mean per-reference Spearman.
 
     One point per run (method, mode, seed); colour = method, circle = class-unaware, triangle =
-    class-aware. The teacher's row is left out (it is (1, 1)). Points below the diagonal keep the
-    global layout better than each reference's local order.
+    class-aware. Points below the diagonal keep the global layout better than each reference's
+    own order.
 
     Parameters
     ----------
     results : pandas.DataFrame
         :attr:`pcoh.experiment.ExperimentResult.results` (columns ``method``, ``mode``, ``x``, ``y``).
     x, y : str, default "global_spearman", "pc_n"
+    exclude : sequence of str, default ("teacher",)
+        Methods left out: the teacher is (1, 1); leaving out ``"untrained"`` too zooms in on the
+        trained students.
 
     Returns
     -------
@@ -989,9 +992,9 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
     for col in ("method", "mode", x, y):
         if col not in results.columns:
             raise ValueError(f"results must have a {col!r} column, got columns {list(results.columns)}")
-    rows = results[results["method"] != "teacher"]
+    rows = results[~results["method"].isin(list(exclude))]
     if rows.empty:
-        raise ValueError("results hold no student rows")
+        raise ValueError(f"results hold no rows besides the excluded methods {list(exclude)}")
     ax = _axes(ax, figsize=(5.5, 5))
     for (method, mode), group in rows.groupby(["method", "mode"], sort=False):
         ax.scatter(group[x], group[y], s=55, color=_method_color(method), marker=_MODE_MARKERS.get(mode, "s"),
@@ -1032,7 +1035,7 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
         Marker size.
     class_names : sequence of str, optional
     annotate : bool, default True
-        Write each class's name at the median of its points.
+        Write each class's name just above the median of its points.
     highlight : sequence of int, optional
         Indices drawn large with a black edge, the first one as a star (e.g. a reference and
         its teacher's nearest neighbours).
@@ -1057,8 +1060,9 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
         for c in np.unique(y):
             mx, my = np.median(e[y == c], axis=0)
             name = str(class_names[int(c)]) if class_names is not None else str(c)
-            ax.text(mx, my, name, ha="center", va="center", fontsize=12, fontweight="bold",
-                    path_effects=[pe.withStroke(linewidth=3, foreground="white")])
+            # Just above the class's median, so that tight clusters stay visible under their name.
+            ax.annotate(name, (mx, my), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=12, fontweight="bold", path_effects=[pe.withStroke(linewidth=3, foreground="white")])
     if highlight is not None and len(highlight):
         h = np.asarray(highlight, dtype=int)
         ax.scatter(e[h[1:], 0], e[h[1:], 1], s=60, c=colors[h[1:]], edgecolor="black", lw=1.2, zorder=4)
