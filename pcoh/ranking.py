@@ -172,24 +172,49 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
     return _SoftRank.apply(values, float(regularization_strength))
 
 
-@_njit
-def _average_ranks(keys, perm, out):
-    """Ranks from row-sorted ``keys`` and their permutation ``perm``; ties get average ranks."""
+@(numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else _njit)
+def _radix_ranks(keys, bits, out):
+    """Average ranks of each row of unsigned integer ``keys`` (same order as the values).
+
+    Per row, a stable least-significant-digit radix sort on 11-bit digits (3 passes for 32-bit
+    keys, 6 for 64-bit), then one pass that gives each tie group its average position. Linear
+    in the row length, and rows run in parallel: several times faster than a comparison sort
+    of the same rows.
+    """
     rows, m = keys.shape
-    for r in range(rows):
+    for r in numba.prange(rows):
+        a = keys[r].copy()
+        b = np.empty_like(a)
+        ia = np.arange(m)
+        ib = np.empty_like(ia)
+        count = np.empty(2049, np.int64)
+        for shift in range(0, bits, 11):
+            count[:] = 0
+            for j in range(m):
+                count[((a[j] >> shift) & 2047) + 1] += 1
+            for k in range(2048):
+                count[k + 1] += count[k]
+            for j in range(m):
+                d = (a[j] >> shift) & 2047
+                p = count[d]
+                count[d] = p + 1
+                b[p] = a[j]
+                ib[p] = ia[j]
+            a, b = b, a
+            ia, ib = ib, ia
         lo = 0
         while lo < m:
             hi = lo + 1
-            while hi < m and keys[r, hi] == keys[r, lo]:
+            while hi < m and a[hi] == a[lo]:
                 hi += 1
             value = 0.5 * (lo + hi + 1)  # mean of positions lo+1 .. hi
             for j in range(lo, hi):
-                out[r, perm[r, j]] = value
+                out[r, ia[j]] = value
             lo = hi
 
 
 def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype) -> torch.Tensor:
-    """The same as :func:`_average_ranks` with tensor ops, for CUDA tensors."""
+    """Average ranks from row-sorted ``keys`` and their permutation, with tensor ops (CUDA, or no numba)."""
     rows, m = keys.shape
     position = torch.arange(1, m + 1, device=keys.device, dtype=dtype).expand(rows, m)
     tied = keys[:, 1:] == keys[:, :-1]
@@ -252,12 +277,15 @@ def rank(values: torch.Tensor) -> torch.Tensor:
         v = v.unsqueeze(0)
     dtype = v.dtype if v.is_floating_point() else torch.float64
     rows, m = v.shape
-    keys, perm = torch.sort(_order_keys(v), dim=-1)
-    if v.device.type == "cpu" and numba is not None:
-        # One compiled pass after the sort: tie groups, average positions, un-permuting.
+    keys = _order_keys(v)
+    unsigned = {torch.int32: np.uint32, torch.int64: np.uint64}.get(keys.dtype)
+    if v.device.type == "cpu" and numba is not None and unsigned is not None:
+        # Flipping the sign bit maps signed order onto unsigned order, which radix digits follow.
+        flipped = keys.contiguous().numpy().view(unsigned) ^ unsigned(1 << (8 * keys.element_size() - 1))
         out = np.empty((rows, m), dtype=np.float64)
-        _average_ranks(keys.contiguous().numpy(), perm.contiguous().numpy(), out)
+        _radix_ranks(flipped, 8 * keys.element_size(), out)
         ranks = torch.from_numpy(out).to(dtype)
     else:
-        ranks = _average_ranks_torch(keys, perm, dtype)
+        sorted_keys, perm = torch.sort(keys, dim=-1)
+        ranks = _average_ranks_torch(sorted_keys, perm, dtype)
     return ranks.squeeze(0) if squeeze else ranks

@@ -402,3 +402,15 @@ def test_rank_rejects_non_tensor(bad):
     with pytest.raises(TypeError, match="values must be a torch.Tensor"):
         rank(bad)
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int16, torch.float32, torch.float64])
+def test_tensor_fallback_matches_scipy(dtype):
+    # The path CUDA tensors (and dtypes without a radix kernel) take.
+    from pcoh.ranking import _average_ranks_torch, _order_keys
+
+    x = torch.randint(-4, 5, (30, 25)).to(dtype)
+    keys, perm = torch.sort(_order_keys(x), dim=-1)
+    expected = rankdata(x.double().numpy(), axis=-1)
+    np.testing.assert_allclose(_average_ranks_torch(keys, perm, torch.float64).numpy(), expected)
+    np.testing.assert_allclose(rank(x).double().numpy(), expected)
