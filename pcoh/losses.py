@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dissimilarity import MetricLike, get_metric, pairwise
+from .dissimilarity import MetricLike, _check_features, get_metric, pairwise
 from .ranking import rank, soft_rank
 
 __all__ = [
@@ -78,16 +78,9 @@ def _select(output, uses: str, argument: str) -> torch.Tensor:
 
 def _check_batch(student: torch.Tensor, teacher: torch.Tensor, min_samples: int = 3) -> None:
     for name, x in (("student", student), ("teacher", teacher)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 2:
-            raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        _check_features(x, name)
         if x.shape[0] < min_samples:
             raise ValueError(f"{name} must hold at least {min_samples} samples, got {x.shape[0]}")
-        if not bool(torch.isfinite(x.detach()).all()):
-            raise ValueError(f"{name} contains NaN or Inf values")
     if student.shape[0] != teacher.shape[0]:
         raise ValueError(
             f"student and teacher must have the same number of samples, got {student.shape[0]} and {teacher.shape[0]}"
