@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
-from .ranking import _njit, rank
+from .ranking import _njit, _row_pearson, rank
 
 __all__ = [
     "per_reference_spearman",
@@ -136,15 +136,6 @@ def _drop_self(rows: torch.Tensor, lo) -> torch.Tensor:
 def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
     for lo in range(0, n, chunk):
         yield lo, min(n, lo + chunk)
-
-
-def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of matching rows; NaN-free: a constant row gives 0."""
-    a = a - a.mean(dim=1, keepdim=True)
-    b = b - b.mean(dim=1, keepdim=True)
-    num = (a * b).sum(dim=1)
-    den = torch.sqrt((a * a).sum(dim=1) * (b * b).sum(dim=1))
-    return torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
 
 
 def _rng(seed) -> np.random.Generator:

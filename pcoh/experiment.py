@@ -26,7 +26,7 @@ from . import losses as _losses
 from . import models as _models
 from .train import (
     LABEL_ONLY, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
-    predict, resolve_device, train_student, train_teacher,
+    method_allows_mode, predict, resolve_device, train_student, train_teacher,
 )
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "load_config", "DEFAULT_METHODS", "CONFIGS"]
@@ -138,9 +138,7 @@ class ExperimentConfig:
                     specs.append(StudentSpec(student, UNTRAINED, "class-unaware", train=train))
                 for mode in self.modes:
                     for method in self.methods:
-                        if method == LABEL_ONLY and mode != "class-aware":
-                            continue
-                        if method in _losses.LOSSES and _losses.LOSSES[method].class_aware_only and mode != "class-aware":
+                        if not method_allows_mode(method, mode):
                             continue
                         specs.append(StudentSpec(student, method, mode, weight=self.weights.get(method),
                                                  loss_kwargs=self._loss_kwargs(method), train=train))

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dissimilarity import MetricLike, _check_features, get_metric, pairwise
-from .ranking import rank, soft_rank
+from .ranking import _row_pearson, rank, soft_rank
 
 __all__ = [
     "TransferLoss",
@@ -206,15 +206,6 @@ class PerceptionCoherenceLoss(TransferLoss):
         ranks = soft_rank(z, self.regularization_strength)
         corr = _row_pearson(ranks, target)
         return (1.0 - corr).mean()
-
-
-def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of matching rows of ``a`` and ``b`` (n, m); 0 for a constant row."""
-    a = a - a.mean(dim=1, keepdim=True)
-    b = b - b.mean(dim=1, keepdim=True)
-    tiny = torch.finfo(a.dtype).eps
-    norm = a.norm(dim=1).clamp_min(tiny) * b.norm(dim=1).clamp_min(tiny)
-    return (a * b).sum(dim=1) / norm
 
 
 LOSSES: dict[str, type[TransferLoss]] = {

@@ -45,6 +45,7 @@ __all__ = [
     "StudentSpec",
     "TrainedModel",
     "MODES",
+    "method_allows_mode",
     "train_teacher",
     "train_student",
     "resolve_device",
@@ -106,6 +107,13 @@ class TrainConfig:
         _positive_int(self.seed, "seed", allow_zero=True)
 
 
+def method_allows_mode(method: str, mode: str) -> bool:
+    """False for the methods that need labels (``ce``, and losses on logits such as KD) in
+    ``mode="class-unaware"``; True otherwise."""
+    label_bound = method == LABEL_ONLY or (method in _losses.LOSSES and _losses.LOSSES[method].class_aware_only)
+    return mode == "class-aware" or not label_bound
+
+
 @dataclass(frozen=True)
 class TeacherSpec:
     """A teacher run: data set, architecture and optimisation.
@@ -157,10 +165,8 @@ class StudentSpec:
         known = _losses.available() + [LABEL_ONLY, UNTRAINED]
         if self.method not in known:
             raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
-        if self.method == LABEL_ONLY and self.mode != "class-aware":
-            raise ValueError("method 'ce' trains on labels and exists only in mode 'class-aware'")
-        if self.method in _losses.LOSSES and _losses.LOSSES[self.method].class_aware_only and self.mode != "class-aware":
-            raise ValueError(f"method {self.method!r} needs labels' logits and exists only in mode 'class-aware'")
+        if not method_allows_mode(self.method, self.mode):
+            raise ValueError(f"method {self.method!r} uses labels and exists only in mode 'class-aware'")
         if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0):
             raise ValueError(f"weight must be a positive number or None, got {self.weight!r}")
 
