@@ -38,31 +38,38 @@ try:  # numba ships with umap-learn; without it the pure-Python kernel below is 
     import numba
 
     _njit = numba.njit(cache=True, nogil=True)
+    _njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+    _prange = numba.prange
 except ImportError:  # pragma: no cover - numba is a declared dependency
     numba = None
 
     def _njit(fn):
         return fn
 
+    _njit_parallel = _njit
+    _prange = range
 
-@_njit
-def _pav_decreasing(y, solution, block_start, block_end):
-    """Decreasing isotonic regression of every row of ``y`` by pool-adjacent-violators.
 
-    ``y`` is (rows, m) float64. Writes the fitted values into ``solution`` and, for each element,
-    the first and one-past-last index of the pooled block it belongs to into ``block_start`` and
-    ``block_end`` (used by the backward pass).
+@_njit_parallel
+def _pav_rows(sorted_vals, primal, block_start, block_end):
+    """Projection onto the permutahedron from each row's values sorted in decreasing order.
+
+    ``sorted_vals`` is (rows, m), float32 or float64, each row decreasing. Runs the decreasing
+    isotonic regression ``v`` of ``s - rho`` (``rho = (m, ..., 1)``) by pool-adjacent-violators in
+    float64 whatever the input dtype (float32 pooling drifts on long rows), and writes
+    ``primal = s - v`` (in the input dtype) and, for each sorted position, the first and
+    one-past-last position of its pooled block (used by the backward pass). Rows run in parallel.
     """
-    rows, m = y.shape
-    starts = np.empty(m, np.int64)
-    sums = np.empty(m, np.float64)
-    counts = np.empty(m, np.float64)
-    for r in range(rows):
+    rows, m = sorted_vals.shape
+    for r in _prange(rows):
+        starts = np.empty(m, np.int64)
+        sums = np.empty(m, np.float64)
+        counts = np.empty(m, np.float64)
         top = -1
         for i in range(m):
             top += 1
             starts[top] = i
-            sums[top] = y[r, i]
+            sums[top] = np.float64(sorted_vals[r, i]) - (m - i)
             counts[top] = 1.0
             # A decreasing fit is violated when a block's mean is not below its predecessor's.
             while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
@@ -74,7 +81,7 @@ def _pav_decreasing(y, solution, block_start, block_end):
             lo = starts[b]
             hi = starts[b + 1] if b < top else m
             for i in range(lo, hi):
-                solution[r, i] = mean
+                primal[r, i] = sorted_vals[r, i] - mean
                 block_start[r, i] = lo
                 block_end[r, i] = hi
 
@@ -85,30 +92,168 @@ def _block_mean(values: torch.Tensor, start: torch.Tensor, end: torch.Tensor) ->
     return (csum.gather(-1, end) - csum.gather(-1, start)) / (end - start).to(values.dtype)
 
 
+# ----------------------------------------------------------------------------- Triton PAV
+# One program per row runs the same pool-adjacent-violators pass as ``_pav_rows``: the stack of
+# finished blocks (float64 sums, int32 starts) lives in global scratch memory, the current block
+# and the one below it in registers, so a step that pools nothing touches memory only to push.
+# One warp per program: every scalar load then reads, in one transaction, what the same warp
+# stored before it.
+_TRITON_KERNEL = None
+
+
+def _triton_pav_kernel():
+    """The Triton PAV kernel, compiled on first use (``None`` without Triton)."""
+    global _TRITON_KERNEL
+    if _TRITON_KERNEL is None:
+        try:
+            import triton
+            import triton.language as tl
+        except ImportError:
+            _TRITON_KERNEL = False
+            return None
+
+        @triton.jit
+        def _pav_kernel(sorted_ptr, primal_ptr, start_ptr, end_ptr, sums_ptr, bstart_ptr, m, BLOCK: tl.constexpr):
+            row = tl.program_id(0).to(tl.int64)
+            srow = sorted_ptr + row * m
+            prow = primal_ptr + row * m
+            strow = start_ptr + row * m
+            enrow = end_ptr + row * m
+            sums = sums_ptr + row * m
+            bstart = bstart_ptr + row * (m + 1)
+            lanes = tl.arange(0, BLOCK)
+
+            # Phase 0: clear the block-start flags (kept in the ``start`` output until phase 3).
+            for p0 in range(0, m, BLOCK):
+                pos = p0 + lanes
+                tl.store(strow + pos, tl.zeros([BLOCK], tl.int64), mask=pos < m)
+
+            # Phase 1: PAV on y_i = s_i - (m - i), decreasing fit.
+            cur_sum = tl.load(srow).to(tl.float64) - m
+            cur_start = tl.full([], 0, tl.int32)
+            prev_sum = tl.full([], 0.0, tl.float64)
+            prev_start = tl.full([], 0, tl.int32)
+            depth = tl.full([], 0, tl.int32)
+            for i in range(1, m):
+                y = tl.load(srow + i).to(tl.float64) - (m - i)
+                tl.store(sums + depth, cur_sum)
+                tl.store(bstart + depth, cur_start)
+                prev_sum = cur_sum
+                prev_start = cur_start
+                depth += 1
+                cur_sum = y
+                cur_start = tl.full([], 0, tl.int32) + i
+                # Pool while the block below has a mean not above the current one's.
+                pool = prev_sum * (i + 1 - cur_start).to(tl.float64) <= cur_sum * (cur_start - prev_start).to(
+                    tl.float64
+                )
+                while pool:
+                    cur_sum = prev_sum + cur_sum
+                    cur_start = prev_start
+                    depth -= 1
+                    below = tl.maximum(depth - 1, 0)
+                    prev_sum = tl.load(sums + below)
+                    prev_start = tl.load(bstart + below)
+                    pool = (depth > 0) & (
+                        prev_sum * (i + 1 - cur_start).to(tl.float64)
+                        <= cur_sum * (cur_start - prev_start).to(tl.float64)
+                    )
+            tl.store(sums + depth, cur_sum)
+            tl.store(bstart + depth, cur_start)
+            depth += 1
+            tl.store(bstart + depth, m)
+            tl.debug_barrier()
+
+            # Phase 2: block sums -> block means; flag each block's first position.
+            for b0 in range(0, depth, BLOCK):
+                b = b0 + lanes
+                ok = b < depth
+                lo = tl.load(bstart + b, mask=ok, other=0)
+                hi = tl.load(bstart + b + 1, mask=ok, other=1)
+                total = tl.load(sums + b, mask=ok, other=0.0)
+                tl.store(sums + b, total / (hi - lo).to(tl.float64), mask=ok)
+                tl.store(strow + lo, tl.full([BLOCK], 1, tl.int64), mask=ok)
+            tl.debug_barrier()
+
+            # Phase 3: block id of each position = running count of flags - 1; write the outputs.
+            carry = tl.full([], 0, tl.int32)
+            for p0 in range(0, m, BLOCK):
+                pos = p0 + lanes
+                ok = pos < m
+                flag = tl.load(strow + pos, mask=ok, other=0).to(tl.int32)
+                block = tl.cumsum(flag, axis=0) + carry - 1
+                carry += tl.sum(flag, axis=0)
+                block = tl.where(ok, block, 0)
+                lo = tl.load(bstart + block, mask=ok, other=0)
+                hi = tl.load(bstart + block + 1, mask=ok, other=0)
+                mean = tl.load(sums + block, mask=ok, other=0.0)
+                s = tl.load(srow + pos, mask=ok, other=0.0)
+                # Subtracted in float64 and rounded once, as the CPU kernel does.
+                tl.store(prow + pos, (s.to(tl.float64) - mean).to(s.dtype), mask=ok)
+                tl.store(strow + pos, lo.to(tl.int64), mask=ok)
+                tl.store(enrow + pos, hi.to(tl.int64), mask=ok)
+
+        _TRITON_KERNEL = _pav_kernel
+    return _TRITON_KERNEL or None
+
+
+def _pav_triton(sorted_vals: torch.Tensor):
+    """``(primal, block_start, block_end)`` of decreasing rows by the Triton kernel (no host sync)."""
+    kernel = _triton_pav_kernel()
+    rows, m = sorted_vals.shape
+    sorted_vals = sorted_vals.contiguous()
+    primal = torch.empty_like(sorted_vals)
+    start = torch.empty(rows, m, dtype=torch.int64, device=sorted_vals.device)
+    end = torch.empty_like(start)
+    if rows == 0:
+        return primal, start, end
+    sums = torch.empty(rows, m, dtype=torch.float64, device=sorted_vals.device)
+    bstart = torch.empty(rows, m + 1, dtype=torch.int32, device=sorted_vals.device)
+    block = 256 if m >= 256 else max(16, 1 << (m - 1).bit_length())
+    kernel[(rows,)](sorted_vals, primal, start, end, sums, bstart, m, BLOCK=block, num_warps=1)
+    return primal, start, end
+
+
+def _pav_numba(sorted_vals: torch.Tensor):
+    """``(primal, block_start, block_end)`` of decreasing CPU rows by the numba kernel."""
+    x = sorted_vals.detach().contiguous()
+    primal = torch.empty_like(x)
+    start = torch.empty(x.shape, dtype=torch.int64)
+    end = torch.empty(x.shape, dtype=torch.int64)
+    if x.dtype in (torch.float32, torch.float64):
+        _pav_rows(x.numpy(), primal.numpy(), start.numpy(), end.numpy())
+    else:  # half precision: pool in float64, hand back the input dtype
+        wide = torch.empty_like(x, dtype=torch.float64)
+        _pav_rows(x.double().numpy(), wide.numpy(), start.numpy(), end.numpy())
+        primal.copy_(wide)
+    return primal, start, end
+
+
+def _choose_backend(values: torch.Tensor) -> str:
+    if values.device.type != "cpu" and _triton_pav_kernel() is not None:
+        return "triton"
+    return "numba"
+
+
 class _SoftRank(torch.autograd.Function):
-    """Projection of ``values / strength`` onto the permutahedron, with an exact backward pass."""
+    """Projection of ``values / strength`` onto the permutahedron, with an exact backward pass.
+
+    ``backend``: ``"numba"`` (CPU kernel; tensors on another device are copied to the CPU for the
+    PAV pass only) or ``"triton"`` (the kernel runs where the tensor is; on CPU tensors only
+    under Triton's interpreter, ``TRITON_INTERPRET=1``, which the tests use).
+    """
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor, strength: float) -> torch.Tensor:
-        m = values.shape[-1]
-        scaled = values / strength
-        sorted_vals, perm = torch.sort(scaled, dim=-1, descending=True)
-        rho = torch.arange(m, 0, -1, device=values.device, dtype=torch.float64)
-        # PAV runs on the CPU in float64: float32 pooling drifts on long rows.
-        y = (sorted_vals.detach().to(torch.float64) - rho).cpu().numpy()
-        fit = np.empty_like(y)
-        start = np.empty(y.shape, np.int64)
-        end = np.empty(y.shape, np.int64)
-        _pav_decreasing(np.ascontiguousarray(y), fit, start, end)
-        fit_t = torch.from_numpy(fit).to(device=values.device, dtype=values.dtype)
-        primal_sorted = sorted_vals - fit_t
+    def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
+        sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
+        if backend == "triton":
+            primal_sorted, start, end = _pav_triton(sorted_vals)
+        else:
+            primal_sorted, start, end = _pav_numba(sorted_vals.cpu())
+            primal_sorted, start, end = (t.to(values.device) for t in (primal_sorted, start, end))
         out = torch.empty_like(primal_sorted).scatter_(-1, perm, primal_sorted)
         ctx.strength = strength
-        ctx.save_for_backward(
-            perm,
-            torch.from_numpy(start).to(values.device),
-            torch.from_numpy(end).to(values.device),
-        )
+        ctx.save_for_backward(perm, start, end)
         return out
 
     @staticmethod
@@ -117,7 +262,7 @@ class _SoftRank(torch.autograd.Function):
         grad_sorted = grad_output.gather(-1, perm)
         grad_sorted = grad_sorted - _block_mean(grad_sorted, start, end)
         grad = torch.empty_like(grad_sorted).scatter_(-1, perm, grad_sorted)
-        return grad / ctx.strength, None
+        return grad / ctx.strength, None, None
 
 
 def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -142,7 +287,9 @@ def _check_2d_finite(values, name: str, min_columns: int = 1) -> None:
         raise ValueError(f"{name} must have at least {min_columns} column(s), got shape {tuple(values.shape)}")
     if not values.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {values.dtype}")
-    if not bool(torch.isfinite(values).all()):
+    # On an accelerator the check would make the host wait for the device at every call (and
+    # forbid CUDA-graph capture); there, non-finite values give non-finite soft ranks instead.
+    if values.device.type == "cpu" and not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
@@ -171,9 +318,13 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
 
     Notes
     -----
-    Forward cost :math:`O(m \log m)` per row (the sort), plus an :math:`O(m)` PAV pass compiled
-    with numba; the backward pass is exact and :math:`O(m)`. On CUDA the PAV pass runs on the
-    CPU (the sort, gathers and the backward stay on the GPU).
+    Forward cost :math:`O(m \log m)` per row (the sort), plus an :math:`O(m)` PAV pass; the
+    backward pass is exact and :math:`O(m)`. On the CPU the PAV pass is compiled with numba and
+    runs rows in parallel. On a GPU it is a Triton kernel (one program per row) and nothing
+    leaves the device: no copy to the host and no synchronisation, so a training step that uses
+    the soft rank can be captured in a CUDA graph. There, ``values`` are not checked for NaN or
+    Inf (the check would wait for the device); such values get NaN soft ranks.
+    Without Triton, the PAV pass of a GPU tensor runs on the CPU.
     """
     _check_2d_finite(values, "values")
     if isinstance(regularization_strength, bool) or not isinstance(regularization_strength, (int, float)):
@@ -182,7 +333,7 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
         )
     if not (regularization_strength > 0 and np.isfinite(regularization_strength)):
         raise ValueError(f"regularization_strength must be a positive finite float, got {regularization_strength}")
-    return _SoftRank.apply(values, float(regularization_strength))
+    return _SoftRank.apply(values, float(regularization_strength), _choose_backend(values))
 
 
 @(numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else _njit)
@@ -231,6 +382,16 @@ def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype) -> torch
     rows, m = keys.shape
     position = torch.arange(1, m + 1, device=keys.device, dtype=dtype).expand(rows, m)
     tied = keys[:, 1:] == keys[:, :-1]
+    if keys.device.type != "cpu":
+        # On an accelerator every row is averaged: picking the rows with ties would make the
+        # host wait for the device (a data-dependent shape).
+        new_group = torch.ones(rows, m, dtype=torch.bool, device=keys.device)
+        new_group[:, 1:] = ~tied
+        group = new_group.cumsum(dim=-1) - 1
+        total = torch.zeros_like(position).scatter_add_(-1, group, position)
+        count = torch.zeros_like(position).scatter_add_(-1, group, torch.ones_like(position))
+        position = (total / count.clamp_min(1)).gather(-1, group)
+        return torch.empty(rows, m, device=keys.device, dtype=dtype).scatter_(-1, perm, position)
     tie_rows = tied.any(dim=1).nonzero().squeeze(1)
     if tie_rows.numel():
         # Only rows with ties pay for the averaging: continuous data rarely has any.
@@ -269,7 +430,8 @@ def rank(values: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     values : torch.Tensor, shape (m,) or (rows, m)
-        Finite real values, any device.
+        Finite real values, any device (on an accelerator they are not checked for NaN or Inf,
+        which would make the host wait for the device).
 
     Returns
     -------
@@ -282,7 +444,8 @@ def rank(values: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"values must be 1-D (m,) or 2-D (rows, m), got shape {tuple(values.shape)}")
     if values.shape[-1] < 1:
         raise ValueError(f"values must have at least one column, got shape {tuple(values.shape)}")
-    if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+    # On an accelerator the check would make the host wait for the device (see soft_rank).
+    if values.is_floating_point() and values.device.type == "cpu" and not bool(torch.isfinite(values).all()):
         raise ValueError("values contains NaN or Inf values")
     squeeze = values.dim() == 1
     v = values.detach()
