@@ -197,8 +197,12 @@ def _triton_pav_kernel():
     return _TRITON_KERNEL or None
 
 
-def _pav_triton(sorted_vals: torch.Tensor):
-    """``(primal, block_start, block_end)`` of decreasing rows by the Triton kernel (no host sync)."""
+def _pav_triton(sorted_vals: torch.Tensor, block: int | None = None):
+    """``(primal, block_start, block_end)`` of decreasing rows by the Triton kernel (no host sync).
+
+    ``block`` (a power of two) is the width of the kernel's vector passes; tests shrink it to
+    cover several chunks on short rows.
+    """
     kernel = _triton_pav_kernel()
     rows, m = sorted_vals.shape
     sorted_vals = sorted_vals.contiguous()
@@ -209,7 +213,8 @@ def _pav_triton(sorted_vals: torch.Tensor):
         return primal, start, end
     sums = torch.empty(rows, m, dtype=torch.float64, device=sorted_vals.device)
     bstart = torch.empty(rows, m + 1, dtype=torch.int32, device=sorted_vals.device)
-    block = 256 if m >= 256 else max(16, 1 << (m - 1).bit_length())
+    if block is None:
+        block = 256 if m >= 256 else max(16, 1 << (m - 1).bit_length())
     kernel[(rows,)](sorted_vals, primal, start, end, sums, bstart, m, BLOCK=block, num_warps=1)
     return primal, start, end
 

@@ -414,3 +414,34 @@ def test_tensor_fallback_matches_scipy(dtype):
     expected = rankdata(x.double().numpy(), axis=-1)
     np.testing.assert_allclose(_average_ranks_torch(keys, perm, torch.float64).numpy(), expected)
     np.testing.assert_allclose(rank(x).double().numpy(), expected)
+
+
+# ----------------------------------------------------------------------------- Triton PAV kernel
+def _run_triton_cases(device: str) -> None:
+    """Run ``tests/triton_cases.py`` in a fresh interpreter (Triton reads TRITON_INTERPRET at import)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = dict(os.environ, PCOH_TEST_DEVICE=device, PYTHONPATH=os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")]))
+    if device == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+    else:
+        env.pop("TRITON_INTERPRET", None)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "triton_cases.py")]
+    done = subprocess.run(cmd, env=env, cwd=here.parent, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    assert " passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_triton_kernel_through_the_interpreter():
+    # Triton's interpreter runs the kernel on CPU tensors: the GPU code path, tested on any machine.
+    pytest.importorskip("triton")
+    _run_triton_cases("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_triton_kernel_on_cuda():
+    _run_triton_cases("cuda")
