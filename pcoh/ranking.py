@@ -50,7 +50,6 @@ except ImportError:  # pragma: no cover - numba is a declared dependency
     _prange = range
 
 
-@_njit_parallel
 def _pav_rows(sorted_vals, primal, block_start, block_end):
     """Projection onto the permutahedron from each row's values sorted in decreasing order.
 
@@ -84,6 +83,13 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
                 primal[r, i] = sorted_vals[r, i] - mean
                 block_start[r, i] = lo
                 block_end[r, i] = hi
+
+
+# Rows in parallel pay off only when there is enough work to share out: waking the thread pool
+# costs more than the PAV pass of a small batch (and much more on a busy machine).
+_PARALLEL_MIN_ELEMENTS = 1 << 17
+_pav_rows_parallel = _njit_parallel(_pav_rows)
+_pav_rows_serial = _njit(_pav_rows)
 
 
 def _block_mean(values: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -225,11 +231,12 @@ def _pav_numba(sorted_vals: torch.Tensor):
     primal = torch.empty_like(x)
     start = torch.empty(x.shape, dtype=torch.int64)
     end = torch.empty(x.shape, dtype=torch.int64)
+    kernel = _pav_rows_parallel if x.numel() >= _PARALLEL_MIN_ELEMENTS else _pav_rows_serial
     if x.dtype in (torch.float32, torch.float64):
-        _pav_rows(x.numpy(), primal.numpy(), start.numpy(), end.numpy())
+        kernel(x.numpy(), primal.numpy(), start.numpy(), end.numpy())
     else:  # half precision: pool in float64, hand back the input dtype
         wide = torch.empty_like(x, dtype=torch.float64)
-        _pav_rows(x.double().numpy(), wide.numpy(), start.numpy(), end.numpy())
+        kernel(x.double().numpy(), wide.numpy(), start.numpy(), end.numpy())
         primal.copy_(wide)
     return primal, start, end
 

@@ -445,3 +445,23 @@ def test_triton_kernel_through_the_interpreter():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
 def test_triton_kernel_on_cuda():
     _run_triton_cases("cuda")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cpu_pav_parallel_over_rows_matches_serial_and_reference(dtype):
+    # Large enough for the parallel kernel; a few rows are checked against scikit-learn too.
+    from pcoh.ranking import _PARALLEL_MIN_ELEMENTS, _pav_numba, _pav_rows_serial
+
+    rng = np.random.default_rng(7)
+    x = torch.tensor(rng.normal(size=(300, 450)) * 5, dtype=dtype)
+    x[::3] = x[::3].round()  # ties
+    assert x.numel() >= _PARALLEL_MIN_ELEMENTS
+    s = torch.sort(x, dim=-1, descending=True).values
+    primal, start, end = _pav_numba(s)
+    p2, s2, e2 = torch.empty_like(s), torch.empty_like(start), torch.empty_like(end)
+    _pav_rows_serial(s.numpy(), p2.numpy(), s2.numpy(), e2.numpy())
+    assert torch.equal(primal, p2) and torch.equal(start, s2) and torch.equal(end, e2)
+    out = soft_rank(x, 1.0)
+    for r in (0, 1, 150, 299):
+        np.testing.assert_allclose(out[r].double().numpy(), isotonic_reference(x[r].double().numpy(), 1.0),
+                                   atol=1e-9 if dtype == torch.float64 else 1e-3, rtol=1e-6)
