@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# One GPU check of the soft rank's device path, meant to finish in under 4 minutes on one GPU.
+#
+#   bash benchmarks/gpu_check.sh        (from the repository root; writes logs to $OUT if set)
+#
+# 1. versions of torch / triton and the GPU;
+# 2. the Triton PAV kernel against the numba PAV on the GPU (tests/triton_cases.py with
+#    PCOH_TEST_DEVICE=cuda: values, block ids, backward, gradcheck, no host synchronisation under
+#    torch.cuda.set_sync_debug_mode("error"), capture and replay in a torch.cuda.CUDAGraph), then
+#    the CUDA-parametrised tests of the ranking and loss modules;
+# 3. a soft-rank call under sync-debug "error" mode and in a CUDA graph, outside pytest (printed);
+# 4. benchmarks/bench_loss.py --device cuda.
+# Every step runs even when an earlier one fails; the exit status is the number of failed steps.
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python3}"
+LOG="${OUT:-/tmp}/gpu_check"
+mkdir -p "$LOG"
+fails=0
+step() {  # step NAME TIMEOUT_S CMD...: run, tee to $LOG/NAME.txt, count failures
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  timeout "$limit" "$@" 2>&1 | tee "$LOG/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc, $((SECONDS - t0)) s"
+  [ "$rc" -eq 0 ] || fails=$((fails + 1))
+}
+
+step info 60 "$PY" - <<'PYEOF'
+import platform, torch
+print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda)
+try:
+    import triton
+    print("triton", triton.__version__)
+except ImportError as err:
+    print("triton missing:", err)
+print("cuda available:", torch.cuda.is_available())
+if torch.cuda.is_available():
+    print("gpu:", torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))
+PYEOF
+
+step kernel_tests 150 env PCOH_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider tests/triton_cases.py
+step cuda_tests 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_ranking.py tests/test_losses.py -k "cuda and not triton_kernel"
+
+step no_sync_and_graph 90 "$PY" - <<'PYEOF'
+import time, torch
+from pcoh.ranking import soft_rank, _SoftRank
+
+x = torch.randn(1024, 1023, device="cuda", requires_grad=True)
+w = torch.randn_like(x)
+soft_rank(x, 0.03).mul(w).sum().backward()  # compile the kernel first
+torch.cuda.synchronize()
+torch.cuda.set_sync_debug_mode("error")
+out = soft_rank(x, 0.03)
+out.mul(w).sum().backward()
+torch.cuda.set_sync_debug_mode("default")
+ref = _SoftRank.apply(x.detach().cpu(), 0.03, "numba")
+print("no host sync in soft_rank forward + backward: OK; max |gpu - cpu| =",
+      (out.detach().cpu() - ref).abs().max().item())
+
+s = torch.cuda.Stream()
+s.wait_stream(torch.cuda.current_stream())
+with torch.cuda.stream(s):
+    for _ in range(2):
+        x.grad = None
+        soft_rank(x, 0.03).mul(w).sum().backward()
+torch.cuda.current_stream().wait_stream(s)
+g = torch.cuda.CUDAGraph()
+x.grad = None
+with torch.cuda.graph(g):
+    y = soft_rank(x, 0.03)
+    y.mul(w).sum().backward()
+with torch.no_grad():
+    x.copy_(torch.randn_like(x))
+g.replay()
+torch.cuda.synchronize()
+ref = _SoftRank.apply(x.detach().cpu(), 0.03, "numba")
+print("CUDA graph capture + replay: OK; max |replay - cpu| =", (y.detach().cpu() - ref).abs().max().item())
+t = []
+for _ in range(20):
+    torch.cuda.synchronize(); t0 = time.perf_counter(); g.replay(); torch.cuda.synchronize(); t.append(time.perf_counter() - t0)
+print(f"graph replay (soft rank fwd + bwd, 1024 x 1023): median {sorted(t)[10] * 1e3:.2f} ms")
+
+# Informational (not a failure of this step): does the whole PC loss avoid host syncs?
+from pcoh import PerceptionCoherenceLoss
+st, te = torch.randn(256, 32, device="cuda", requires_grad=True), torch.randn(256, 128, device="cuda")
+loss_fn = PerceptionCoherenceLoss()
+loss_fn(st, te).backward()
+torch.cuda.synchronize()
+torch.cuda.set_sync_debug_mode("error")
+try:
+    loss_fn(st, te).backward()
+    print("PerceptionCoherenceLoss forward + backward: no host sync")
+except RuntimeError as err:
+    print("PerceptionCoherenceLoss forward + backward synchronises (info only):", str(err).splitlines()[0])
+finally:
+    torch.cuda.set_sync_debug_mode("default")
+PYEOF
+
+step bench 150 "$PY" benchmarks/bench_loss.py --device cuda --repeats 9
+echo "gpu_check: $fails failed step(s); logs in $LOG"
+exit "$fails"
