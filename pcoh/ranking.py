@@ -225,6 +225,19 @@ def _pav_triton(sorted_vals: torch.Tensor, block: int | None = None):
     return primal, start, end
 
 
+# As a custom operator, the kernel is one opaque node to torch.compile (no tracing into Triton's
+# launcher) and the outputs' shapes are known without running it.
+@torch.library.custom_op("pcoh::pav_triton", mutates_args=())
+def _pav_triton_op(sorted_vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return _pav_triton(sorted_vals)
+
+
+@_pav_triton_op.register_fake
+def _(sorted_vals):
+    index = torch.empty(sorted_vals.shape, dtype=torch.int64, device=sorted_vals.device)
+    return torch.empty_like(sorted_vals, memory_format=torch.contiguous_format), index, torch.empty_like(index)
+
+
 def _pav_numba(sorted_vals: torch.Tensor):
     """``(primal, block_start, block_end)`` of decreasing CPU rows by the numba kernel."""
     x = sorted_vals.detach().contiguous()
@@ -259,7 +272,7 @@ class _SoftRank(torch.autograd.Function):
     def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
         sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
         if backend == "triton":
-            primal_sorted, start, end = _pav_triton(sorted_vals)
+            primal_sorted, start, end = _pav_triton_op(sorted_vals)
         else:
             primal_sorted, start, end = _pav_numba(sorted_vals.cpu())
             primal_sorted, start, end = (t.to(values.device) for t in (primal_sorted, start, end))

@@ -161,3 +161,14 @@ def test_soft_rank_forward_backward_in_a_cuda_graph():
     (ref * w.cpu()).sum().backward()
     torch.testing.assert_close(out.detach().cpu(), ref.detach(), atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(x.grad.cpu(), xc.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_soft_rank_traces_into_one_graph():
+    # The kernel is a custom operator: torch.compile traces the soft rank without a graph break.
+    x = _rows("random", 2, 9, torch.float64, seed=8).to(DEVICE).requires_grad_(True)
+    w = _rows("random", 2, 9, torch.float64, seed=9).to(DEVICE)
+    fn = torch.compile(lambda v: (_SoftRank.apply(v, 0.5, "triton") * w).sum(), backend="aot_eager", fullgraph=True)
+    fn(x).backward()
+    xc = x.detach().cpu().requires_grad_(True)
+    (_SoftRank.apply(xc, 0.5, "numba") * w.cpu()).sum().backward()
+    torch.testing.assert_close(x.grad.cpu(), xc.grad, atol=1e-12, rtol=0)
