@@ -402,12 +402,18 @@ def _radix_ranks(keys, bits, out):
             lo = hi
 
 
-def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype) -> torch.Tensor:
-    """Average ranks from row-sorted ``keys`` and their permutation, with tensor ops (CUDA, or no numba)."""
+def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype, all_rows: bool | None = None) -> torch.Tensor:
+    """Average ranks from row-sorted ``keys`` and their permutation, with tensor ops (CUDA, or no numba).
+
+    ``all_rows`` (default: on accelerators) averages ties in every row instead of picking the
+    rows that have ties first.
+    """
     rows, m = keys.shape
     position = torch.arange(1, m + 1, device=keys.device, dtype=dtype).expand(rows, m)
     tied = keys[:, 1:] == keys[:, :-1]
-    if keys.device.type != "cpu":
+    if all_rows is None:
+        all_rows = keys.device.type != "cpu"
+    if all_rows:
         # On an accelerator every row is averaged: picking the rows with ties would make the
         # host wait for the device (a data-dependent shape).
         new_group = torch.ones(rows, m, dtype=torch.bool, device=keys.device)
