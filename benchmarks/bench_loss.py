@@ -369,7 +369,8 @@ def main(argv=None) -> None:
     p.add_argument("--coherence-repeats", type=int, default=3, help="runs per measure of table 3 (default 3)")
     p.add_argument("--skip-loss", action="store_true", help="skip tables 1 and 2")
     p.add_argument("--skip-coherence", action="store_true", help="skip table 3 (always skipped on cuda)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads and numba.set_num_threads (default: their choice)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -377,6 +378,12 @@ def main(argv=None) -> None:
         p.error("--device cuda: torch.cuda.is_available() is False")
     if args.threads:
         torch.set_num_threads(args.threads)
+        try:  # the numba kernels (PAV, radix ranks) share the same budget
+            import numba
+
+            numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        except ImportError:  # pragma: no cover
+            pass
     gpu = args.device == "cuda"
     args.sizes = sorted(set(args.sizes or ([256, 1024, 2048, 4096, 8192] if gpu else [256, 512, 1024])))
     args.sort_sizes = args.sort_sizes or ([4096] if gpu else [1024])
