@@ -85,11 +85,66 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
                 block_end[r, i] = hi
 
 
+def _pav_scatter_rows(sorted_vals, perm, out, block_end):
+    """``_pav_rows`` fused with the un-permutation: the CPU forward pass in one sweep.
+
+    ``perm[r, i]`` is the original position of ``sorted_vals[r, i]``; writes the soft ranks in the
+    original order into ``out`` and, for each sorted position, the end of its pooled block.
+    """
+    rows, m = sorted_vals.shape
+    for r in _prange(rows):
+        starts = np.empty(m, np.int64)
+        sums = np.empty(m, np.float64)
+        counts = np.empty(m, np.float64)
+        top = -1
+        for i in range(m):
+            top += 1
+            starts[top] = i
+            sums[top] = np.float64(sorted_vals[r, i]) - (m - i)
+            counts[top] = 1.0
+            while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
+                sums[top - 1] += sums[top]
+                counts[top - 1] += counts[top]
+                top -= 1
+        for b in range(top + 1):
+            mean = sums[b] / counts[b]
+            lo = starts[b]
+            hi = starts[b + 1] if b < top else m
+            for i in range(lo, hi):
+                out[r, perm[r, i]] = sorted_vals[r, i] - mean
+                block_end[r, i] = hi
+
+
+def _pav_backward_rows(grad_out, perm, block_end, strength, grad_in):
+    """Exact backward of the soft rank: ``(g - block mean of g) / strength`` in sorted order.
+
+    Block sums are accumulated in float64 straight from the incoming gradient (no cumulative
+    sum whose differences would lose digits on long rows).
+    """
+    rows, m = grad_out.shape
+    for r in _prange(rows):
+        i = 0
+        while i < m:
+            hi = block_end[r, i]
+            acc = 0.0
+            for k in range(i, hi):
+                acc += grad_out[r, perm[r, k]]
+            mean = acc / (hi - i)
+            for k in range(i, hi):
+                p = perm[r, k]
+                grad_in[r, p] = (grad_out[r, p] - mean) / strength
+            i = hi
+
+
 # Rows in parallel pay off only when there is enough work to share out: waking the thread pool
 # costs more than the PAV pass of a small batch (and much more on a busy machine).
 _PARALLEL_MIN_ELEMENTS = 1 << 17
 _pav_rows_parallel = _njit_parallel(_pav_rows)
 _pav_rows_serial = _njit(_pav_rows)
+_pav_scatter_parallel = _njit_parallel(_pav_scatter_rows)
+_pav_scatter_serial = _njit(_pav_scatter_rows)
+_pav_backward_parallel = _njit_parallel(_pav_backward_rows)
+_pav_backward_serial = _njit(_pav_backward_rows)
 
 
 def _block_mean(values: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -271,18 +326,34 @@ class _SoftRank(torch.autograd.Function):
     @staticmethod
     def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
         sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
+        ctx.strength = strength
+        ctx.fused = backend == "numba" and values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+        if ctx.fused:  # the CPU path: one numba sweep forward, one backward
+            out = torch.empty_like(sorted_vals)
+            end = torch.empty(sorted_vals.shape, dtype=torch.int64)
+            parallel = sorted_vals.numel() >= _PARALLEL_MIN_ELEMENTS
+            kernel = _pav_scatter_parallel if parallel else _pav_scatter_serial
+            kernel(sorted_vals.numpy(), perm.numpy(), out.numpy(), end.numpy())
+            ctx.save_for_backward(perm, end)
+            return out
         if backend == "triton":
             primal_sorted, start, end = _pav_triton_op(sorted_vals)
         else:
             primal_sorted, start, end = _pav_numba(sorted_vals.cpu())
             primal_sorted, start, end = (t.to(values.device) for t in (primal_sorted, start, end))
         out = torch.empty_like(primal_sorted).scatter_(-1, perm, primal_sorted)
-        ctx.strength = strength
         ctx.save_for_backward(perm, start, end)
         return out
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
+        if ctx.fused:
+            perm, end = ctx.saved_tensors
+            g = grad_output.contiguous()
+            grad = torch.empty_like(g)
+            kernel = _pav_backward_parallel if g.numel() >= _PARALLEL_MIN_ELEMENTS else _pav_backward_serial
+            kernel(g.numpy(), perm.numpy(), end.numpy(), ctx.strength, grad.numpy())
+            return grad, None, None
         perm, start, end = ctx.saved_tensors
         grad_sorted = grad_output.gather(-1, perm)
         grad_sorted = grad_sorted - _block_mean(grad_sorted, start, end)
