@@ -85,33 +85,59 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
                 block_end[r, i] = hi
 
 
-def _pav_scatter_rows(sorted_vals, perm, out, block_end):
-    """``_pav_rows`` fused with the un-permutation: the CPU forward pass in one sweep.
+def _sort_pav_scatter_rows(scaled, keys, bits, out, perm, block_end):
+    """The whole CPU forward of each row in one sweep: radix argsort, PAV, un-permutation.
 
-    ``perm[r, i]`` is the original position of ``sorted_vals[r, i]``; writes the soft ranks in the
-    original order into ``out`` and, for each sorted position, the end of its pooled block.
+    ``keys`` are unsigned integers ordered as the values ``scaled`` (see :func:`_order_keys`), of
+    ``bits`` bits. Per row: a stable least-significant-digit radix argsort on 11-bit digits
+    (linear in the row length, several times faster than a comparison sort), read backwards for
+    the decreasing order (ties come out reversed, which changes nothing: tied values always pool
+    into one block), then the PAV pass of :func:`_pav_rows`, writing straight to the original positions. Writes the soft ranks
+    ``out``, the decreasing order ``perm`` and each sorted position's block end.
     """
-    rows, m = sorted_vals.shape
+    rows, m = scaled.shape
     for r in _prange(rows):
+        a = keys[r].copy()
+        b = np.empty_like(a)
+        ia = np.arange(m)
+        ib = np.empty_like(ia)
+        count = np.empty(2049, np.int64)
+        for shift in range(0, bits, 11):
+            count[:] = 0
+            for j in range(m):
+                count[((a[j] >> shift) & 2047) + 1] += 1
+            for k in range(2048):
+                count[k + 1] += count[k]
+            for j in range(m):
+                d = (a[j] >> shift) & 2047
+                q = count[d]
+                count[d] = q + 1
+                b[q] = a[j]
+                ib[q] = ia[j]
+            a, b = b, a
+            ia, ib = ib, ia
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
         top = -1
         for i in range(m):
+            p = ia[m - 1 - i]
+            perm[r, i] = p
             top += 1
             starts[top] = i
-            sums[top] = np.float64(sorted_vals[r, i]) - (m - i)
+            sums[top] = np.float64(scaled[r, p]) - (m - i)
             counts[top] = 1.0
             while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
                 sums[top - 1] += sums[top]
                 counts[top - 1] += counts[top]
                 top -= 1
-        for b in range(top + 1):
-            mean = sums[b] / counts[b]
-            lo = starts[b]
-            hi = starts[b + 1] if b < top else m
+        for blk in range(top + 1):
+            mean = sums[blk] / counts[blk]
+            lo = starts[blk]
+            hi = starts[blk + 1] if blk < top else m
             for i in range(lo, hi):
-                out[r, perm[r, i]] = sorted_vals[r, i] - mean
+                p = perm[r, i]
+                out[r, p] = scaled[r, p] - mean
                 block_end[r, i] = hi
 
 
@@ -141,8 +167,8 @@ def _pav_backward_rows(grad_out, perm, block_end, strength, grad_in):
 _PARALLEL_MIN_ELEMENTS = 1 << 17
 _pav_rows_parallel = _njit_parallel(_pav_rows)
 _pav_rows_serial = _njit(_pav_rows)
-_pav_scatter_parallel = _njit_parallel(_pav_scatter_rows)
-_pav_scatter_serial = _njit(_pav_scatter_rows)
+_sort_pav_parallel = _njit_parallel(_sort_pav_scatter_rows)
+_sort_pav_serial = _njit(_sort_pav_scatter_rows)
 _pav_backward_parallel = _njit_parallel(_pav_backward_rows)
 _pav_backward_serial = _njit(_pav_backward_rows)
 
@@ -325,17 +351,22 @@ class _SoftRank(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
-        sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
         ctx.strength = strength
         ctx.fused = backend == "numba" and values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
-        if ctx.fused:  # the CPU path: one numba sweep forward, one backward
-            out = torch.empty_like(sorted_vals)
-            end = torch.empty(sorted_vals.shape, dtype=torch.int64)
-            parallel = sorted_vals.numel() >= _PARALLEL_MIN_ELEMENTS
-            kernel = _pav_scatter_parallel if parallel else _pav_scatter_serial
-            kernel(sorted_vals.numpy(), perm.numpy(), out.numpy(), end.numpy())
+        if ctx.fused:  # the CPU path: one numba sweep forward (sort included), one backward
+            scaled = (values.detach() / strength).contiguous()
+            keys = _order_keys(scaled)
+            unsigned = np.uint32 if keys.dtype == torch.int32 else np.uint64
+            # Flipping the sign bit maps signed order onto unsigned order, which radix digits follow.
+            flipped = keys.numpy().view(unsigned) ^ unsigned(1 << (8 * keys.element_size() - 1))
+            out = torch.empty_like(scaled)
+            perm = torch.empty(scaled.shape, dtype=torch.int64)
+            end = torch.empty(scaled.shape, dtype=torch.int64)
+            kernel = _sort_pav_parallel if scaled.numel() >= _PARALLEL_MIN_ELEMENTS else _sort_pav_serial
+            kernel(scaled.numpy(), flipped, 8 * keys.element_size(), out.numpy(), perm.numpy(), end.numpy())
             ctx.save_for_backward(perm, end)
             return out
+        sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
         if backend == "triton":
             primal_sorted, start, end = _pav_triton_op(sorted_vals)
         else:
