@@ -43,7 +43,11 @@ if torch.cuda.is_available():
 PYEOF
 
 step kernel_tests 150 env PCOH_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider tests/triton_cases.py
-step cuda_tests 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_ranking.py tests/test_losses.py -k "cuda and not triton_kernel"
+if "$PY" -c "import hypothesis, sklearn" 2>/dev/null; then
+  step cuda_tests 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_ranking.py tests/test_losses.py -k "cuda and not triton_kernel"
+else  # the ranking tests' property checks need hypothesis; the kernel checks above do not
+  echo "=== cuda_tests: skipped (hypothesis or scikit-learn not importable here)"
+fi
 
 step no_sync_and_graph 90 "$PY" - <<'PYEOF'
 import time, torch

@@ -172,3 +172,15 @@ def test_soft_rank_traces_into_one_graph():
     xc = x.detach().cpu().requires_grad_(True)
     (_SoftRank.apply(xc, 0.5, "numba") * w.cpu()).sum().backward()
     torch.testing.assert_close(x.grad.cpu(), xc.grad, atol=1e-12, rtol=0)
+
+
+@pytest.mark.skipif(not ON_GPU, reason="the accelerators' tie averaging runs on GPU tensors only here")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rank_on_gpu_matches_rankdata(dtype):
+    from scipy.stats import rankdata
+
+    x = torch.randint(-5, 6, (50, 77)).to(dtype)
+    x[0] = torch.randn(77).to(dtype)  # a row without ties
+    out = rank(x.to(DEVICE))
+    assert out.device.type == DEVICE and out.dtype == dtype
+    np.testing.assert_array_equal(out.cpu().double().numpy(), rankdata(x.double().numpy(), axis=-1))
