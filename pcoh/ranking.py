@@ -56,8 +56,9 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
     ``sorted_vals`` is (rows, m), float32 or float64, each row decreasing. Runs the decreasing
     isotonic regression ``v`` of ``s - rho`` (``rho = (m, ..., 1)``) by pool-adjacent-violators in
     float64 whatever the input dtype (float32 pooling drifts on long rows), and writes
-    ``primal = s - v`` (in the input dtype) and, for each sorted position, the first and
-    one-past-last position of its pooled block (used by the backward pass). Rows run in parallel.
+    ``primal = s - v`` (computed in float64, stored in the input dtype) and, for each sorted
+    position, the first and one-past-last position of its pooled block (used by the backward
+    pass). Compiled twice below: rows in parallel (``prange``) and one after the other.
     """
     rows, m = sorted_vals.shape
     for r in _prange(rows):
@@ -344,9 +345,14 @@ def _choose_backend(values: torch.Tensor) -> str:
 class _SoftRank(torch.autograd.Function):
     """Projection of ``values / strength`` onto the permutahedron, with an exact backward pass.
 
-    ``backend``: ``"numba"`` (CPU kernel; tensors on another device are copied to the CPU for the
-    PAV pass only) or ``"triton"`` (the kernel runs where the tensor is; on CPU tensors only
-    under Triton's interpreter, ``TRITON_INTERPRET=1``, which the tests use).
+    ``backend``: ``"numba"`` or ``"triton"``.
+
+    - ``"numba"`` on a float32/float64 CPU tensor: one compiled sweep per row does the sort (radix),
+      the PAV pass and the un-permutation; the backward is one more sweep. On another device or
+      dtype: ``torch.sort`` where the tensor is, the PAV pass on a CPU copy, the backward in torch.
+    - ``"triton"``: ``torch.sort``, the Triton PAV kernel and the gathers all run where the
+      tensor is, with no host synchronisation (CPU tensors reach the kernel only under Triton's
+      interpreter, ``TRITON_INTERPRET=1``, which the tests use).
     """
 
     @staticmethod
