@@ -303,7 +303,12 @@ def _pav_triton(sorted_vals: torch.Tensor, block: int | None = None):
     bstart = torch.empty(rows, m + 1, dtype=torch.int32, device=sorted_vals.device)
     if block is None:
         block = 256 if m >= 256 else max(16, 1 << (m - 1).bit_length())
-    kernel[(rows,)](sorted_vals, primal, start, end, sums, bstart, m, BLOCK=block, num_warps=1)
+    if sorted_vals.device.type == "cuda":
+        # Triton launches on the current device: make it the tensor's (one process, several GPUs).
+        with torch.cuda.device(sorted_vals.device):
+            kernel[(rows,)](sorted_vals, primal, start, end, sums, bstart, m, BLOCK=block, num_warps=1)
+    else:
+        kernel[(rows,)](sorted_vals, primal, start, end, sums, bstart, m, BLOCK=block, num_warps=1)
     return primal, start, end
 
 
