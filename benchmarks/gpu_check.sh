@@ -42,6 +42,11 @@ if torch.cuda.is_available():
     print("gpu:", torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))
 PYEOF
 
+if ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  echo "gpu_check: torch.cuda.is_available() is False here; nothing to check"
+  exit 1
+fi
+
 step kernel_tests 150 env PCOH_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider tests/triton_cases.py
 if "$PY" -c "import hypothesis, sklearn" 2>/dev/null; then
   step cuda_tests 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_ranking.py tests/test_losses.py -k "cuda and not triton_kernel"
