@@ -29,6 +29,8 @@ keep the order of the input and sum to :math:`m (m + 1) / 2`.
 """
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import torch
 
@@ -166,11 +168,22 @@ def _pav_backward_rows(grad_out, perm, block_end, strength, grad_in):
 # Rows in parallel pay off only when there is enough work to share out: waking the thread pool
 # costs more than the PAV pass of a small batch (and much more on a busy machine).
 _PARALLEL_MIN_ELEMENTS = 1 << 17
-_pav_rows_parallel = _njit_parallel(_pav_rows)
+
+
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` under another name: numba's on-disk cache is keyed by the function's
+    name, so the parallel and serial builds of one function need different names."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+_pav_rows_parallel = _njit_parallel(_renamed(_pav_rows, "_parallel"))
 _pav_rows_serial = _njit(_pav_rows)
-_sort_pav_parallel = _njit_parallel(_sort_pav_scatter_rows)
+_sort_pav_parallel = _njit_parallel(_renamed(_sort_pav_scatter_rows, "_parallel"))
 _sort_pav_serial = _njit(_sort_pav_scatter_rows)
-_pav_backward_parallel = _njit_parallel(_pav_backward_rows)
+_pav_backward_parallel = _njit_parallel(_renamed(_pav_backward_rows, "_parallel"))
 _pav_backward_serial = _njit(_pav_backward_rows)
 
 
