@@ -27,7 +27,7 @@ column                meaning
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ __all__ = [
     "continuity",
     "linear_cka",
     "evaluate_model",
+    "score_embeddings",
     "summarize",
     "COLUMNS",
 ]
@@ -218,6 +219,96 @@ def evaluate_model(
         "accuracy": acc,
     }
     return (row, rho) if return_per_reference else row
+
+
+def score_embeddings(
+    teacher_features,
+    embeddings: Mapping,
+    *,
+    metric: Union[MetricLike, Mapping] = "euclidean",
+    teacher_metric: MetricLike = "cosine",
+    k: int = 10,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    return_per_reference: bool = False,
+):
+    r"""Score any embeddings of the same inputs against a reference space, side by side.
+
+    Perception coherence is a yardstick for any two representations, not only for a distilled
+    student: a 2-D map (PCA, t-SNE, UMAP) or another network's features are scored against the
+    teacher's by :math:`PC_n` (every input as the reference, the whole set ranked), with a
+    percentile bootstrap interval over references, next to the neighbourhood measures
+    trustworthiness and continuity (only the ``k`` nearest neighbours count) and the global
+    Spearman of all pairwise dissimilarities (no reference structure).
+
+    Parameters
+    ----------
+    teacher_features : array-like or torch.Tensor, shape (n, d_T)
+        The reference space.
+    embeddings : dict of name -> array-like (n, d)
+        Each an embedding of the same n inputs, row by row (widths may differ).
+    metric : str or dict of name -> str, default "euclidean"
+        Each embedding's dissimilarity (``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``); a
+        dict gives one per name and must name every embedding.
+    teacher_metric : str, default "cosine"
+    k : int, default 10
+        Neighbours of trustworthiness and continuity, in [1, n / 2).
+    n_boot : int, default 1000
+        Bootstrap resamples of the references for the ``pc_n`` interval.
+    confidence : float, default 0.95
+    seed : int, default 0
+        Seeds the bootstrap and the global Spearman's pair sample.
+    return_per_reference : bool, default False
+        Also return each embedding's (n,) per-reference Spearman values.
+
+    Returns
+    -------
+    pandas.DataFrame, or (DataFrame, dict of name -> numpy.ndarray (n,))
+        One row per embedding, in the order given, with the columns ``embedding``, ``dim``,
+        ``metric``, ``pc_n``, ``pc_n_low``, ``pc_n_high``, ``trustworthiness``, ``continuity``
+        and ``global_spearman``.
+    """
+    t = _np(teacher_features)
+    n = len(t)
+    if not isinstance(embeddings, Mapping):
+        raise TypeError(f"embeddings must be a dict of name -> (n, d) array, got {type(embeddings).__name__}")
+    if not embeddings:
+        raise ValueError("embeddings must hold at least one name -> (n, d) array, got an empty dict")
+    if isinstance(metric, Mapping):
+        missing = [name for name in embeddings if name not in metric]
+        if missing:
+            raise ValueError(f"metric must give a metric for every embedding; missing {missing}")
+        metrics = {name: metric[name] for name in embeddings}
+    else:
+        metrics = dict.fromkeys(embeddings, metric)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n / 2:
+        raise ValueError(f"k must be an integer in [1, n / 2) = [1, {n / 2:g}), got {k!r}")
+    mats = {}
+    for name, e in embeddings.items():
+        try:
+            mats[name] = _np(e)
+        except ValueError as err:
+            raise ValueError(f"embeddings[{name!r}]: {err}") from None
+        if len(mats[name]) != n:
+            raise ValueError(f"embeddings[{name!r}] must hold the teacher's {n} inputs, got {len(mats[name])} rows")
+        _for_euclidean(mats[name][:1], metrics[name])  # an unsupported metric fails before any work
+    _for_euclidean(t[:1], teacher_metric)
+    rows, per_ref = [], {}
+    for name, e in mats.items():
+        kwargs = dict(student_metric=metrics[name], teacher_metric=teacher_metric)
+        rho = _coh.per_reference_spearman(e, t, **kwargs)
+        pc_n, low, high = _coh.bootstrap_ci(rho, n_boot=n_boot, confidence=confidence, seed=seed)
+        per_ref[name] = rho
+        rows.append({
+            "embedding": name, "dim": e.shape[1], "metric": str(metrics[name]),
+            "pc_n": pc_n, "pc_n_low": low, "pc_n_high": high,
+            "trustworthiness": trustworthiness(e, t, k=k, **kwargs),
+            "continuity": continuity(e, t, k=k, **kwargs),
+            "global_spearman": _coh.global_spearman(e, t, seed=seed, **kwargs),
+        })
+    frame = pd.DataFrame(rows)
+    return (frame, per_ref) if return_per_reference else frame
 
 
 def summarize(results: pd.DataFrame, columns: Optional[list] = None) -> pd.DataFrame:

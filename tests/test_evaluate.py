@@ -4,6 +4,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.manifold import trustworthiness as sk_trust
 
+from pcoh import coherence as coh
 from pcoh import evaluate as ev
 
 
@@ -81,3 +82,80 @@ def test_bad_inputs(blobs):
         ev.linear_probe_accuracy(bad, y, x, y)
     with pytest.raises(ValueError, match="metric"):
         ev.knn_accuracy(x, y, x, y, metric="manhattan")
+
+
+def _brute_trustworthiness(original, embedded, k):
+    """T(k) = 1 - 2 / (n k (2n - 3k - 1)) sum_i sum_{j in U_k(i)} (r(i, j) - k), straight from the definition:
+    U_k(i) = the embedding's k nearest neighbours of i that are not among the original space's,
+    r(i, j) = rank of j among i's neighbours in the original space (nearest = 1)."""
+    n = len(original)
+    do = np.linalg.norm(original[:, None] - original[None], axis=-1)
+    de = np.linalg.norm(embedded[:, None] - embedded[None], axis=-1)
+    total = 0.0
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        by_orig = sorted(others, key=lambda j: (do[i, j], j))
+        rank = {j: r + 1 for r, j in enumerate(by_orig)}
+        near_orig = set(by_orig[:k])
+        near_emb = sorted(others, key=lambda j: (de[i, j], j))[:k]
+        total += sum(rank[j] - k for j in near_emb if j not in near_orig)
+    return 1.0 - 2.0 / (n * k * (2 * n - 3 * k - 1)) * total
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_trustworthiness_and_continuity_brute_force_cosine(k):
+    # Cosine on each side: the neighbours of L2-normalised rows.
+    rng = np.random.default_rng(4)
+    teacher = rng.normal(size=(24, 5))
+    student = teacher[:, :3] + 0.5 * rng.normal(size=(24, 3))
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    t = ev.trustworthiness(student, teacher, k=k)
+    c = ev.continuity(student, teacher, k=k)
+    assert t == pytest.approx(_brute_trustworthiness(unit(teacher), unit(student), k))
+    assert c == pytest.approx(_brute_trustworthiness(unit(student), unit(teacher), k))
+    assert c == pytest.approx(sk_trust(unit(student), unit(teacher), n_neighbors=k))
+    assert t != pytest.approx(c)  # the two really differ on this data
+
+
+def test_score_embeddings(blobs):
+    x, _ = blobs
+    rng = np.random.default_rng(5)
+    embeddings = {"same": 2.0 * x, "proj": x[:, :2], "noise": rng.normal(size=(len(x), 2))}
+    frame, rho = ev.score_embeddings(x, embeddings, teacher_metric="euclidean", k=5, n_boot=200,
+                                     return_per_reference=True)
+    assert list(frame["embedding"]) == ["same", "proj", "noise"]
+    assert list(frame["dim"]) == [6, 2, 2]
+    row = frame.set_index("embedding")
+    assert row.loc["same", "pc_n"] == pytest.approx(1.0)
+    assert row.loc["same", "trustworthiness"] == pytest.approx(1.0)
+    # Each column is the module's own measure, computed independently here.
+    for name, e in embeddings.items():
+        assert row.loc[name, "pc_n"] == pytest.approx(
+            coh.perception_coherence(e, x, student_metric="euclidean", teacher_metric="euclidean"))
+        assert rho[name].mean() == pytest.approx(row.loc[name, "pc_n"])
+        assert row.loc[name, "trustworthiness"] == pytest.approx(sk_trust(x, e, n_neighbors=5))
+        assert row.loc[name, "continuity"] == pytest.approx(sk_trust(e, x, n_neighbors=5))
+        assert row.loc[name, "pc_n_low"] <= row.loc[name, "pc_n"] <= row.loc[name, "pc_n_high"]
+    assert row.loc["noise", "pc_n"] < row.loc["proj", "pc_n"] < 1.0
+    # One metric per name.
+    mixed = ev.score_embeddings(x, {"a": x, "b": x}, metric={"a": "cosine", "b": "euclidean"}, k=5, n_boot=50)
+    assert list(mixed["metric"]) == ["cosine", "euclidean"]
+    assert mixed.loc[0, "pc_n"] != pytest.approx(mixed.loc[1, "pc_n"])
+
+
+def test_score_embeddings_bad_inputs(blobs):
+    x, _ = blobs
+    with pytest.raises(TypeError, match="embeddings must be a dict"):
+        ev.score_embeddings(x, [x])
+    with pytest.raises(ValueError, match="at least one"):
+        ev.score_embeddings(x, {})
+    with pytest.raises(ValueError, match=r"embeddings\['a'\] must hold the teacher's 90 inputs, got 10 rows"):
+        ev.score_embeddings(x, {"a": x[:10]})
+    with pytest.raises(ValueError, match=r"embeddings\['a'\]: features must be 2-D"):
+        ev.score_embeddings(x, {"a": x[:, 0]})
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, n / 2\)"):
+        ev.score_embeddings(x, {"a": x}, k=45)
+    with pytest.raises(ValueError, match="missing \\['b'\\]"):
+        ev.score_embeddings(x, {"a": x, "b": x}, metric={"a": "cosine"})
+    with pytest.raises(ValueError, match="metric must be 'cosine', 'euclidean' or 'sqeuclidean'"):
+        ev.score_embeddings(x, {"a": x}, metric="manhattan")
