@@ -2,7 +2,7 @@
 
 Transfer a teacher network's representation to a lightweight student by making the student rank
 dissimilarities between inputs the way the teacher does, instead of copying the teacher's
-geometry (see DESIGN §1 and the README).
+geometry (see ``docs/method.md`` and the README).
 
 Modules: :mod:`pcoh.ranking` (soft and hard ranks), :mod:`pcoh.dissimilarity` (metrics),
 :mod:`pcoh.losses` (the PC loss and the baselines), :mod:`pcoh.coherence` (measures),

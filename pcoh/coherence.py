@@ -1,4 +1,4 @@
-r"""Coherence measures on finished embeddings (DESIGN §1.1-§1.2).
+r"""Coherence measures on finished embeddings (``docs/method.md`` §1-§2).
 
 Every function takes the student's and the teacher's features of the same N inputs (torch
 tensors or numpy arrays, shapes (N, d_S) and (N, d_T), the widths may differ), each with its own
@@ -347,7 +347,7 @@ def concordance_probability(
         \kappa_i = P_{j \ne k}\big[(\delta_T(x_i,x_j) - \delta_T(x_i,x_k))
                                    (\delta_S(x_i,x_j) - \delta_S(x_i,x_k)) > 0\big]
 
-    the finite form of :math:`\kappa(\mu)` in DESIGN §1.2; without ties it equals
+    the finite form of :math:`\kappa(\mu)` (``docs/method.md`` §2); without ties it equals
     :math:`(1 + \tau_i) / 2`. Tied pairs count as not concordant.
 
     Parameters
@@ -467,7 +467,7 @@ def probabilistic_ranks(
 
     where :math:`r_{ij}` is the average rank of :math:`\delta(x_i, x_j)` among the N - 1
     dissimilarities seen from :math:`x_i`. It estimates :math:`u(x, x') = F_x(\delta(x, x'))` of
-    DESIGN §1.2 and, for continuous dissimilarities, is uniform on the grid
+    ``docs/method.md`` §2 and, for continuous dissimilarities, is uniform on the grid
     :math:`\{(k - 1/2)/(N-1)\}`.
 
     Parameters
@@ -646,7 +646,7 @@ def heldout_probabilistic_ranks(
 
     where :math:`y_1 .. y_M` are the rows of ``population``, a sample of :math:`\mu` independent of
     the compared points. Unlike the plug-in ranks of :func:`probabilistic_ranks`, which are uniform
-    on a grid by construction, these are a genuine test of DESIGN §1.2: for continuous
+    on a grid by construction, these are a genuine test of ``docs/method.md`` §2: for continuous
     dissimilarities :math:`u(x, X')` is Uniform(0, 1) given :math:`x` only if the two samples come
     from the same distribution.
 
@@ -825,7 +825,7 @@ def subsample_coherence(
     For each size :math:`n` and repeat, n of the N points are drawn without replacement and
     :math:`PC_n` is computed on them alone (every drawn point is a reference, compared with the
     other n - 1 drawn points). As n grows to N the values concentrate on the full-set
-    :math:`PC_N`; their mean approaches it with a bias of order :math:`1/n` (DESIGN §1.2).
+    :math:`PC_N`; their mean approaches it with a bias of order :math:`1/n` (``docs/method.md`` §4).
 
     Parameters
     ----------

@@ -10,7 +10,7 @@ Columns of :func:`evaluate_model` / :func:`evaluate_models`:
 ====================  =============================================================================
 column                meaning
 ====================  =============================================================================
-``pc_n``              mean per-reference Spearman with the teacher (DESIGN §1.1)
+``pc_n``              mean per-reference Spearman with the teacher (docs/method.md §1)
 ``pc_n_low/high``     95% percentile bootstrap interval of ``pc_n`` over references
 ``global_spearman``   Spearman of all pairwise dissimilarities (upper triangle)
 ``kendall_tau``       mean per-reference Kendall tau-b

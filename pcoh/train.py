@@ -8,7 +8,7 @@ run that was interrupted resumes from its last checkpoint and ends with the same
 uninterrupted run on the same device (each epoch's shuffling is seeded from the run's seed and
 the epoch number).
 
-Objectives (DESIGN §1.3):
+Objectives (``docs/method.md`` §3):
 
 - teacher: cross-entropy;
 - student, ``mode="class-unaware"``: ``weight * L_transfer(student, teacher)``, no label used;
