@@ -17,7 +17,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, losses, models
+    from . import data, methods, models
     from .train import MODES
 
     p = argparse.ArgumentParser(
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", choices=models.available(), help="teacher architecture (default digits_resnet)")
     p.add_argument("--teacher-checkpoint", help="load the teacher's weights from this file instead of training")
     p.add_argument("--students", nargs="+", choices=models.available(), help="student architectures (default digits_cnn)")
-    p.add_argument("--methods", nargs="+", choices=sorted(losses.available() + ["ce"]),
+    p.add_argument("--methods", nargs="+", choices=methods.available(),
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
     p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
