@@ -19,6 +19,10 @@ function                        what it returns
 :func:`bootstrap_ci`            percentile bootstrap interval of a statistic over references
 ==============================  =================================================================
 
+Diagnostics that look inside these measures (held-out probabilistic ranks, concordance by rank
+gap, :math:`PC_n` on subsets and its bias correction, per-class means) are in
+:mod:`pcoh.diagnostics`.
+
 Work is chunked over references: at most ``chunk_size x N`` dissimilarities are held at once, so
 N = 10,000 runs in seconds on two CPU cores (``benchmarks/bench_loss.py`` measures it).
 Computations run in float64 for float64 input and float32 otherwise.
