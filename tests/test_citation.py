@@ -1,7 +1,9 @@
 """CITATION.cff is valid Citation File Format 1.2.0 in its essentials and agrees with the README."""
 import re
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +38,6 @@ def test_preferred_citation_is_the_paper_and_matches_the_readme():
 
 
 def test_version_matches_the_package():
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert str(_cff()["version"]) == project["version"]
