@@ -13,7 +13,14 @@ import pandas as pd
 from .._checks import as_array, check_choice, check_columns
 from ._base import METHOD_COLORS, _axes
 
-__all__ = ['plot_reference_ecdfs', 'plot_probabilistic_ranks', 'plot_uniformity', 'plot_pc_vs_n', 'plot_concordance_by_gap', 'plot_per_class_heatmap']
+__all__ = [
+    "plot_reference_ecdfs",
+    "plot_probabilistic_ranks",
+    "plot_uniformity",
+    "plot_pc_vs_n",
+    "plot_concordance_by_gap",
+    "plot_per_class_heatmap",
+]
 
 
 def plot_reference_ecdfs(teacher_dissimilarities, student_dissimilarities, *, highlight=None, ax=None,

@@ -11,7 +11,7 @@ import numpy as np
 from .._checks import as_array, as_labels
 from ._base import _axes
 
-__all__ = ['plot_embedding', 'plot_embedding_grid']
+__all__ = ["plot_embedding", "plot_embedding_grid"]
 
 
 def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s: float = 8,

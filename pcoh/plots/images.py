@@ -13,7 +13,7 @@ from ..diagnostics import dissimilarity_matrix
 from ._base import _axes
 from .toy import plot_dissimilarity_matrix
 
-__all__ = ['plot_class_dissimilarities', 'plot_images', 'plot_neighbors']
+__all__ = ["plot_class_dissimilarities", "plot_images", "plot_neighbors"]
 
 
 def plot_class_dissimilarities(features, labels, *, metric="cosine", ax=None, title: Optional[str] = None,

@@ -12,7 +12,7 @@ from .._checks import as_array, check_index
 from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
 from ._base import _axes
 
-__all__ = ['plot_rank_vs_rank', 'plot_soft_ranks', 'plot_soft_rank_bars', 'plot_rank_hexbin']
+__all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin"]
 
 
 def _hard_ranks(v: np.ndarray) -> np.ndarray:

@@ -14,7 +14,12 @@ from .._checks import check_columns, check_choice
 from ..methods import color as method_color
 from ._base import _axes
 
-__all__ = ['plot_metric_bars', 'plot_per_reference', 'plot_per_reference_distributions', 'plot_global_vs_per_reference']
+__all__ = [
+    "plot_metric_bars",
+    "plot_per_reference",
+    "plot_per_reference_distributions",
+    "plot_global_vs_per_reference",
+]
 
 
 def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, title: Optional[str] = None):

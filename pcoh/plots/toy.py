@@ -9,7 +9,7 @@ from typing import Optional
 from .._checks import as_array
 from ._base import _axes
 
-__all__ = ['plot_points', 'plot_dissimilarity_matrix']
+__all__ = ["plot_points", "plot_dissimilarity_matrix"]
 
 
 def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: bool = True,

@@ -11,7 +11,7 @@ import numpy as np
 from ..methods import color as method_color
 from ._base import _axes
 
-__all__ = ['plot_learning_curves']
+__all__ = ["plot_learning_curves"]
 
 
 def plot_learning_curves(histories, key: str = "loss", *, normalise: bool = False, ax=None,
