@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lab bench clean
+.PHONY: setup run test test-fast lab bench report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loss.py
+
+# Every executed notebook as one self-contained HTML page in reports/ (converted, not re-run).
+report: $(STAMP)
+	$(PY) scripts/report.py --output reports
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,14 +2,15 @@
 
 Transfer a teacher network's representation to a lightweight student by making the student rank
 dissimilarities between inputs the way the teacher does, instead of copying the teacher's
-geometry (see DESIGN §1 and the README).
+geometry (see ``docs/method.md`` and the README).
 
 Modules: :mod:`pcoh.ranking` (soft and hard ranks), :mod:`pcoh.dissimilarity` (metrics),
 :mod:`pcoh.losses` (the PC loss and the baselines), :mod:`pcoh.coherence` (measures),
+:mod:`pcoh.diagnostics` (the probabilistic form examined), :mod:`pcoh.methods` (the method registry),
 :mod:`pcoh.models`, :mod:`pcoh.data`, :mod:`pcoh.train`, :mod:`pcoh.evaluate`,
 :mod:`pcoh.experiment` (the main job), :mod:`pcoh.plots`, :mod:`pcoh.notebook`.
 """
-from . import coherence, data, dissimilarity, evaluate, losses, models, ranking
+from . import coherence, data, diagnostics, dissimilarity, evaluate, losses, methods, models, ranking
 from .coherence import (
     bootstrap_ci,
     concordance_probability,
@@ -33,10 +34,12 @@ __all__ = [
     "coherence",
     "concordance_probability",
     "data",
+    "diagnostics",
     "dissimilarity",
     "evaluate",
     "global_spearman",
     "losses",
+    "methods",
     "models",
     "neighbor_overlap",
     "pairwise",

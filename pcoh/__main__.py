@@ -12,12 +12,13 @@ import argparse
 import dataclasses
 import sys
 import time
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, losses, models
+    from . import data, methods, models
     from .train import MODES
 
     p = argparse.ArgumentParser(
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", choices=models.available(), help="teacher architecture (default digits_resnet)")
     p.add_argument("--teacher-checkpoint", help="load the teacher's weights from this file instead of training")
     p.add_argument("--students", nargs="+", choices=models.available(), help="student architectures (default digits_cnn)")
-    p.add_argument("--methods", nargs="+", choices=sorted(losses.available() + ["ce"]),
+    p.add_argument("--methods", nargs="+", choices=methods.available(),
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
     p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, help="soft-rank regularization strength of the pc loss")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--output", help="folder for the tables (default results)")
-    p.add_argument("--figures", help="folder for the figures (default figures)")
+    p.add_argument("--figures", help="folder for the figures (default figures, or OUTPUT/DATASET beside the "
+                   "tables when --output is given)")
     p.add_argument("--no-cache", action="store_true", help="retrain even when a finished run is cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -61,6 +63,8 @@ def _config(args: argparse.Namespace):
                  "modes", "seeds", "device", "output", "figures"):
         if name in given:
             table[name] = given[name]
+    if "output" in table and "figures" not in table:  # --output alone: the figures go with the tables
+        table["figures"] = str(Path(table["output"]) / str(table.get("dataset", ExperimentConfig.dataset)))
     for section, options in (("student_train", {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"}),
                              ("teacher_train", {"teacher_epochs": "epochs", "teacher_batch_size": "batch_size"})):
         for option, name in options.items():

@@ -1,4 +1,4 @@
-r"""Coherence measures on finished embeddings (DESIGN §1.1-§1.2).
+r"""Coherence measures on finished embeddings (``docs/method.md`` §1-§2).
 
 Every function takes the student's and the teacher's features of the same N inputs (torch
 tensors or numpy arrays, shapes (N, d_S) and (N, d_T), the widths may differ), each with its own
@@ -19,6 +19,10 @@ function                        what it returns
 :func:`bootstrap_ci`            percentile bootstrap interval of a statistic over references
 ==============================  =================================================================
 
+Diagnostics that look inside these measures (held-out probabilistic ranks, concordance by rank
+gap, :math:`PC_n` on subsets and its bias correction, per-class means) are in
+:mod:`pcoh.diagnostics`.
+
 Work is chunked over references: at most ``chunk_size x N`` dissimilarities are held at once, so
 N = 10,000 runs in seconds on two CPU cores (``benchmarks/bench_loss.py`` measures it).
 Computations run in float64 for float64 input and float32 otherwise.
@@ -30,6 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ._checks import as_array, as_features, check_float, check_indices, check_int, check_pairs_option, check_seed
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from .ranking import _njit, _row_pearson, rank
 
@@ -42,13 +47,6 @@ __all__ = [
     "probabilistic_ranks",
     "neighbor_overlap",
     "bootstrap_ci",
-    "reference_dissimilarities",
-    "heldout_probabilistic_ranks",
-    "concordance_by_rank_gap",
-    "subsample_coherence",
-    "per_class_mean",
-    "grade_coherence",
-    "expected_pc_n",
 ]
 
 # Dissimilarities held per chunk (rows x N); about 64 MiB per float32 matrix.
@@ -60,22 +58,7 @@ _AUTO_GLOBAL_PAIRS = 1_000_000
 
 
 # ----------------------------------------------------------------------------- input handling
-def _as_features(x, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        if not np.issubdtype(x.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    elif not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array (N, d), got {type(x).__name__}")
-    # The measures run on the CPU (index masks, numba kernels and numpy outputs): CUDA input is copied.
-    x = x.detach().cpu()
-    if x.dim() != 2:
-        raise ValueError(f"{name} must be 2-D (N, d), got shape {tuple(x.shape)}")
-    if x.dtype != torch.float64:
-        x = x.to(torch.float32)
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return x
+_as_features = as_features  # (N, d) CPU tensor, float64 kept, else float32; see pcoh._checks
 
 
 def _check_pair(student, teacher, min_samples: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,9 +75,7 @@ def _check_pair(student, teacher, min_samples: int = 3) -> tuple[torch.Tensor, t
 def _check_chunk(chunk_size, n: int) -> int:
     if chunk_size is None:
         return max(1, min(n, _CHUNK_ELEMENTS // max(n, 1)))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return int(chunk_size)
+    return check_int(chunk_size, "chunk_size", minimum=1)
 
 
 class _Rows:
@@ -139,9 +120,7 @@ def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
 
 
 def _rng(seed) -> np.random.Generator:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(check_seed(seed))
 
 
 # ----------------------------------------------------------------------------- Spearman
@@ -250,12 +229,8 @@ def _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, ch
     s, t = _check_pair(student, teacher)
     n = s.shape[0]
     chunk = _check_chunk(chunk_size, n)
-    if n_pairs == "auto":
+    if check_pairs_option(n_pairs, minimum=1) == "auto":
         n_pairs = None if n <= _EXACT_KENDALL_MAX_N else _AUTO_KENDALL_PAIRS
-    elif n_pairs is not None and (
-        isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1
-    ):
-        raise ValueError(f"n_pairs must be a positive integer, None (exact) or 'auto', got {n_pairs!r}")
     if n_pairs is not None and n < 4:
         raise ValueError(f"sampled pairs need at least 4 samples, got {n}")
     rng = _rng(seed)
@@ -347,7 +322,7 @@ def concordance_probability(
         \kappa_i = P_{j \ne k}\big[(\delta_T(x_i,x_j) - \delta_T(x_i,x_k))
                                    (\delta_S(x_i,x_j) - \delta_S(x_i,x_k)) > 0\big]
 
-    the finite form of :math:`\kappa(\mu)` in DESIGN §1.2; without ties it equals
+    the finite form of :math:`\kappa(\mu)` (``docs/method.md`` §2); without ties it equals
     :math:`(1 + \tau_i) / 2`. Tied pairs count as not concordant.
 
     Parameters
@@ -432,12 +407,8 @@ def global_spearman(
     s, t = _check_pair(student, teacher)
     n = s.shape[0]
     total = n * (n - 1) // 2
-    if n_pairs == "auto":
+    if check_pairs_option(n_pairs, minimum=2) == "auto":
         n_pairs = None if total <= _AUTO_GLOBAL_PAIRS else _AUTO_GLOBAL_PAIRS
-    elif n_pairs is not None and (
-        isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 2
-    ):
-        raise ValueError(f"n_pairs must be an integer >= 2, None (exact) or 'auto', got {n_pairs!r}")
     if n_pairs is None:
         i, j = torch.triu_indices(n, n, offset=1)
     else:
@@ -467,7 +438,7 @@ def probabilistic_ranks(
 
     where :math:`r_{ij}` is the average rank of :math:`\delta(x_i, x_j)` among the N - 1
     dissimilarities seen from :math:`x_i`. It estimates :math:`u(x, x') = F_x(\delta(x, x'))` of
-    DESIGN §1.2 and, for continuous dissimilarities, is uniform on the grid
+    ``docs/method.md`` §2 and, for continuous dissimilarities, is uniform on the grid
     :math:`\{(k - 1/2)/(N-1)\}`.
 
     Parameters
@@ -488,9 +459,7 @@ def probabilistic_ranks(
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"features must hold at least 3 samples, got {n}")
-    refs = np.arange(n) if references is None else np.asarray(references)
-    if refs.ndim != 1 or not np.issubdtype(refs.dtype, np.integer) or (refs.size and (refs.min() < 0 or refs.max() >= n)):
-        raise ValueError(f"references must be a 1-D sequence of integers in [0, {n}), got {references!r}")
+    refs = np.arange(n) if references is None else check_indices(references, "references", n)
     chunk = _check_chunk(chunk_size, n)
     rows = _Rows(x, metric, "metric")
     out = np.empty((len(refs), n - 1))
@@ -526,8 +495,7 @@ def neighbor_overlap(
     """
     s, t = _check_pair(student, teacher)
     n = s.shape[0]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
-        raise ValueError(f"k must be an integer in [1, N - 1] = [1, {n - 1}], got {k!r}")
+    k = check_int(k, "k", minimum=1, maximum=n - 1)
     chunk = _check_chunk(chunk_size, n)
     rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
     out = np.empty(n)
@@ -576,15 +544,11 @@ def bootstrap_ci(
     (estimate, low, high) : tuple of float
         The statistic on ``values`` and the interval's bounds.
     """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size < 2:
-        raise ValueError(f"values must be 1-D with at least 2 entries, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError("values contains NaN or Inf")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
-        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    v = as_array(values, "values", ndim=1)
+    if v.size < 2:
+        raise ValueError(f"values must hold at least 2 entries, got shape {v.shape}")
+    n_boot = check_int(n_boot, "n_boot", minimum=1)
+    confidence = check_float(confidence, "confidence", minimum=0.0, maximum=1.0, strict=True)
     rng = _rng(seed)
     stats = np.empty(int(n_boot))
     step = max(1, (1 << 22) // v.size)
@@ -598,390 +562,3 @@ def bootstrap_ci(
     alpha = (1 - confidence) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return float(statistic(v)), float(low), float(high)
-
-
-# ----------------------------------------------------------------------------- diagnostics
-def reference_dissimilarities(features, reference: int, *, metric: MetricLike = "cosine") -> np.ndarray:
-    r"""Dissimilarities :math:`\delta(x_i, x_j)`, :math:`j \ne i`, seen from one reference.
-
-    Parameters
-    ----------
-    features : torch.Tensor or numpy.ndarray, shape (N, d)
-    reference : int
-        Index :math:`i` of the reference, in [0, N).
-    metric : str, Dissimilarity or callable, default "cosine"
-
-    Returns
-    -------
-    numpy.ndarray, shape (N - 1,)
-        The reference's row of the dissimilarity matrix without its own column, in the order of
-        the other points (the column order of :func:`probabilistic_ranks`).
-    """
-    x = _as_features(features, "features")
-    n = x.shape[0]
-    if isinstance(reference, bool) or not isinstance(reference, (int, np.integer)) or not 0 <= reference < n:
-        raise ValueError(f"reference must be an integer in [0, {n}), got {reference!r}")
-    if n < 2:
-        raise ValueError(f"features must hold at least 2 samples, got {n}")
-    idx = torch.tensor([int(reference)])
-    row = _Rows(x, metric, "metric").at(idx)
-    return _drop_self(row, idx)[0].double().numpy()
-
-
-def heldout_probabilistic_ranks(
-    features,
-    population,
-    *,
-    metric: MetricLike = "cosine",
-    references=None,
-    chunk_size: int | None = None,
-) -> np.ndarray:
-    r"""Probabilistic ranks with each reference's distribution function fitted on another sample.
-
-    .. math::
-
-        \hat u(x_i, x_j) = \hat F_{x_i}\big(\delta(x_i, x_j)\big), \qquad
-        \hat F_{x}(t) = \frac{1}{M} \sum_{p=1}^{M} \Big( \mathbb 1[\delta(x, y_p) < t]
-                        + \tfrac12 \mathbb 1[\delta(x, y_p) = t] \Big)
-
-    where :math:`y_1 .. y_M` are the rows of ``population``, a sample of :math:`\mu` independent of
-    the compared points. Unlike the plug-in ranks of :func:`probabilistic_ranks`, which are uniform
-    on a grid by construction, these are a genuine test of DESIGN §1.2: for continuous
-    dissimilarities :math:`u(x, X')` is Uniform(0, 1) given :math:`x` only if the two samples come
-    from the same distribution.
-
-    Parameters
-    ----------
-    features : torch.Tensor or numpy.ndarray, shape (N, d)
-        References and compared points.
-    population : torch.Tensor or numpy.ndarray, shape (M, d)
-        The sample :math:`\hat F_x` is fitted on (e.g. the training split), same width.
-    metric : str or Dissimilarity, default "cosine"
-        A built-in name or a :class:`pcoh.dissimilarity.Dissimilarity` (two-argument call).
-    references : sequence of int, optional
-        Indices into ``features``; default all N.
-    chunk_size : int, optional
-        References per chunk.
-
-    Returns
-    -------
-    numpy.ndarray, shape (R, N - 1)
-        Same layout as :func:`probabilistic_ranks`: row ``r`` holds :math:`\hat u(x_i, x_j)` for
-        ``i = references[r]`` and every ``j != i`` in increasing order; values in [0, 1].
-    """
-    x = _as_features(features, "features")
-    p = _as_features(population, "population")
-    n = x.shape[0]
-    if n < 3:
-        raise ValueError(f"features must hold at least 3 samples, got {n}")
-    if p.shape[1] != x.shape[1]:
-        raise ValueError(f"population must have the width of features ({x.shape[1]}), got shape {tuple(p.shape)}")
-    if p.shape[0] < 1:
-        raise ValueError("population must hold at least one sample")
-    fn = get_metric(metric, "metric")
-    if not isinstance(fn, Dissimilarity):
-        raise ValueError("metric must be a built-in name or a Dissimilarity (it is called with two sets)")
-    dtype = torch.float64 if torch.float64 in (x.dtype, p.dtype) else torch.float32
-    x, p = x.to(dtype), p.to(dtype)
-    refs = np.arange(n) if references is None else np.asarray(references)
-    if refs.ndim != 1 or not np.issubdtype(refs.dtype, np.integer) or (refs.size and (refs.min() < 0 or refs.max() >= n)):
-        raise ValueError(f"references must be a 1-D sequence of integers in [0, {n}), got {references!r}")
-    chunk = _check_chunk(chunk_size, max(n, p.shape[0]))
-    rows = _Rows(x, metric, "metric")
-    m = p.shape[0]
-    out = np.empty((len(refs), n - 1))
-    for lo, hi in _chunks(len(refs), chunk):
-        idx = torch.from_numpy(refs[lo:hi]).long()
-        compared = _drop_self(rows.at(idx), idx)
-        fitted = torch.sort(fn(x[idx], p), dim=1).values
-        below = torch.searchsorted(fitted, compared.contiguous(), right=False)
-        at_or_below = torch.searchsorted(fitted, compared.contiguous(), right=True)
-        out[lo:hi] = ((below + at_or_below).double() / (2.0 * m)).numpy()
-    return out
-
-
-def concordance_by_rank_gap(
-    student,
-    teacher,
-    *,
-    bins: int = 10,
-    n_pairs: int | None = 2000,
-    seed: int | None = 0,
-    student_metric: MetricLike = "cosine",
-    teacher_metric: MetricLike = "cosine",
-    chunk_size: int | None = None,
-):
-    r"""Concordance probability as a function of how far apart the teacher ranks the two points.
-
-    For a reference :math:`x_i` and two compared points :math:`x_j, x_k`, the teacher's rank gap is
-
-    .. math::
-
-        g_{ijk} = \frac{|r^T_i(j) - r^T_i(k)|}{N - 1} \in [0, 1)
-
-    (:math:`r^T_i` the teacher's average ranks among the N - 1 compared points), and the pair is
-    concordant when :math:`(\delta_T(x_i,x_j)-\delta_T(x_i,x_k))(\delta_S(x_i,x_j)-\delta_S(x_i,x_k)) > 0`.
-    The function returns, per bin of :math:`g`,
-
-    .. math::
-
-        \kappa(g) = P\big[\text{concordant} \mid g_{ijk} \in \text{bin}\big]
-
-    over all references. A small gap is a *fine* order (two points the teacher finds almost
-    equally far), a large gap a *coarse* one (near vs far). Averaging :math:`\kappa(g)` with the
-    bins' pair counts as weights gives :func:`concordance_probability` averaged over references.
-    Pairs tied on the teacher's side (gap 0) count as not concordant, as there.
-
-    Parameters
-    ----------
-    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
-    bins : int, default 10
-        Equal-width bins of :math:`g` on [0, 1).
-    n_pairs : int or None, default 2000
-        An int ``K``: ``K`` pairs :math:`j \ne k` (both :math:`\ne i`) per reference, drawn
-        uniformly with replacement. ``None``: every pair of every reference (O(N^3) time).
-    seed : int or None, default 0
-        Seed of the pair sampling.
-    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
-    chunk_size : int, optional
-        References per chunk.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bin: ``gap_low``, ``gap_high``, ``gap_center``, ``concordance`` (NaN for an
-        empty bin), ``pairs`` (pairs that fell in the bin) and ``se``, the binomial standard
-        error :math:`\sqrt{\kappa(1-\kappa)/\text{pairs}}` (pairs of one reference are not
-        independent, so read it as a lower bound).
-    """
-    import pandas as pd
-
-    s, t = _check_pair(student, teacher, min_samples=3)
-    n = s.shape[0]
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
-    if n_pairs is not None and (isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1):
-        raise ValueError(f"n_pairs must be a positive integer or None (every pair), got {n_pairs!r}")
-    m = n - 1
-    rng = _rng(seed)
-    if n_pairs is None:
-        jj, kk = torch.triu_indices(m, m, offset=1)
-        per_ref = jj.numel()
-    else:
-        per_ref = int(n_pairs)
-        seeds = rng.integers(0, np.iinfo(np.int64).max, size=n)
-    # About 4M sampled pairs per chunk: several (chunk, pairs) temporaries live at once.
-    chunk = max(1, (1 << 22) // per_ref) if chunk_size is None else _check_chunk(chunk_size, n)
-    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
-    hits = np.zeros(int(bins))
-    counts = np.zeros(int(bins))
-    for lo, hi in _chunks(n, chunk):
-        c = hi - lo
-        ds = _drop_self(rows_s(lo, hi), lo)
-        dt = _drop_self(rows_t(lo, hi), lo)
-        rt = rank(dt)
-        if n_pairs is None:
-            j, k = jj.expand(c, -1), kk.expand(c, -1)
-        else:
-            # Positions among the reference's N - 1 compared points, from the reference's own
-            # generator: the estimate does not depend on the chunking.
-            j = np.empty((c, per_ref), dtype=np.int64)
-            k = np.empty((c, per_ref), dtype=np.int64)
-            for r in range(c):
-                g = np.random.default_rng(seeds[lo + r])
-                j[r] = g.integers(0, m, size=per_ref)
-                k[r] = g.integers(0, m - 1, size=per_ref)
-            k += k >= j
-            j, k = torch.from_numpy(j), torch.from_numpy(k)
-        a = ds.gather(1, j) - ds.gather(1, k)
-        b = dt.gather(1, j) - dt.gather(1, k)
-        concordant = ((a * b) > 0).reshape(-1).numpy()
-        gap = ((rt.gather(1, j) - rt.gather(1, k)).abs() / m).double().reshape(-1).numpy()
-        which = np.minimum((gap * bins).astype(np.int64), int(bins) - 1)
-        counts += np.bincount(which, minlength=int(bins))
-        hits += np.bincount(which, weights=concordant.astype(np.float64), minlength=int(bins))
-    edges = np.linspace(0.0, 1.0, int(bins) + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kappa = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
-        se = np.where(counts > 0, np.sqrt(kappa * (1 - kappa) / np.maximum(counts, 1)), np.nan)
-    return pd.DataFrame({
-        "gap_low": edges[:-1], "gap_high": edges[1:], "gap_center": (edges[:-1] + edges[1:]) / 2,
-        "concordance": kappa, "pairs": counts.astype(np.int64), "se": se,
-    })
-
-
-def subsample_coherence(
-    student,
-    teacher,
-    sizes,
-    *,
-    repeats: int = 50,
-    seed: int | None = 0,
-    student_metric: MetricLike = "cosine",
-    teacher_metric: MetricLike = "cosine",
-):
-    r""":math:`PC_n` on random subsets of n of the N points, for several n: the estimator's law.
-
-    For each size :math:`n` and repeat, n of the N points are drawn without replacement and
-    :math:`PC_n` is computed on them alone (every drawn point is a reference, compared with the
-    other n - 1 drawn points). As n grows to N the values concentrate on the full-set
-    :math:`PC_N`; their mean approaches it with a bias of order :math:`1/n` (DESIGN §1.2).
-
-    Parameters
-    ----------
-    student, teacher : torch.Tensor or numpy.ndarray, shapes (N, d_S) and (N, d_T)
-    sizes : sequence of int
-        Subset sizes, each in [3, N]. A size equal to N is computed once per repeat (the same
-        value every time).
-    repeats : int, default 50
-        Subsets drawn per size.
-    seed : int or None, default 0
-    student_metric, teacher_metric : str, Dissimilarity or callable, default "cosine"
-
-    Returns
-    -------
-    pandas.DataFrame
-        Long format, one row per (size, repeat): columns ``n``, ``repeat``, ``pc_n``.
-    """
-    import pandas as pd
-
-    s, t = _check_pair(student, teacher)
-    n_total = s.shape[0]
-    sizes = np.asarray(sizes)
-    if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
-            or sizes.min() < 3 or sizes.max() > n_total:
-        raise ValueError(f"sizes must be a 1-D sequence of integers in [3, N] = [3, {n_total}], got {sizes!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    rng = _rng(seed)
-    # The full matrices once; each subset is an index into them (N is an evaluation set).
-    d_s = _Rows(s, student_metric, "student_metric")(0, n_total)
-    d_t = _Rows(t, teacher_metric, "teacher_metric")(0, n_total)
-    # Sub-matrices are cut in numpy: small fancy-indexing ops are much cheaper there than in torch.
-    np_s, np_t = d_s.numpy(), d_t.numpy()
-    rows = []
-    for n in sizes.tolist():
-        if n == n_total:  # every "subset" is the whole set: one computation, no draw
-            rho = _row_pearson(rank(_drop_self(d_s, 0)), rank(_drop_self(d_t, 0)))
-            rows.extend((n, r, float(rho.double().mean())) for r in range(int(repeats)))
-            continue
-        for r in range(int(repeats)):
-            idx = np.sort(rng.choice(n_total, size=n, replace=False))
-            keep = ~np.eye(n, dtype=bool)
-            sub_s = torch.from_numpy(np_s[np.ix_(idx, idx)][keep].reshape(n, n - 1))
-            sub_t = torch.from_numpy(np_t[np.ix_(idx, idx)][keep].reshape(n, n - 1))
-            rho = _row_pearson(rank(sub_s), rank(sub_t))
-            rows.append((n, r, float(rho.double().mean())))
-    return pd.DataFrame(rows, columns=["n", "repeat", "pc_n"])
-
-
-def per_class_mean(values, labels):
-    r"""Mean of per-reference values within each class of the reference, one row per model.
-
-    .. math::
-
-        PC_n^{(c)} = \frac{1}{|\{i: y_i = c\}|} \sum_{i:\, y_i = c} \rho_i
-
-    Parameters
-    ----------
-    values : dict of name -> array-like (N,), or array-like (N,)
-        Per-reference values (e.g. :func:`per_reference_spearman`), one array per model.
-    labels : array-like, shape (N,)
-        The class of each reference.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: the names (``"value"`` for a single array); columns: the sorted classes; plus a
-        column ``"all"`` with the mean over every reference.
-    """
-    import pandas as pd
-
-    if not isinstance(values, dict):
-        values = {"value": values}
-    if not values:
-        raise ValueError("values must hold at least one name -> array")
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D (N,), got shape {y.shape}")
-    table = {}
-    for name, v in values.items():
-        v = np.asarray(v, dtype=np.float64)
-        if v.shape != y.shape:
-            raise ValueError(f"values[{name!r}] must have the shape of labels {y.shape}, got {v.shape}")
-        means = pd.Series(v).groupby(y).mean()
-        means["all"] = v.mean()
-        table[name] = means
-    return pd.DataFrame(table).T
-
-
-def grade_coherence(pc_n: float, kendall_tau: float, n: int) -> float:
-    r"""Estimate of the population score :math:`PC(\mu)` with the :math:`1/n` bias of :math:`PC_n` removed.
-
-    Spearman's correlation of :math:`m` pairs splits exactly into a U-statistic over distinct
-    triples and Kendall's :math:`\tau_a` (Kruskal 1958):
-
-    .. math::
-
-        r_s = \frac{(m - 2)\, \hat\rho + 3\, \hat\tau}{m + 1}, \qquad
-        \hat\rho = \frac{3}{m(m-1)(m-2)} \sum_{j \ne k \ne l}
-                   \operatorname{sign}(\delta^S_j - \delta^S_k)\,\operatorname{sign}(\delta^T_j - \delta^T_l)
-
-    and :math:`\hat\rho` is unbiased for the population Spearman (grade) correlation
-    :math:`\rho(x) = 1 - 6 E[(U - V)^2]`. Averaged over references, with :math:`m = N - 1`:
-
-    .. math::
-
-        \widehat{PC}(\mu) = \frac{(m + 1)\, PC_N - 3\, \bar\tau}{m - 2}
-
-    Parameters
-    ----------
-    pc_n : float
-        :math:`PC_N` on N points (:func:`perception_coherence`).
-    kendall_tau : float
-        Mean per-reference Kendall :math:`\tau` on the same points (:func:`per_reference_kendall`,
-        exact; without ties :math:`\tau_b = \tau_a`).
-    n : int
-        N, the number of points (at least 4).
-
-    Returns
-    -------
-    float
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 4:
-        raise ValueError(f"n must be an integer >= 4, got {n!r}")
-    m = n - 1
-    return float(((m + 1) * pc_n - 3.0 * kendall_tau) / (m - 2))
-
-
-def expected_pc_n(sizes, *, pc_n: float, kendall_tau: float, n: int) -> np.ndarray:
-    r"""Expected :math:`PC_k` on random subsets of k of N points (the law of :func:`subsample_coherence`).
-
-    With :math:`\hat\rho = ` :func:`grade_coherence` and :math:`m = k - 1` compared points per reference,
-
-    .. math::
-
-        E[PC_k] = \frac{(m - 2)\, \hat\rho + 3\, \bar\tau}{m + 1}
-                = \hat\rho + \frac{3 (\bar\tau - \hat\rho)}{k}
-
-    exactly (no ties): both U-statistics are unbiased under sampling without replacement. The
-    bias against the population value is :math:`3(\bar\tau - \hat\rho)/k`, of order :math:`1/k`, and
-    negative when :math:`\tau < \rho` (as usual); at :math:`k = N` the formula returns :math:`PC_N`.
-
-    Parameters
-    ----------
-    sizes : array-like of int
-        Subset sizes k (>= 3); ``numpy.inf`` gives the limit :math:`\hat\rho`.
-    pc_n, kendall_tau, n
-        As in :func:`grade_coherence`, on the full set of N points.
-
-    Returns
-    -------
-    numpy.ndarray, shape of ``sizes``
-    """
-    k = np.asarray(sizes, dtype=np.float64)
-    if (k < 3).any():
-        raise ValueError(f"sizes must be >= 3, got {sizes!r}")
-    rho = grade_coherence(pc_n, kendall_tau, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.isinf(k), rho, rho + 3.0 * (kendall_tau - rho) / k)

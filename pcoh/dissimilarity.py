@@ -1,6 +1,6 @@
 r"""Pairwise dissimilarities and the metric registry.
 
-Each model of a transfer has its own dissimilarity on its own feature space (DESIGN §1):
+Each model of a transfer has its own dissimilarity on its own feature space (``docs/method.md`` §1):
 
 =================  ==========================================================================
 name               :math:`d(a, b)`

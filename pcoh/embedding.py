@@ -20,19 +20,13 @@ from typing import Hashable, Mapping, Optional
 
 import numpy as np
 
+from ._checks import as_array, check_index, check_int, check_seed
+
 __all__ = ["umap_embedding", "align_procrustes", "umap_embeddings", "nearest_neighbors"]
 
 
-def _matrix(x, name: str, columns: Optional[int] = None) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 2 or (columns is not None and a.shape[1] != columns):
-        want = f"(n, {columns})" if columns is not None else "(n, d)"
-        raise ValueError(f"{name} must be 2-D {want}, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return a
+def _matrix(x, name: str) -> np.ndarray:
+    return as_array(x, name, ndim=2)
 
 
 def umap_embedding(features, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
@@ -56,6 +50,8 @@ def umap_embedding(features, *, n_neighbors: int = 15, min_dist: float = 0.1, me
     numpy.ndarray, shape (n, 2)
     """
     x = _matrix(features, "features")
+    n_neighbors = check_int(n_neighbors, "n_neighbors", minimum=2)
+    random_state = check_seed(random_state, "random_state")
     if len(x) <= n_neighbors:
         raise ValueError(f"features must hold more than n_neighbors = {n_neighbors} rows, got {len(x)}")
     import umap
@@ -167,10 +163,8 @@ def nearest_neighbors(features, reference: int, *, k: int = 10, metric="cosine")
 
     x = _matrix(features, "features")
     n = len(x)
-    if isinstance(reference, bool) or not isinstance(reference, (int, np.integer)) or not 0 <= reference < n:
-        raise ValueError(f"reference must be an index in [0, {n}), got {reference!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n - 1:
-        raise ValueError(f"k must be an integer in [1, n - 1] = [1, {n - 1}], got {k!r}")
+    reference = check_index(reference, "reference", n)
+    k = check_int(k, "k", minimum=1, maximum=n - 1)
     x = torch.from_numpy(x)
     d = pairwise(x[int(reference)][None], metric, y=x)[0].numpy().copy()
     d[int(reference)] = np.inf

@@ -10,7 +10,7 @@ Columns of :func:`evaluate_model` / :func:`evaluate_models`:
 ====================  =============================================================================
 column                meaning
 ====================  =============================================================================
-``pc_n``              mean per-reference Spearman with the teacher (DESIGN §1.1)
+``pc_n``              mean per-reference Spearman with the teacher (docs/method.md §1)
 ``pc_n_low/high``     95% percentile bootstrap interval of ``pc_n`` over references
 ``global_spearman``   Spearman of all pairwise dissimilarities (upper triangle)
 ``kendall_tau``       mean per-reference Kendall tau-b
@@ -31,9 +31,9 @@ from typing import Mapping, Optional, Union
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import coherence as _coh
+from ._checks import as_array, as_labels, check_choice, check_int
 from .dissimilarity import MetricLike
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "linear_cka",
     "evaluate_model",
     "score_embeddings",
-    "summarize",
     "COLUMNS",
 ]
 
@@ -57,34 +56,21 @@ COLUMNS = [
 _TRUST_MAX_POINTS = 3000
 
 
-def _np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"features must be 2-D (n, d), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or Inf values")
-    return x.astype(np.float64, copy=False)
+def _np(x, name: str = "features") -> np.ndarray:
+    return as_array(x, name, ndim=2)
 
 
-def _labels(y) -> np.ndarray:
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D (n,), got shape {y.shape}")
-    return y
+def _labels(y, name: str = "labels", n=None) -> np.ndarray:
+    return as_labels(y, name, n)
 
 
 def _for_euclidean(x: np.ndarray, metric: MetricLike) -> np.ndarray:
     """Features whose Euclidean neighbours are the metric's neighbours (cosine: L2-normalise)."""
+    check_choice(metric, "metric", ["cosine", "euclidean", "sqeuclidean"])
     if metric == "cosine":
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         return x / np.where(norm > 0, norm, 1.0)
-    if metric in ("euclidean", "sqeuclidean"):
-        return x
-    raise ValueError(f"metric must be 'cosine', 'euclidean' or 'sqeuclidean' here, got {metric!r}")
+    return x
 
 
 def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k: int = 5,
@@ -96,9 +82,15 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k:
     """
     from sklearn.neighbors import KNeighborsClassifier
 
-    xtr, xte = _for_euclidean(_np(train_features), metric), _for_euclidean(_np(test_features), metric)
-    clf = KNeighborsClassifier(n_neighbors=k).fit(xtr, _labels(train_labels))
-    return float((clf.predict(xte) == _labels(test_labels)).mean())
+    k = check_int(k, "k", minimum=1)
+    xtr = _for_euclidean(_np(train_features, "train_features"), metric)
+    xte = _for_euclidean(_np(test_features, "test_features"), metric)
+    ytr = _labels(train_labels, "train_labels", len(xtr))
+    yte = _labels(test_labels, "test_labels", len(xte))
+    if k > len(xtr):
+        raise ValueError(f"k must be at most the number of training samples ({len(xtr)}), got {k}")
+    clf = KNeighborsClassifier(n_neighbors=k).fit(xtr, ytr)
+    return float((clf.predict(xte) == yte).mean())
 
 
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, *,
@@ -109,8 +101,9 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
     from sklearn.preprocessing import StandardScaler
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    clf.fit(_np(train_features), _labels(train_labels))
-    return float((clf.predict(_np(test_features)) == _labels(test_labels)).mean())
+    xtr, xte = _np(train_features, "train_features"), _np(test_features, "test_features")
+    clf.fit(xtr, _labels(train_labels, "train_labels", len(xtr)))
+    return float((clf.predict(xte) == _labels(test_labels, "test_labels", len(xte))).mean())
 
 
 def _subsample(n: int, seed: int = 0) -> np.ndarray:
@@ -129,7 +122,10 @@ def trustworthiness(student, teacher, *, k: int = 10, student_metric: MetricLike
     """
     from sklearn.manifold import trustworthiness as _tw
 
-    s, t = _np(student), _np(teacher)
+    s, t = _np(student, "student"), _np(teacher, "teacher")
+    if len(s) != len(t):
+        raise ValueError(f"student and teacher must have the same number of samples, got {len(s)} and {len(t)}")
+    k = check_int(k, "k", minimum=1, maximum=max(1, (min(len(s), _TRUST_MAX_POINTS) + 1) // 2 - 1))  # scikit-learn needs k < n / 2
     idx = _subsample(len(s))
     return float(_tw(_for_euclidean(t[idx], teacher_metric), _for_euclidean(s[idx], student_metric), n_neighbors=k))
 
@@ -149,7 +145,7 @@ def linear_cka(x, y) -> float:
 
     with column-centred :math:`X_c, Y_c`; invariant to rotations and isotropic scaling of each.
     """
-    a, b = _np(x), _np(y)
+    a, b = _np(x, "x"), _np(y, "y")
     if len(a) != len(b):
         raise ValueError(f"x and y must have the same number of samples, got {len(a)} and {len(b)}")
     a = a - a.mean(axis=0)
@@ -201,8 +197,8 @@ def evaluate_model(
     conc = _coh.concordance_probability(test_features, teacher_test_features, seed=seed, **kwargs)
     acc = float("nan")
     if test_logits is not None:
-        logits = _np(test_logits)
-        acc = float((logits.argmax(axis=1) == _labels(test_labels)).mean())
+        logits = _np(test_logits, "test_logits")
+        acc = float((logits.argmax(axis=1) == _labels(test_labels, "test_labels", len(logits))).mean())
     row = {
         "pc_n": pc_n,
         "pc_n_low": low,
@@ -310,12 +306,3 @@ def score_embeddings(
     frame = pd.DataFrame(rows)
     return (frame, per_ref) if return_per_reference else frame
 
-
-def summarize(results: pd.DataFrame, columns: Optional[list] = None) -> pd.DataFrame:
-    """Mean and standard deviation over seeds, one row per (student, method, mode).
-
-    Returns a frame with a two-level column index (metric, "mean"/"std").
-    """
-    columns = columns or [c for c in COLUMNS if c in results.columns]
-    keys = [k for k in ("student", "method", "mode") if k in results.columns]
-    return results.groupby(keys, sort=False)[columns].agg(["mean", "std"])

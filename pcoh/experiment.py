@@ -23,6 +23,7 @@ import pandas as pd
 from . import data as _data
 from . import evaluate as _eval
 from . import losses as _losses
+from . import methods as _methods
 from . import models as _models
 from .train import (
     LABEL_ONLY, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
@@ -31,8 +32,8 @@ from .train import (
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "load_config", "DEFAULT_METHODS", "CONFIGS"]
 
-#: Every method of DESIGN §2 plus the PC loss; ``kd`` and ``ce`` run class-aware only.
-DEFAULT_METHODS = ("pc", "rkd", "pkt", "sp", "cc", "fitnet", "kd", "ce")
+#: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
+DEFAULT_METHODS = _methods.default_methods()
 #: The shipped configuration files.
 CONFIGS = Path(__file__).parent / "configs"
 

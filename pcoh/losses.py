@@ -10,7 +10,7 @@ training loop swaps methods without special cases.
 ============  ==============================================  =====================  ==================
 name          loss                                            paper                  default weight
 ============  ==============================================  =====================  ==================
-``"pc"``      perception coherence, DESIGN §1.3               this project           1
+``"pc"``      perception coherence, docs/method.md §3         this project           1
 ``"fitnet"``  MSE of a learned linear regressor (hint)        Romero et al. 2015     100
 ``"rkd"``     relational KD: distance + angle, smooth L1      Park et al. 2019       1 (w_d 25, w_a 50)
 ``"pkt"``     KL of cosine-similarity conditional probs       Passalis & Tefas 2018  30000
@@ -135,7 +135,7 @@ class PerceptionCoherenceLoss(TransferLoss):
     r"""Perception-coherence loss: the student ranks dissimilarities the way the teacher does.
 
     For a batch of n samples, each sample is the reference in turn and the other n - 1 are its
-    compared set (DESIGN §1.3):
+    compared set (``docs/method.md`` §3):
 
     .. math::
 

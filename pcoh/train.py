@@ -8,7 +8,7 @@ run that was interrupted resumes from its last checkpoint and ends with the same
 uninterrupted run on the same device (each epoch's shuffling is seeded from the run's seed and
 the epoch number).
 
-Objectives (DESIGN §1.3):
+Objectives (``docs/method.md`` §3):
 
 - teacher: cross-entropy;
 - student, ``mode="class-unaware"``: ``weight * L_transfer(student, teacher)``, no label used;
@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from . import losses as _losses
+from . import methods as _methods
 from . import models as _models
 from .data import DataSplit
 
@@ -52,7 +53,7 @@ __all__ = [
     "run_dir",
 ]
 
-MODES = ("class-unaware", "class-aware")
+MODES = _methods.MODES
 #: Methods that are not transfer losses: labels alone, or no training at all (a reference).
 LABEL_ONLY = "ce"
 UNTRAINED = "untrained"
@@ -110,8 +111,7 @@ class TrainConfig:
 def method_allows_mode(method: str, mode: str) -> bool:
     """False for the methods that need labels (``ce``, and losses on logits such as KD) in
     ``mode="class-unaware"``; True otherwise."""
-    label_bound = method == LABEL_ONLY or (method in _losses.LOSSES and _losses.LOSSES[method].class_aware_only)
-    return mode == "class-aware" or not label_bound
+    return _methods.allows_mode(method, mode)  # one rule, in the method registry
 
 
 @dataclass(frozen=True)

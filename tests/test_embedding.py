@@ -105,8 +105,23 @@ def test_nearest_neighbors_breaks_ties_by_index_and_skips_the_reference():
     np.testing.assert_array_equal(nearest_neighbors(x, 2, k=5), [0, 1, 3, 4, 5])
 
 
-@pytest.mark.parametrize("reference, k, match", [(10, 3, "reference"), (-1, 3, "reference"), (0, 0, "k must"),
-                                                 (0, 10, "k must"), (True, 3, "reference")])
-def test_nearest_neighbors_rejects_bad_input(reference, k, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize("reference, k, error, match", [
+    (10, 3, ValueError, "reference"), (-1, 3, ValueError, "reference"), (0, 0, ValueError, "k must"),
+    (0, 10, ValueError, "k must"), (True, 3, TypeError, "reference"), (0, 2.0, TypeError, "k must"),
+    ("0", 3, TypeError, "reference"),
+])
+def test_nearest_neighbors_rejects_bad_input(reference, k, error, match):
+    with pytest.raises(error, match=match):
         nearest_neighbors(np.random.default_rng(0).normal(size=(10, 3)), reference, k=k)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"n_neighbors": 2.5}, TypeError), ({"n_neighbors": 1}, ValueError),
+                                           ({"random_state": "0"}, TypeError)])
+def test_umap_embedding_rejects_bad_arguments(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        umap_embedding(np.random.default_rng(0).normal(size=(30, 3)), **kwargs)
+
+
+def test_align_procrustes_rejects_non_numbers():
+    with pytest.raises(TypeError, match="embedding must hold numbers"):
+        align_procrustes(np.array([["a", "b"]] * 3), np.ones((3, 2)))

@@ -157,5 +157,27 @@ def test_score_embeddings_bad_inputs(blobs):
         ev.score_embeddings(x, {"a": x}, k=45)
     with pytest.raises(ValueError, match="missing \\['b'\\]"):
         ev.score_embeddings(x, {"a": x, "b": x}, metric={"a": "cosine"})
-    with pytest.raises(ValueError, match="metric must be 'cosine', 'euclidean' or 'sqeuclidean'"):
+    with pytest.raises(ValueError, match=r"metric must be one of \['cosine', 'euclidean', 'sqeuclidean'\]"):
         ev.score_embeddings(x, {"a": x}, metric="manhattan")
+
+
+def test_inputs_wrong_type_raise_type_error_wrong_value_value_error(blobs):
+    x, y = blobs
+    with pytest.raises(TypeError, match="k must be an integer"):
+        ev.knn_accuracy(x, y, x, y, k=2.5)
+    with pytest.raises(ValueError, match="k must be at most"):
+        ev.knn_accuracy(x[:4], y[:4], x, y, k=5)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        ev.knn_accuracy(x, y, x, y, metric="l1")
+    with pytest.raises(ValueError, match="train_labels must hold one label per row"):
+        ev.knn_accuracy(x, y[:-1], x, y)
+    with pytest.raises(TypeError, match="train_features must hold numbers"):
+        ev.linear_probe_accuracy(np.array([["a"]] * 90), y, x, y)
+    with pytest.raises(ValueError, match="test_features must be 2-D"):
+        ev.linear_probe_accuracy(x, y, x[0], y)
+    with pytest.raises(ValueError, match="same number of samples"):
+        ev.trustworthiness(x, x[:-1])
+    with pytest.raises(ValueError, match="k must be an integer in"):
+        ev.trustworthiness(x, x, k=45)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        ev.linear_cka(np.full((4, 2), np.nan), np.ones((4, 2)))

@@ -42,7 +42,7 @@ def _soft_rank_reference(theta: np.ndarray, eps: float) -> np.ndarray:
 
 
 def pc_loss_reference(student, teacher, student_metric, teacher_metric, eps) -> float:
-    """DESIGN §1.3 written out with numpy/scipy/sklearn, one reference at a time."""
+    """The loss of docs/method.md §3 written out with numpy/scipy/sklearn, one reference at a time."""
     s = np.asarray(student, dtype=np.float64)
     t = np.asarray(teacher, dtype=np.float64)
     ds, dt = cdist(s, s, student_metric), cdist(t, t, teacher_metric)

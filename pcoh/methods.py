@@ -1,0 +1,126 @@
+"""The transfer methods by name: one registry that the command line, the main job and the figures read.
+
+================  ===============================================  =========  =================  =======
+name              what the student is trained with                 colour     modes              default
+================  ===============================================  =========  =================  =======
+``"pc"``          the perception-coherence loss                    red        both               yes
+``"rkd"``         relational KD (distance + angle)                 blue       both               yes
+``"pkt"``         probabilistic knowledge transfer                 green      both               yes
+``"sp"``          similarity-preserving                            purple     both               yes
+``"cc"``          correlation congruence                           brown      both               yes
+``"fitnet"``      FitNet hint (regressed features)                 pink       both               yes
+``"crd"``         contrastive representation distillation          orange     both               yes
+``"kd"``          Hinton's KD on logits                            cyan       class-aware        yes
+``"ce"``          labels alone, no teacher                         grey       class-aware        yes
+================  ===============================================  =========  =================  =======
+
+``"teacher"`` and ``"untrained"`` (a student evaluated before any training) are references, not
+methods: they have a colour but are never trained. A method whose loss is not (yet) registered in
+:mod:`pcoh.losses` is left out of :func:`available` and :func:`default_methods`, so the registry can
+name a method before its loss exists. A loss registered in :mod:`pcoh.losses` without an entry here
+is still usable: it is trainable in both modes unless its class says ``class_aware_only``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from . import losses as _losses
+from ._checks import check_choice
+
+__all__ = ["Method", "MODES", "METHODS", "REFERENCES", "get", "available", "default_methods", "colors",
+           "color", "allows_mode"]
+
+#: Training modes: the transfer loss alone (no labels), or ``CE + weight * loss``.
+MODES = ("class-unaware", "class-aware")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One transfer method.
+
+    Parameters
+    ----------
+    name : str
+        The name used on the command line, in configs and in result tables.
+    description : str
+        One line for help texts.
+    color : str
+        Its colour in every figure.
+    modes : tuple of str
+        The training modes it can run in (a subset of :data:`MODES`).
+    default : bool
+        Part of the main job's default method list.
+    loss : str or None
+        Its :mod:`pcoh.losses` name; ``None`` for a method without a transfer loss (``"ce"``).
+    """
+
+    name: str
+    description: str
+    color: str
+    modes: tuple = MODES
+    default: bool = True
+    loss: Optional[str] = None
+
+
+_BOTH = MODES
+_AWARE = ("class-aware",)
+
+#: Every method, in the order of the tables and figures.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("pc", "perception coherence: rank dissimilarities as the teacher does", "#d62728", _BOTH, True, "pc"),
+    Method("rkd", "relational KD: distances and angles (Park et al. 2019)", "#1f77b4", _BOTH, True, "rkd"),
+    Method("pkt", "probabilistic knowledge transfer (Passalis & Tefas 2018)", "#2ca02c", _BOTH, True, "pkt"),
+    Method("sp", "similarity-preserving KD (Tung & Mori 2019)", "#9467bd", _BOTH, True, "sp"),
+    Method("cc", "correlation congruence (Peng et al. 2019)", "#8c564b", _BOTH, True, "cc"),
+    Method("fitnet", "FitNet hint on regressed features (Romero et al. 2015)", "#e377c2", _BOTH, True, "fitnet"),
+    Method("crd", "contrastive representation distillation (Tian et al. 2020)", "#ff7f0e", _BOTH, True, "crd"),
+    Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd"),
+    Method("ce", "cross-entropy on labels alone, no teacher", "#7f7f7f", _AWARE, True, None),
+)}
+
+#: Rows of the result tables that are not trained methods, with their colours.
+REFERENCES = {"untrained": "#bcbd22", "teacher": "#000000"}
+
+
+def _exists(method: Method) -> bool:
+    return method.loss is None or method.loss in _losses.LOSSES
+
+
+def get(name: str) -> Method:
+    """The registered :class:`Method` called ``name`` (ValueError listing the names otherwise)."""
+    return METHODS[check_choice(name, "method", list(METHODS))]
+
+
+def available() -> list[str]:
+    """Names a run can use, sorted: the registry's methods whose loss exists, and any other
+    registered loss."""
+    return sorted({m.name for m in METHODS.values() if _exists(m)} | set(_losses.available()))
+
+
+def default_methods() -> tuple:
+    """The main job's default methods, in registry order (only those whose loss exists)."""
+    return tuple(m.name for m in METHODS.values() if m.default and _exists(m))
+
+
+def colors() -> dict:
+    """Method (and reference) name -> colour, for every figure."""
+    return {**{m.name: m.color for m in METHODS.values()}, **REFERENCES}
+
+
+def color(label, default: str = "#444444") -> str:
+    """The colour of a label such as ``"pc"`` or ``"pc (class-aware)"`` (its first word)."""
+    return colors().get(str(label).split(" ")[0], default)
+
+
+def allows_mode(method: str, mode: str) -> bool:
+    """Whether ``method`` can be trained in ``mode``.
+
+    Registered methods say so themselves (``kd`` and ``ce`` need labels, so class-aware only).
+    Another loss of :mod:`pcoh.losses` runs in both modes unless its class sets
+    ``class_aware_only``.
+    """
+    if method in METHODS:
+        return mode in METHODS[method].modes
+    loss = _losses.LOSSES.get(method)
+    return mode == "class-aware" or not (loss is not None and loss.class_aware_only)

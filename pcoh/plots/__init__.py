@@ -1,0 +1,61 @@
+"""Figures of the main job and the notebooks, by theme.
+
+=============================  =======================================================================
+module                         figures
+=============================  =======================================================================
+:mod:`pcoh.plots.toy`          toy points and dissimilarity matrices
+:mod:`pcoh.plots.ranks`        teacher rank against student rank, soft ranks against the strength
+:mod:`pcoh.plots.results`      metrics by method, per-reference distributions, global vs per-reference
+:mod:`pcoh.plots.training`     learning curves
+:mod:`pcoh.plots.images`       image grids, a reference's neighbours, class-sorted dissimilarities
+:mod:`pcoh.plots.embedding`    2-D embeddings (UMAP, t-SNE, PCA), one panel or a grid
+:mod:`pcoh.plots.diagnostics`  the probabilistic form: ECDFs, probabilistic ranks, PC_n against n
+=============================  =======================================================================
+
+Every plot function takes ``ax=None`` (a new figure is made when omitted) and returns the axes,
+as scikit-learn and umap's plot helpers do. :func:`savefig` writes PNG and SVG side by side,
+deterministically (the same figure gives the same bytes). Every name is also available here,
+as ``pcoh.plots.<name>``. Tables moved to :mod:`pcoh.tables`; ``per_reference_frame`` and
+``style_results`` are re-exported here for existing code.
+"""
+from ..tables import per_reference_frame, style_results
+from ._base import METHOD_COLORS, savefig, style
+from .toy import plot_points, plot_dissimilarity_matrix
+from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin
+from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_per_reference,
+                      plot_per_reference_distributions)
+from .training import plot_learning_curves
+from .images import plot_class_dissimilarities, plot_images, plot_neighbors
+from .embedding import plot_embedding, plot_embedding_grid
+from .diagnostics import (plot_concordance_by_gap, plot_pc_vs_n, plot_per_class_heatmap, plot_probabilistic_ranks,
+                          plot_reference_ecdfs, plot_uniformity)
+
+__all__ = [
+    "METHOD_COLORS",
+    "style",
+    "savefig",
+    "plot_points",
+    "plot_dissimilarity_matrix",
+    "plot_rank_vs_rank",
+    "plot_soft_ranks",
+    "plot_soft_rank_bars",
+    "plot_rank_hexbin",
+    "plot_metric_bars",
+    "plot_per_reference",
+    "plot_per_reference_distributions",
+    "plot_global_vs_per_reference",
+    "plot_learning_curves",
+    "plot_class_dissimilarities",
+    "plot_images",
+    "plot_neighbors",
+    "plot_embedding",
+    "plot_embedding_grid",
+    "plot_reference_ecdfs",
+    "plot_probabilistic_ranks",
+    "plot_uniformity",
+    "plot_pc_vs_n",
+    "plot_concordance_by_gap",
+    "plot_per_class_heatmap",
+    "per_reference_frame",
+    "style_results",
+]

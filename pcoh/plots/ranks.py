@@ -1,0 +1,190 @@
+"""Figures of ranks: teacher rank against student rank, soft ranks against the strength.
+
+Every function takes ``ax=None`` (a new figure when omitted) and returns what it drew on.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .._checks import as_array, check_index
+from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
+from ._base import _axes
+
+__all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin"]
+
+
+def _hard_ranks(v: np.ndarray) -> np.ndarray:
+    import torch
+
+    from ..ranking import rank
+
+    return rank(torch.from_numpy(v)).numpy()
+
+
+def plot_rank_vs_rank(teacher_matrix, student_matrix, *, ax=None, reference: Optional[int] = None,
+                      title: Optional[str] = None, color: str = "#d62728"):
+    r"""Student rank against teacher rank of every compared point, seen from every reference.
+
+    Each reference :math:`i` ranks the other n - 1 points by :math:`\delta_T(x_i, \cdot)` and by
+    :math:`\delta_S(x_i, \cdot)`; every (reference, compared point) pair is a grey dot at
+    :math:`(r^T_i(j), r^S_i(j))`, the chosen reference's points in colour. Perception-coherent
+    students put every dot on the diagonal.
+
+    Parameters
+    ----------
+    teacher_matrix, student_matrix : array-like, shape (n, n)
+        Dissimilarity matrices of the same n points.
+    reference : int, optional
+        The reference drawn in colour, joined in teacher order.
+    """
+    rt, rs = reference_ranks(teacher_matrix), reference_ranks(student_matrix)
+    if rt.shape != rs.shape:
+        raise ValueError(f"teacher_matrix and student_matrix must have the same shape, got {rt.shape} and {rs.shape}")
+    ax = _axes(ax, figsize=(4.5, 4.5))
+    m = rt.shape[1]
+    rng = np.random.default_rng(0)
+    jitter = rng.uniform(-0.15, 0.15, size=rt.shape)
+    ax.scatter(rt + jitter, rs - jitter, s=8, color="#bbbbbb", alpha=0.7, lw=0, label="all references")
+    ax.plot([1, m], [1, m], color="black", lw=0.8, ls="--")
+    if reference is not None:
+        order = np.argsort(rt[reference])
+        ax.plot(rt[reference][order], rs[reference][order], "-o", color=color, ms=5, lw=1.2,
+                label=f"reference {reference}")
+        ax.legend(loc="upper left")
+    ax.set_xlabel("teacher rank $r^T_i(j)$")
+    ax.set_ylabel("student rank $r^S_i(j)$")
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_soft_ranks(values, strengths, *, ax=None, title: Optional[str] = None):
+    r"""Soft ranks of one fixed vector as the regularisation strength :math:`\varepsilon` varies.
+
+    One line per entry of ``values``; the hard ranks are marked on the left, the mean rank
+    :math:`(m + 1)/2` (the :math:`\varepsilon \to \infty` limit) is dashed.
+
+    Parameters
+    ----------
+    values : array-like, shape (m,)
+    strengths : array-like, shape (k,)
+        Positive strengths, drawn on a log axis.
+    """
+    curves = soft_rank_path(values, strengths)  # (k, m); checks both arguments
+    v = as_array(values, "values", ndim=1)
+    eps = as_array(strengths, "strengths", ndim=1)
+    if eps.size == 0:
+        raise ValueError("strengths must hold at least one strength")
+    hard = _hard_ranks(v)
+    m = v.size
+    ax = _axes(ax, figsize=(7, 4))
+    import matplotlib.pyplot as plt
+
+    colors = plt.cm.viridis(np.linspace(0, 0.95, m))
+    for i in np.argsort(hard):
+        ax.plot(eps, curves[:, i], color=colors[int(hard[i]) - 1], lw=1.8,
+                label=f"$\\theta_{{{i}}} = {v[i]:.2g}$")
+        ax.plot(eps[0], hard[i], "o", color=colors[int(hard[i]) - 1], ms=6)
+    ax.axhline((m + 1) / 2, color="black", ls="--", lw=0.8)
+    ax.text(eps[-1], (m + 1) / 2, " mean rank", va="bottom", ha="right", fontsize=10)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"strength $\varepsilon$")
+    ax.set_ylabel("soft rank")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    ax.set_title(title or r"soft_rank$_\varepsilon(\theta)$: hard ranks (dots) to the mean rank")
+    return ax
+
+
+def plot_soft_rank_bars(values, strength: float, *, ax=None, title: Optional[str] = None):
+    r"""Soft ranks of a vector at one strength (bars) against its hard ranks (black ticks).
+
+    Parameters
+    ----------
+    values : array-like, shape (m,)
+    strength : float
+        :math:`\varepsilon > 0` of :func:`pcoh.ranking.soft_rank`.
+    """
+    from .._checks import check_float
+
+    strength = check_float(strength, "strength", minimum=0.0, strict=True)
+    v = as_array(values, "values", ndim=1, shape_doc="(m,)")
+    soft, hard = soft_rank_path(v, [strength])[0], _hard_ranks(v)
+    m = v.size
+    ax = _axes(ax, figsize=(6, 3.5))
+    x = np.arange(m)
+    ax.bar(x, soft, color="#d62728", alpha=0.75, label=r"soft rank")
+    ax.scatter(x, hard, marker="_", s=500, color="black", lw=2.5, label="hard rank", zorder=3)
+    ax.axhline((m + 1) / 2, color="black", ls="--", lw=0.8, label="mean rank")
+    ax.set_xticks(x, [f"{t:.2g}" for t in v.tolist()])
+    ax.set_xlabel(r"entry $\theta_j$")
+    ax.set_ylabel("rank")
+    ax.set_ylim(0, m + 0.8)
+    ax.legend(loc="upper left", ncol=3, fontsize=9)
+    ax.set_title(title or rf"$\varepsilon = {strength:.3g}$, sum = {soft.sum():.4g}")
+    return ax
+
+
+def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[int] = None,
+                     student_metric="cosine", teacher_metric="cosine", gridsize: int = 25, ax=None,
+                     color: Optional[str] = None, title: Optional[str] = None, colorbar: bool = False):
+    r"""Student rank against teacher rank of every (reference, compared point) pair, as a hexbin.
+
+    Each reference :math:`i` ranks the other n - 1 points by :math:`\delta_T(x_i, \cdot)` and by
+    :math:`\delta_S(x_i, \cdot)`; the grey hexagons count the pairs
+    :math:`(r^T_i(j), r^S_i(j))` over all references, the chosen reference's points are
+    drawn on top in colour with their Spearman :math:`\rho_i`. A perception-coherent student puts
+    everything on the diagonal.
+
+    Parameters
+    ----------
+    student_features, teacher_features : array-like, shapes (n, d_S) and (n, d_T)
+        Features of the same n inputs, row by row.
+    reference : int, optional
+        The reference drawn in colour.
+    student_metric, teacher_metric : str or Dissimilarity, default "cosine"
+    gridsize : int, default 25
+        Hexagons across.
+    color : str, optional
+        Colour of the reference's points; default red.
+    colorbar : bool, default False
+        Add a colour bar of the pair counts.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    s = as_array(student_features, "student_features", ndim=2)
+    t = as_array(teacher_features, "teacher_features", ndim=2)
+    if len(s) != len(t):
+        raise ValueError(f"student and teacher features must have as many rows, got {len(s)} and {len(t)}")
+    rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
+    rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))
+    m = rt.shape[1]
+    ax = _axes(ax, figsize=(4.5, 4.5))
+    from matplotlib.colors import LinearSegmentedColormap
+
+    # A light grey ramp, so the reference's coloured points stay visible on top.
+    greys = LinearSegmentedColormap.from_list("pcoh_greys", ["#f4f4f4", "#6e6e6e"])
+    hb = ax.hexbin(rt.ravel(), rs.ravel(), gridsize=gridsize, extent=(1, m, 1, m), cmap=greys, mincnt=1,
+                   linewidths=0)
+    if colorbar:
+        ax.figure.colorbar(hb, ax=ax, fraction=0.046, pad=0.04, label="pairs, all references")
+    ax.plot([1, m], [1, m], color="black", lw=0.8, ls="--")
+    if reference is not None:
+        reference = check_index(reference, "reference", len(t))
+        a, b = rt[reference], rs[reference]
+        rho = float(np.corrcoef(a, b)[0, 1])
+        ax.scatter(a, b, s=10, color=color or "#d62728", lw=0, alpha=0.9)
+        ax.text(0.97, 0.04, rf"reference {int(reference)}: $\rho_i$ = {rho:.2f}", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=11, bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
+    ax.set_xlim(1, m)
+    ax.set_ylim(1, m)
+    ax.set_aspect("equal")
+    ax.set_xlabel("teacher rank")
+    ax.set_ylabel("student rank")
+    if title:
+        ax.set_title(title)
+    return ax

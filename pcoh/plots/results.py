@@ -1,0 +1,173 @@
+"""Figures of the results of a run: metrics by method, per-reference distributions, global against
+per-reference Spearman.
+
+Every function takes ``ax=None`` (a new figure when omitted) and returns what it drew on.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._checks import check_columns, check_choice
+from ..methods import color as method_color
+from ._base import _axes
+
+__all__ = [
+    "plot_metric_bars",
+    "plot_per_reference",
+    "plot_per_reference_distributions",
+    "plot_global_vs_per_reference",
+]
+
+
+def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, title: Optional[str] = None):
+    """Mean +- std over seeds of one metric, one bar per method, grouped by mode.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format results with columns ``method``, ``mode``, ``seed`` and ``metric``.
+    metric : str, default "pc_n"
+    """
+    check_columns(results, ("method", "mode"), "results")
+    check_choice(metric, "metric", list(results.columns))
+    ax = _axes(ax)
+    modes = [m for m in ("class-unaware", "class-aware") if m in set(results["mode"])]
+    width = 0.8 / max(len(modes), 1)
+    methods = list(dict.fromkeys(results.loc[results["mode"].isin(modes), "method"]))
+    x = np.arange(len(methods))
+    for k, mode in enumerate(modes):
+        sub = results[results["mode"] == mode].groupby("method")[metric]
+        mean, std = sub.mean().reindex(methods), sub.std().reindex(methods).fillna(0.0)
+        ax.bar(x + (k - (len(modes) - 1) / 2) * width, mean.values, width, yerr=std.values,
+               color=[method_color(m, "#999999") for m in methods],
+               alpha=1.0 if mode == "class-unaware" else 0.55, edgecolor="black", linewidth=0.6,
+               label=mode, capsize=3)
+    ax.set_xticks(x, methods)
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} by method (solid: class-unaware, light: class-aware)")
+    return ax
+
+
+def plot_per_reference(values: dict, *, ax=None, title: str = "Per-reference Spearman with the teacher"):
+    """Box plot of per-reference values (e.g. Spearman), one box per label.
+
+    Parameters
+    ----------
+    values : dict of label -> array-like (n,)
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"values must be a dict of label -> array, got {type(values).__name__}")
+    if not values:
+        raise ValueError("values must hold at least one label -> array")
+    ax = _axes(ax)
+    labels = list(values)
+    ax.boxplot([np.asarray(values[k]) for k in labels], showfliers=False)
+    ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=30, ha="right")
+    ax.set_ylabel("Spearman per reference")
+    ax.set_title(title)
+    return ax
+
+
+def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spearman", kind: str = "violin",
+                                     order: Optional[Sequence[str]] = None, ax=None,
+                                     title: Optional[str] = None):
+    """Distribution of per-reference values, one violin (or box) per method, its mean marked.
+
+    The mean of the per-reference Spearman values is :math:`PC_n` (white diamond); the spread
+    shows whether a method keeps every reference's ranking or trades some references for others.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long table with a ``method`` column and a ``value`` column, e.g. from
+        :func:`per_reference_frame` (filter it to one mode first; seeds are pooled).
+    value : str, default "spearman"
+    kind : {"violin", "box"}, default "violin"
+    order : sequence of str, optional
+        Methods from left to right; default their order of appearance.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import seaborn as sns
+
+    check_choice(kind, "kind", ["violin", "box"])
+    check_columns(frame, ("method", value), "frame")
+    if frame.empty:
+        raise ValueError("frame is empty")
+    order = list(order) if order is not None else list(dict.fromkeys(frame["method"]))
+    ax = _axes(ax, figsize=(1.0 * len(order) + 2, 4))
+    palette = {m: method_color(m) for m in order}
+    common = dict(data=frame, x="method", y=value, hue="method", order=order, hue_order=order,
+                  palette=palette, legend=False, ax=ax)
+    if kind == "violin":
+        sns.violinplot(**common, cut=0, inner="quart", linewidth=0.8, density_norm="width")
+    else:
+        sns.boxplot(**common, showfliers=False, linewidth=0.8)
+    means = frame.groupby("method")[value].mean().reindex(order)
+    ax.scatter(np.arange(len(order)), means.values, marker="D", s=36, color="white", edgecolor="black",
+               zorder=5, label="mean ($PC_n$)")
+    ax.legend(loc="lower left", fontsize=10)
+    ax.set_xlabel("")
+    ax.set_ylabel("Spearman per reference" if value == "spearman" else value)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+_MODE_MARKERS = {"class-unaware": "o", "class-aware": "^"}
+
+
+def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spearman", y: str = "pc_n",
+                                 exclude: Sequence[str] = ("teacher",), ax=None, title: Optional[str] = None):
+    """Global Spearman of all pairwise dissimilarities against the mean per-reference Spearman.
+
+    One point per run (method, mode, seed); colour = method, circle = class-unaware, triangle =
+    class-aware. Points below the diagonal keep the global layout better than each reference's
+    own order.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        :attr:`pcoh.experiment.ExperimentResult.results` (columns ``method``, ``mode``, ``x``, ``y``).
+    x, y : str, default "global_spearman", "pc_n"
+    exclude : sequence of str, default ("teacher",)
+        Methods left out: the teacher is (1, 1); leaving out ``"untrained"`` too zooms in on the
+        trained students.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    check_columns(results, ("method", "mode", x, y), "results")
+    rows = results[~results["method"].isin(list(exclude))]
+    if rows.empty:
+        raise ValueError(f"results hold no rows besides the excluded methods {list(exclude)}")
+    ax = _axes(ax, figsize=(5.5, 5))
+    for (method, mode), group in rows.groupby(["method", "mode"], sort=False):
+        ax.scatter(group[x], group[y], s=55, color=method_color(method), marker=_MODE_MARKERS.get(mode, "s"),
+                   edgecolor="black", linewidth=0.5, zorder=3)
+    lo = float(min(rows[x].min(), rows[y].min()))
+    hi = float(max(rows[x].max(), rows[y].max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8, ls="--", zorder=1)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", ms=8, color=method_color(m), label=m)
+               for m in dict.fromkeys(rows["method"])]
+    handles += [Line2D([], [], ls="", marker=mk, ms=8, color="white", markeredgecolor="black", label=mode)
+                for mode, mk in _MODE_MARKERS.items() if mode in set(rows["mode"])]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=10)
+    names = {"global_spearman": "global Spearman (all pairs)", "pc_n": "$PC_n$ (mean per-reference Spearman)"}
+    ax.set_xlabel(names.get(x, x))
+    ax.set_ylabel(names.get(y, y))
+    if title:
+        ax.set_title(title)
+    return ax

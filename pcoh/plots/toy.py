@@ -1,0 +1,65 @@
+"""Figures of the idea on toy data: points, dissimilarity matrices.
+
+Every function takes ``ax=None`` (a new figure when omitted) and returns what it drew on.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .._checks import as_array
+from ._base import _axes
+
+__all__ = ["plot_points", "plot_dissimilarity_matrix"]
+
+
+def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: bool = True,
+                color: str = "#444444", title: Optional[str] = None):
+    """Scatter plot of 2-D points, numbered, with an optional reference point highlighted.
+
+    Parameters
+    ----------
+    points : array-like, shape (n, 2)
+    reference : int, optional
+        Index drawn as a large red star.
+    annotate : bool, default True
+        Write each point's index next to it.
+    """
+    p = as_array(points, "points", ndim=2, columns=2, shape_doc="(n, 2)")
+    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax.scatter(p[:, 0], p[:, 1], s=45, color=color, zorder=2)
+    if reference is not None:
+        ax.scatter(p[reference, 0], p[reference, 1], s=260, marker="*", color="#d62728", zorder=3,
+                   label=f"reference {reference}")
+        ax.legend(loc="best")
+    if annotate:
+        for i, (a, b) in enumerate(p):
+            ax.annotate(str(i), (a, b), xytext=(4, 4), textcoords="offset points", fontsize=9, color="#555555")
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_dissimilarity_matrix(matrix, *, ax=None, title: Optional[str] = None, cmap: str = "viridis",
+                              colorbar: bool = True, label: str = "dissimilarity",
+                              vmin: Optional[float] = None, vmax: Optional[float] = None):
+    """Heat map of an (n, n) dissimilarity matrix, row = reference, column = compared point.
+
+    Parameters
+    ----------
+    matrix : array-like, shape (n, n)
+    colorbar : bool, default True
+        Add a colour bar labelled ``label``.
+    vmin, vmax : float, optional
+        Colour range; give several matrices the same range to compare their scales.
+    """
+    d = as_array(matrix, "matrix", ndim=2, finite=False, shape_doc="(n, n)")  # NaN cells are drawn blank
+    ax = _axes(ax, figsize=(4.5, 4))
+    im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
+    ax.set_xlabel("compared point j")
+    ax.set_ylabel("reference i")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    if title:
+        ax.set_title(title)
+    return ax
