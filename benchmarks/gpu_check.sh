@@ -66,14 +66,20 @@ torch.cuda.set_sync_debug_mode("error")
 out = soft_rank(x, 0.03)
 out.mul(w).sum().backward()
 torch.cuda.set_sync_debug_mode("default")
+# Keep the values only: a live output keeps its autograd graph, and with it the AccumulateGrad
+# node of x made on the default stream, which a later capture would reuse (and fail on).
+out = out.detach()
 ref = _SoftRank.apply(x.detach().cpu(), 0.03, "numba")
 print("no host sync in soft_rank forward + backward: OK; max |gpu - cpu| =",
-      (out.detach().cpu() - ref).abs().max().item())
+      (out.cpu() - ref).abs().max().item())
+del out
 
+# Whole-step capture as PyTorch documents it: warm up on a side stream, grads set to None,
+# no reference to an earlier autograd graph, static input and weights, then capture and replay.
 s = torch.cuda.Stream()
 s.wait_stream(torch.cuda.current_stream())
 with torch.cuda.stream(s):
-    for _ in range(2):
+    for _ in range(3):
         x.grad = None
         soft_rank(x, 0.03).mul(w).sum().backward()
 torch.cuda.current_stream().wait_stream(s)
@@ -86,8 +92,11 @@ with torch.no_grad():
     x.copy_(torch.randn_like(x))
 g.replay()
 torch.cuda.synchronize()
-ref = _SoftRank.apply(x.detach().cpu(), 0.03, "numba")
-print("CUDA graph capture + replay: OK; max |replay - cpu| =", (y.detach().cpu() - ref).abs().max().item())
+xc = x.detach().cpu().requires_grad_(True)
+ref = _SoftRank.apply(xc, 0.03, "numba")
+ref.mul(w.cpu()).sum().backward()
+print("CUDA graph capture + replay: OK; max |replay - cpu| =", (y.detach().cpu() - ref.detach()).abs().max().item(),
+      "| grad:", (x.grad.cpu() - xc.grad).abs().max().item())
 t = []
 for _ in range(20):
     torch.cuda.synchronize(); t0 = time.perf_counter(); g.replay(); torch.cuda.synchronize(); t.append(time.perf_counter() - t0)

@@ -188,9 +188,41 @@ _pav_backward_serial = _njit(_pav_backward_rows)
 
 
 def _block_mean(values: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over each element's pooled block (rows are independent)."""
-    csum = torch.nn.functional.pad(values.cumsum(dim=-1), (1, 0))
-    return (csum.gather(-1, end) - csum.gather(-1, start)) / (end - start).to(values.dtype)
+    """Mean of ``values`` over each element's pooled block (rows are independent), in float64.
+
+    Block sums are differences of a running sum. In float32 those differences lose the digits
+    of the running total (about 1e-6 of a row's sum: the gradient of a one-element block came
+    out as 1e-5 instead of 0), so the running sum is taken in float64, as the CPU kernel sums.
+    """
+    csum = torch.nn.functional.pad(values.to(torch.float64).cumsum(dim=-1), (1, 0))
+    return (csum.gather(-1, end) - csum.gather(-1, start)) / (end - start).to(torch.float64)
+
+
+def _soft_rank_grad(grad_output: torch.Tensor, perm: torch.Tensor, start: torch.Tensor, end: torch.Tensor, strength: float):
+    """Exact backward of the soft rank with tensor ops: ``(g - block mean of g) / strength``.
+
+    ``perm`` is the decreasing order of each row, ``start``/``end`` each sorted position's
+    pooled block. Computed in float64 and rounded once, as the CPU kernel does.
+    """
+    g = grad_output.gather(-1, perm).to(torch.float64)
+    grad_sorted = (g - _block_mean(g, start, end)) / strength
+    return _unsort(grad_sorted, perm).to(grad_output.dtype)
+
+
+def _unsort(sorted_vals: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """Put each row of ``sorted_vals`` back in the original order (``perm`` from the sort)."""
+    return torch.empty_like(sorted_vals).scatter_(-1, perm, sorted_vals)
+
+
+def _scale(values: torch.Tensor, strength: float) -> torch.Tensor:
+    """``values / strength`` as every backend computes it, bit for bit.
+
+    PyTorch's CUDA kernels divide by a scalar as a product with its reciprocal (one bit of
+    difference from a true division, on about one float32 element in seven): multiplying by the
+    reciprocal on every device gives the GPU and the CPU the same scaled values, hence the same
+    pooling decisions and the same blocks.
+    """
+    return values * (1.0 / strength)
 
 
 # ----------------------------------------------------------------------------- Triton PAV
@@ -325,17 +357,41 @@ def _pav_triton(sorted_vals: torch.Tensor, block: int | None = None):
     return primal, start, end
 
 
-# As a custom operator, the kernel is one opaque node to torch.compile (no tracing into Triton's
-# launcher) and the outputs' shapes are known without running it.
-@torch.library.custom_op("pcoh::pav_triton", mutates_args=())
-def _pav_triton_op(sorted_vals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _pav_triton(sorted_vals)
+# The soft rank of the Triton path is one custom operator, with its backward registered through
+# ``torch.library``: torch.compile sees one opaque node (no tracing into Triton's launcher, the
+# outputs' shapes known without running it) and takes the gradient from the registered formula.
+# An autograd.Function here is not safe under torch.compile: PyTorch 2.11's Dynamo returned zero
+# gradients for an autograd.Function whose forward ends in an in-place op on the returned tensor
+# (pytorch/pytorch#180642, fixed in 2.12), as this forward's un-permutation does.
+@torch.library.custom_op("pcoh::soft_rank_triton", mutates_args=())
+def _soft_rank_triton_op(
+    values: torch.Tensor, strength: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(soft ranks, decreasing order, block start, block end)`` of each row, all on the device."""
+    sorted_vals, perm = torch.sort(_scale(values.detach(), strength), dim=-1, descending=True)
+    primal_sorted, start, end = _pav_triton(sorted_vals)
+    return _unsort(primal_sorted, perm), perm.contiguous(), start, end
 
 
-@_pav_triton_op.register_fake
-def _(sorted_vals):
-    index = torch.empty(sorted_vals.shape, dtype=torch.int64, device=sorted_vals.device)
-    return torch.empty_like(sorted_vals, memory_format=torch.contiguous_format), index, torch.empty_like(index)
+@_soft_rank_triton_op.register_fake
+def _(values, strength):
+    index = torch.empty(values.shape, dtype=torch.int64, device=values.device)
+    out = torch.empty(values.shape, dtype=values.dtype, device=values.device)
+    return out, index, torch.empty_like(index), torch.empty_like(index)
+
+
+def _soft_rank_triton_setup(ctx, inputs, output):
+    _, perm, start, end = output
+    ctx.strength = inputs[1]
+    ctx.save_for_backward(perm, start, end)
+
+
+def _soft_rank_triton_backward(ctx, grad_output, *_index_grads):
+    perm, start, end = ctx.saved_tensors
+    return _soft_rank_grad(grad_output, perm, start, end, ctx.strength), None
+
+
+_soft_rank_triton_op.register_autograd(_soft_rank_triton_backward, setup_context=_soft_rank_triton_setup)
 
 
 def _pav_numba(sorted_vals: torch.Tensor):
@@ -361,24 +417,22 @@ def _choose_backend(values: torch.Tensor) -> str:
 
 
 class _SoftRank(torch.autograd.Function):
-    """Projection of ``values / strength`` onto the permutahedron, with an exact backward pass.
+    """Projection of ``values / strength`` onto the permutahedron, with an exact backward pass
+    (the numba path; the Triton path is the custom operator ``pcoh::soft_rank_triton``).
 
-    ``backend``: ``"numba"`` or ``"triton"``.
-
-    - ``"numba"`` on a float32/float64 CPU tensor: one compiled sweep per row does the sort (radix),
-      the PAV pass and the un-permutation; the backward is one more sweep. On another device or
-      dtype: ``torch.sort`` where the tensor is, the PAV pass on a CPU copy, the backward in torch.
-    - ``"triton"``: ``torch.sort``, the Triton PAV kernel and the gathers all run where the
-      tensor is, with no host synchronisation (CPU tensors reach the kernel only under Triton's
-      interpreter, ``TRITON_INTERPRET=1``, which the tests use).
+    On a float32/float64 CPU tensor one compiled sweep per row does the sort (radix), the PAV
+    pass and the un-permutation; the backward is one more sweep. On another device or dtype:
+    ``torch.sort`` where the tensor is, the PAV pass on a CPU copy, the backward in torch.
     """
 
     @staticmethod
     def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
+        if backend != "numba":
+            raise ValueError(f"_SoftRank runs the numba backend only, got backend={backend!r}")
         ctx.strength = strength
-        ctx.fused = backend == "numba" and values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+        ctx.fused = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
         if ctx.fused:  # the CPU path: one numba sweep forward (sort included), one backward
-            scaled = (values.detach() / strength).contiguous()
+            scaled = _scale(values.detach(), strength).contiguous()
             keys = _order_keys(scaled)
             unsigned = np.uint32 if keys.dtype == torch.int32 else np.uint64
             # Flipping the sign bit maps signed order onto unsigned order, which radix digits follow.
@@ -390,15 +444,11 @@ class _SoftRank(torch.autograd.Function):
             kernel(scaled.numpy(), flipped, 8 * keys.element_size(), out.numpy(), perm.numpy(), end.numpy())
             ctx.save_for_backward(perm, end)
             return out
-        sorted_vals, perm = torch.sort(values.detach() / strength, dim=-1, descending=True)
-        if backend == "triton":
-            primal_sorted, start, end = _pav_triton_op(sorted_vals)
-        else:
-            primal_sorted, start, end = _pav_numba(sorted_vals.cpu())
-            primal_sorted, start, end = (t.to(values.device) for t in (primal_sorted, start, end))
-        out = torch.empty_like(primal_sorted).scatter_(-1, perm, primal_sorted)
+        sorted_vals, perm = torch.sort(_scale(values.detach(), strength), dim=-1, descending=True)
+        primal_sorted, start, end = _pav_numba(sorted_vals.cpu())
+        primal_sorted, start, end = (t.to(values.device) for t in (primal_sorted, start, end))
         ctx.save_for_backward(perm, start, end)
-        return out
+        return _unsort(primal_sorted, perm)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -410,10 +460,19 @@ class _SoftRank(torch.autograd.Function):
             kernel(g.numpy(), perm.numpy(), end.numpy(), ctx.strength, grad.numpy())
             return grad, None, None
         perm, start, end = ctx.saved_tensors
-        grad_sorted = grad_output.gather(-1, perm)
-        grad_sorted = grad_sorted - _block_mean(grad_sorted, start, end)
-        grad = torch.empty_like(grad_sorted).scatter_(-1, perm, grad_sorted)
-        return grad / ctx.strength, None, None
+        return _soft_rank_grad(grad_output, perm, start, end, ctx.strength), None, None
+
+
+def _soft_rank(values: torch.Tensor, strength: float, backend: str) -> torch.Tensor:
+    """The soft rank by one backend, ``"numba"`` or ``"triton"`` (see :func:`_choose_backend`).
+
+    ``"triton"``: ``torch.sort``, the Triton PAV kernel and the gathers all run where the tensor
+    is, with no host synchronisation (CPU tensors reach the kernel only under Triton's
+    interpreter, ``TRITON_INTERPRET=1``, which the tests use).
+    """
+    if backend == "triton":
+        return _soft_rank_triton_op(values, strength)[0]
+    return _SoftRank.apply(values, strength, backend)
 
 
 def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -484,7 +543,7 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
         )
     if not (regularization_strength > 0 and np.isfinite(regularization_strength)):
         raise ValueError(f"regularization_strength must be a positive finite float, got {regularization_strength}")
-    return _SoftRank.apply(values, float(regularization_strength), _choose_backend(values))
+    return _soft_rank(values, float(regularization_strength), _choose_backend(values))
 
 
 @(numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else _njit)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcoh.ranking import _pav_numba, _pav_triton, _SoftRank, rank, soft_rank
+from pcoh.ranking import _pav_numba, _pav_triton, _scale, _soft_rank, _soft_rank_triton_op, _SoftRank, rank, soft_rank
 
 DEVICE = os.environ.get("PCOH_TEST_DEVICE", "cpu")
 if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -97,8 +97,18 @@ def test_soft_rank_forward_and_backward_match_cpu(kind, dtype, eps):
     ref = _SoftRank.apply(xc, eps, "numba")
     (ref * w).sum().backward()
     xd = x.to(DEVICE).requires_grad_(True)
-    out = _SoftRank.apply(xd, eps, "triton")
+    out = _soft_rank(xd, eps, "triton")
     (out * w.to(DEVICE)).sum().backward()
+    # The gradient is piecewise constant in the pooled blocks: a block decided differently would
+    # change it by O(|w| / eps), far beyond any rounding. Both backends scale the values bit for
+    # bit alike and pool them in float64 by the same comparisons, so the blocks must be
+    # identical, not merely close; the tolerances below then only cover the float64 sums
+    # rounded once to the dtype.
+    _, _, start, end = _soft_rank_triton_op(xd.detach(), eps)
+    sorted_ref = torch.sort(_scale(x, eps), dim=-1, descending=True).values
+    _, ref_start, ref_end = _pav_numba(sorted_ref)
+    np.testing.assert_array_equal(start.cpu().numpy(), ref_start.numpy())
+    np.testing.assert_array_equal(end.cpu().numpy(), ref_end.numpy())
     torch.testing.assert_close(out.detach().cpu(), ref.detach(), **_tol(dtype))
     torch.testing.assert_close(xd.grad.cpu(), xc.grad, **_tol(dtype))
 
@@ -106,7 +116,7 @@ def test_soft_rank_forward_and_backward_match_cpu(kind, dtype, eps):
 def test_gradcheck_float64():
     x = _rows("mixed", 2, 6, torch.float64, seed=5).to(DEVICE).requires_grad_(True)
     # The Jacobian is piecewise constant: a finite-difference step must not change the blocks.
-    assert torch.autograd.gradcheck(lambda v: _SoftRank.apply(v, 0.5, "triton"), (x,), eps=1e-7, atol=1e-6)
+    assert torch.autograd.gradcheck(lambda v: _soft_rank(v, 0.5, "triton"), (x,), eps=1e-7, atol=1e-6)
 
 
 @pytest.mark.skipif(not ON_GPU, reason="the default backend picks Triton on GPU tensors only")
@@ -164,10 +174,12 @@ def test_soft_rank_forward_backward_in_a_cuda_graph():
 
 
 def test_soft_rank_traces_into_one_graph():
-    # The kernel is a custom operator: torch.compile traces the soft rank without a graph break.
+    # The soft rank is a custom operator with a registered backward: torch.compile traces it
+    # without a graph break and takes its gradient from the registered formula. (As an
+    # autograd.Function it got all-zero gradients here under PyTorch 2.11, pytorch#180642.)
     x = _rows("random", 2, 9, torch.float64, seed=8).to(DEVICE).requires_grad_(True)
     w = _rows("random", 2, 9, torch.float64, seed=9).to(DEVICE)
-    fn = torch.compile(lambda v: (_SoftRank.apply(v, 0.5, "triton") * w).sum(), backend="aot_eager", fullgraph=True)
+    fn = torch.compile(lambda v: (_soft_rank(v, 0.5, "triton") * w).sum(), backend="aot_eager", fullgraph=True)
     fn(x).backward()
     xc = x.detach().cpu().requires_grad_(True)
     (_SoftRank.apply(xc, 0.5, "numba") * w.cpu()).sum().backward()
@@ -184,3 +196,10 @@ def test_rank_on_gpu_matches_rankdata(dtype):
     out = rank(x.to(DEVICE))
     assert out.device.type == DEVICE and out.dtype == dtype
     np.testing.assert_array_equal(out.cpu().double().numpy(), rankdata(x.double().numpy(), axis=-1))
+
+
+def test_custom_operator_passes_opcheck():
+    # Real and fake outputs agree in shape, dtype and strides, the schema is honest (no
+    # mutation, no aliasing) and the registered backward is used by autograd and AOTAutograd.
+    x = _rows("mixed", 3, 7, torch.float64, seed=10).to(DEVICE).requires_grad_(True)
+    torch.library.opcheck(_soft_rank_triton_op, (x, 0.5))
