@@ -32,7 +32,7 @@ from .train import (
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "load_config", "DEFAULT_METHODS", "CONFIGS"]
 
 #: Every method of DESIGN §2 plus the PC loss; ``kd`` and ``ce`` run class-aware only.
-DEFAULT_METHODS = ("pc", "rkd", "pkt", "sp", "cc", "fitnet", "kd", "ce")
+DEFAULT_METHODS = ("pc", "rkd", "pkt", "sp", "cc", "fitnet", "crd", "kd", "ce")
 #: The shipped configuration files.
 CONFIGS = Path(__file__).parent / "configs"
 

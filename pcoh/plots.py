@@ -27,6 +27,7 @@ METHOD_COLORS = {
     "sp": "#9467bd",
     "cc": "#8c564b",
     "fitnet": "#e377c2",
+    "crd": "#ff7f0e",
     "kd": "#17becf",
     "ce": "#7f7f7f",
     "untrained": "#bcbd22",
