@@ -225,7 +225,7 @@ def test_loss_falls_on_separable_toy_data():
     loss = CRDLoss(4, 8, n, embed_dim=16, num_negatives=128, seed=0)
     opt = torch.optim.Adam([student, *loss.parameters()], lr=0.05)
     epochs = []
-    for epoch in range(30):
+    for epoch in range(15):
         order = torch.randperm(n, generator=gen)
         values = []
         for lo in range(0, n, 16):
@@ -402,7 +402,7 @@ def teacher(digits, tmp_path_factory):
 
 
 def test_student_training_with_crd_is_repeatable(digits, teacher, tmp_path):
-    spec = T.StudentSpec(model="mlp", method="crd", train=T.TrainConfig(epochs=2, batch_size=128))
+    spec = T.StudentSpec(model="mlp", method="crd", train=T.TrainConfig(epochs=1, batch_size=256))
     a = T.train_student(spec, teacher, digits, root=tmp_path / "a", quiet=True, device="cpu")
     b = T.train_student(spec, teacher, digits, root=tmp_path / "b", quiet=True, device="cpu")
     for k, v in a.model.state_dict().items():
