@@ -765,8 +765,10 @@ class CRDLoss(TransferLoss):
         self.num_negatives = _check_dim(num_negatives, "num_negatives")
         self.temperature = _check_positive(temperature, "temperature")
         self.momentum = _check_fraction(momentum, "momentum")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be None or a non-negative int, got {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be None or a non-negative int, got {type(seed).__name__}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be None or a non-negative int, got {seed}")
         self.embed_student = nn.Linear(self.student_dim, self.embed_dim)
         self.embed_teacher = nn.Linear(self.teacher_dim, self.embed_dim)
         stdv = 1.0 / math.sqrt(self.embed_dim / 3)

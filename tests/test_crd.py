@@ -358,6 +358,7 @@ def test_wrong_feature_shapes(s_shape, t_shape):
         (dict(momentum=1.0), ValueError, "momentum"),
         (dict(momentum="0.5"), TypeError, "momentum"),
         (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
     ],
 )
 def test_constructor_validation(kwargs, error, argument):
