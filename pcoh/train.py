@@ -454,13 +454,35 @@ def train_teacher(
     return TrainedModel(model.eval(), history, path, False)
 
 
+class _Indexed(Dataset):
+    """Items ``(x, y, i)``: a data set's items with their position ``i`` in it."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i][:2]
+        return x, y, i
+
+
+def _with_indices(dataset: Dataset) -> Dataset:
+    """Batches ``(x, y, idx)``, ``idx`` the samples' positions (losses such as CRD need them)."""
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return TensorDataset(*dataset.tensors, torch.arange(len(dataset)))
+    return _Indexed(dataset)
+
+
 def _with_teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[TensorDataset]:
-    """For in-memory data without augmentation, compute the teacher's outputs once."""
+    """For in-memory data without augmentation, compute the teacher's outputs once:
+    batches ``(x, y, idx, teacher features, teacher logits)``."""
     if not (isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2):
         return None
     feats, logits, _ = predict(teacher, dataset, device=device)
     x, y = dataset.tensors
-    return TensorDataset(x, y, feats, logits)
+    return TensorDataset(x, y, torch.arange(len(dataset)), feats, logits)
 
 
 def train_student(
@@ -502,9 +524,14 @@ def train_student(
     student = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     transfer = None
     if spec.method not in (LABEL_ONLY, UNTRAINED):
-        transfer = _losses.get(
-            spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim, **spec.loss_kwargs
-        ).to(dev)
+        # Seeded: a loss's own parameters and state (FitNet's regressor, CRD's memory) are part
+        # of the run.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.train.seed)
+            transfer = _losses.get(
+                spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
+                num_samples=len(data.train), **spec.loss_kwargs
+            ).to(dev)
     path = run_dir(root, "student", spec.key(teacher_key))
     final = path / "final.pt"
     if cache and final.exists():
@@ -523,20 +550,20 @@ def train_student(
     class_aware = spec.mode == "class-aware"
     ce = nn.CrossEntropyLoss()
     cached_teacher = _with_teacher_outputs(data.train, teacher_net, dev) if transfer is not None else None
-    dataset = cached_teacher if cached_teacher is not None else data.train
+    dataset = cached_teacher if cached_teacher is not None else _with_indices(data.train)
 
     def objective(net, batch):
-        x, y = batch[0], batch[1]
+        x, y, idx = batch[0], batch[1], batch[2]
         out = net(x)
         terms = {}
         total = 0.0
         if transfer is not None:
-            if len(batch) == 4:
-                t_out = _models.ModelOutput(batch[2], batch[3])
+            if len(batch) == 5:
+                t_out = _models.ModelOutput(batch[3], batch[4])
             else:
                 with torch.no_grad():
                     t_out = teacher_net(x)
-            terms["transfer"] = transfer(out, t_out)
+            terms["transfer"] = transfer(out, t_out, indices=idx)
             total = weight * terms["transfer"]
         if class_aware:
             terms["ce"] = ce(out.logits, y)

@@ -11,7 +11,10 @@ import torch
 from pcoh import models
 from pcoh.models import ModelOutput
 
-CIFAR = ["mobilenetv2", "resnet32x4", "resnet8x4", "shufflenetv2", "wrn_16_2", "wrn_40_2"]
+CIFAR = [
+    "mobilenetv2", "resnet20", "resnet32x4", "resnet50", "resnet56", "resnet8x4", "shufflenetv1", "shufflenetv2",
+    "vgg13", "vgg8", "wrn_16_2", "wrn_40_2",
+]
 DIGITS = ["digits_cnn", "digits_resnet", "mlp"]
 STUDENTS = ["digits_cnn", "mlp"]
 
@@ -23,6 +26,12 @@ FEATURE_DIM = {
     "wrn_16_2": 128,
     "mobilenetv2": 1280,
     "shufflenetv2": 1024,
+    "resnet56": 64,
+    "resnet20": 64,
+    "vgg13": 512,
+    "vgg8": 512,
+    "resnet50": 2048,
+    "shufflenetv1": 960,
     "digits_resnet": 128,
     "digits_cnn": 32,
     "mlp": 32,
@@ -142,9 +151,9 @@ def test_count_parameters_trainable_only():
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as info:
-        models.create("resnet50")
+        models.create("resnet18")
     message = str(info.value)
-    assert "resnet50" in message
+    assert "resnet18" in message
     for name in models.available():
         assert name in message
     with pytest.raises(ValueError, match="valid names"):
@@ -231,7 +240,7 @@ def test_integer_like_arguments_are_stored_as_int():
     assert type(model.feature_dim) is int
 
 
-@pytest.mark.parametrize("name", DIGITS + ["wrn_16_2"])
+@pytest.mark.parametrize("name", DIGITS + ["wrn_16_2", "vgg8", "shufflenetv1", "resnet20"])
 def test_gradients_reach_all_parameters(name):
     size = 8 if name in DIGITS else 16
     model = models.create(name, num_classes=10, in_channels=1, image_size=size).train()

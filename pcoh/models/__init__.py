@@ -29,42 +29,64 @@ digits_cnn     10           1            32           14,458
 digits_resnet  10           1            128          601,546
 mlp            10           1            32           6,570
 mobilenetv2    100          3            1280         812,836
+resnet20       100          3            64           278,324
 resnet32x4     100          3            256          7,433,860
+resnet50       100          3            2048         23,705,252
+resnet56       100          3            64           861,620
 resnet8x4      100          3            256          1,233,540
+shufflenetv1   100          3            960          949,258
 shufflenetv2   100          3            1024         1,355,528
+vgg13          100          3            512          9,462,180
+vgg8           100          3            512          3,965,028
 wrn_16_2       100          3            128          703,284
 wrn_40_2       100          3            128          2,255,156
 =============  ===========  ===========  ===========  ==========
 
 ``digits_resnet`` is the digits teacher; ``digits_cnn`` and ``mlp`` are its students
 (over 40x and 90x fewer parameters, 32-wide instead of 128-wide features). The CIFAR
-models are the benchmark's teachers (``resnet32x4``, ``wrn_40_2``) and students
-(``resnet8x4``, ``wrn_16_2``, ``mobilenetv2``, ``shufflenetv2``).
+models are the benchmark's teachers (``resnet32x4``, ``wrn_40_2``, ``resnet56``,
+``vgg13``, ``resnet50``) and students (``resnet8x4``, ``wrn_16_2``, ``resnet20``,
+``vgg8``, ``mobilenetv2``, ``shufflenetv1``, ``shufflenetv2``).
 
-Credits: He et al. 2016 (ResNet); Zagoruyko & Komodakis 2016 (wide ResNet); Sandler et
-al. 2018 (MobileNetV2); Ma et al. 2018 (ShuffleNetV2); Tian et al. 2020 (benchmark
-layouts). See :mod:`pcoh.models.cifar` and :mod:`pcoh.models.digits`.
+Benchmark checkpoints
+---------------------
+The CIFAR models name their modules as the benchmark's code does (:data:`BENCHMARK_NAMES`
+gives the benchmark's name of each model), so its published teachers
+(``ckpt_epoch_240.pth``: a dict whose ``'model'`` entry is the state dict) load as they
+are: ``load_benchmark_state(model, torch.load(path, weights_only=True))``. A checkpoint
+that does not fit raises ``ValueError`` naming the missing, unexpected and mis-shaped keys.
+
+Credits: He et al. 2016 (ResNet); Zagoruyko & Komodakis 2016 (wide ResNet); Simonyan &
+Zisserman 2015 (VGG); Sandler et al. 2018 (MobileNetV2); Zhang et al. 2018 (ShuffleNet);
+Ma et al. 2018 (ShuffleNetV2); Tian et al. 2020 (benchmark layouts). See
+:mod:`pcoh.models.cifar` and :mod:`pcoh.models.digits`.
 """
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import Callable
 
 import torch
 from torch import nn
 
 from ._base import Backbone, ModelOutput
-from .cifar import mobilenetv2, resnet8x4, resnet32x4, shufflenetv2, wrn_16_2, wrn_40_2
+from .cifar import (
+    mobilenetv2, resnet8x4, resnet20, resnet32x4, resnet50, resnet56, shufflenetv1, shufflenetv2, vgg8, vgg13,
+    wrn_16_2, wrn_40_2,
+)
 from .digits import digits_cnn, digits_resnet, mlp
 
 __all__ = [
     "Backbone",
+    "BENCHMARK_NAMES",
     "MODELS",
     "ModelOutput",
     "PARAMETER_COUNTS",
     "available",
     "count_parameters",
     "create",
+    "load_benchmark_state",
 ]
 
 #: Registry: model name -> builder ``(num_classes, in_channels, image_size, **kwargs)``.
@@ -73,11 +95,34 @@ MODELS: dict[str, Callable[..., Backbone]] = {
     "digits_resnet": digits_resnet,
     "mlp": mlp,
     "mobilenetv2": mobilenetv2,
+    "resnet20": resnet20,
     "resnet32x4": resnet32x4,
+    "resnet50": resnet50,
+    "resnet56": resnet56,
     "resnet8x4": resnet8x4,
+    "shufflenetv1": shufflenetv1,
     "shufflenetv2": shufflenetv2,
+    "vgg13": vgg13,
+    "vgg8": vgg8,
     "wrn_16_2": wrn_16_2,
     "wrn_40_2": wrn_40_2,
+}
+
+#: Our name of each CIFAR model -> the name of the same model in the benchmark's code
+#: (RepDistiller ``models/``), whose checkpoints it loads.
+BENCHMARK_NAMES: dict[str, str] = {
+    "mobilenetv2": "MobileNetV2",
+    "resnet20": "resnet20",
+    "resnet32x4": "resnet32x4",
+    "resnet50": "ResNet50",
+    "resnet56": "resnet56",
+    "resnet8x4": "resnet8x4",
+    "shufflenetv1": "ShuffleV1",
+    "shufflenetv2": "ShuffleV2",
+    "vgg13": "vgg13",
+    "vgg8": "vgg8",
+    "wrn_16_2": "wrn_16_2",
+    "wrn_40_2": "wrn_40_2",
 }
 
 #: The module docstring's table as data: name -> (num_classes, in_channels,
@@ -88,9 +133,15 @@ PARAMETER_COUNTS: dict[str, tuple[int, int, int, int]] = {
     "digits_resnet": (10, 1, 128, 601_546),
     "mlp": (10, 1, 32, 6_570),
     "mobilenetv2": (100, 3, 1280, 812_836),
+    "resnet20": (100, 3, 64, 278_324),
     "resnet32x4": (100, 3, 256, 7_433_860),
+    "resnet50": (100, 3, 2048, 23_705_252),
+    "resnet56": (100, 3, 64, 861_620),
     "resnet8x4": (100, 3, 256, 1_233_540),
+    "shufflenetv1": (100, 3, 960, 949_258),
     "shufflenetv2": (100, 3, 1024, 1_355_528),
+    "vgg13": (100, 3, 512, 9_462_180),
+    "vgg8": (100, 3, 512, 3_965_028),
     "wrn_16_2": (100, 3, 128, 703_284),
     "wrn_40_2": (100, 3, 128, 2_255_156),
 }
@@ -180,3 +231,72 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     int
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _key_list(keys: list, limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return f"{len(keys)} ({shown}{', ...' if len(keys) > limit else ''})"
+
+
+def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
+    """Load a checkpoint of the CRD benchmark (or a plain state dict) into ``model``, strictly.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to fill, e.g. ``create("resnet32x4", num_classes=100)``.
+    obj : mapping
+        What ``torch.load`` returned: the benchmark's checkpoint, a dict whose ``'model'``
+        entry is the state dict (``ckpt_epoch_240.pth``, also the format of
+        :mod:`pcoh.train`'s ``final.pt``), or a state dict itself. Keys all prefixed with
+        ``module.`` (a model saved inside ``DataParallel``) are accepted without it.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, its parameters and buffers replaced.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` is not a mapping, or holds a value that is not a tensor.
+    ValueError
+        If the keys or shapes differ from ``model``'s: the message names the missing,
+        unexpected and mis-shaped keys (nothing is loaded then).
+
+    Notes
+    -----
+    Reading the file is the caller's business (``torch.load(path, weights_only=True)``):
+    this function only checks and copies, so it can be tested without files.
+    """
+    state = obj
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        state = obj["model"]
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            f"a checkpoint must be a state dict or a dict with a 'model' state dict, got {type(obj).__name__}"
+        )
+    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"checkpoint entry {key!r} must be a tensor, got {type(value).__name__}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} instead of {tuple(own[k].shape)}"
+        for k in own if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        name = getattr(model, "name", type(model).__name__)
+        parts = [f"the checkpoint does not fit model {name!r}:"]
+        if missing:
+            parts.append(f"missing keys {_key_list(missing)};")
+        if unexpected:
+            parts.append(f"unexpected keys {_key_list(unexpected)};")
+        if wrong:
+            parts.append(f"wrong shapes {_key_list(wrong, 4)} (a different num_classes or model?);")
+        raise ValueError(" ".join(parts).rstrip(";"))
+    model.load_state_dict(state, strict=True)
+    return model

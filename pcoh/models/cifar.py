@@ -2,23 +2,36 @@
 
 The layouts follow the CIFAR-100 benchmark of Tian, Krishnan & Isola, "Contrastive
 Representation Distillation", ICLR 2020 (the "RepDistiller" code base); this module is
-an independent re-implementation. Changes from the benchmark, all shape-preserving for
-32x32 inputs:
+an independent re-implementation whose modules carry the benchmark's names, so that the
+benchmark's published checkpoints (``ckpt_epoch_240.pth``, a dict whose ``'model'`` entry
+is the state dict) load as they are (:func:`pcoh.models.load_benchmark_state`). Changes
+from the benchmark, all shape- and name-preserving for 32x32 inputs:
 
 * the final fixed ``AvgPool2d`` is replaced by adaptive average pooling, so any input
   size (e.g. 8x8 digits) works;
 * the first convolution takes ``in_channels`` instead of a hard-wired 3;
-* every model returns the pooled penultimate features along with the logits.
+* every model returns the pooled penultimate features along with the logits
+  (:class:`~pcoh.models.ModelOutput`; the features are the benchmark's ``feat[-1]``). The
+  classifier keeps the benchmark's name (``fc``, ``linear``, ``classifier`` or
+  ``classifier.0``); ``model.fc`` always reaches it.
 
 Architectures and credits
 -------------------------
-* ``resnet8x4``, ``resnet32x4`` -- CIFAR ResNet with basic blocks:
-  He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+* ``resnet8x4``, ``resnet32x4``, ``resnet20``, ``resnet56`` -- CIFAR ResNet with basic
+  blocks: He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+* ``resnet50`` -- ResNet-50 with bottleneck blocks and a 3x3 stem for 32x32 inputs (the
+  benchmark's ``ResNet50``), same paper.
 * ``wrn_40_2``, ``wrn_16_2`` -- wide ResNet with pre-activation blocks:
   Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016.
+* ``vgg13``, ``vgg8`` -- VGG with batch norm and one linear classifier: Simonyan &
+  Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition", ICLR
+  2015.
 * ``mobilenetv2`` -- MobileNetV2 at width 0.5 (the benchmark's ``mobile_half``):
   Sandler, Howard, Zhu, Zhmoginov & Chen, "MobileNetV2: Inverted Residuals and Linear
   Bottlenecks", CVPR 2018.
+* ``shufflenetv1`` -- ShuffleNet with 3 groups (the benchmark's ``ShuffleV1``): Zhang,
+  Zhou, Lin & Sun, "ShuffleNet: An Extremely Efficient Convolutional Neural Network for
+  Mobile Devices", CVPR 2018.
 * ``shufflenetv2`` -- ShuffleNetV2 1x (the benchmark's ``ShuffleV2``):
   Ma, Zhang, Zheng & Sun, "ShuffleNet V2: Practical Guidelines for Efficient CNN
   Architecture Design", ECCV 2018.
@@ -36,16 +49,27 @@ from ._base import Backbone, check_positive_int, global_pool, init_weights
 __all__ = [
     "BasicBlock",
     "CifarResNet",
+    "Bottleneck",
+    "BottleneckResNet",
     "WideBlock",
     "WideResNet",
+    "VGG",
     "InvertedResidual",
     "MobileNetV2",
+    "ShuffleV1Unit",
+    "ShuffleNetV1",
     "ShuffleNetV2",
     "resnet8x4",
     "resnet32x4",
+    "resnet20",
+    "resnet56",
+    "resnet50",
     "wrn_40_2",
     "wrn_16_2",
+    "vgg13",
+    "vgg8",
     "mobilenetv2",
+    "shufflenetv1",
     "shufflenetv2",
 ]
 
@@ -75,8 +99,8 @@ class BasicBlock(nn.Module):
     Notes
     -----
     Input ``(n, c_in, h, w)``, output ``(n, c_out, ceil(h / stride), ceil(w / stride))``.
-    When the shape changes, the shortcut is a strided 1x1 convolution with batch norm
-    (option B of He et al.), as in the benchmark.
+    When the shape changes, the shortcut ``downsample`` is a strided 1x1 convolution with
+    batch norm (option B of He et al.), as in the benchmark; otherwise it is ``None``.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
@@ -85,15 +109,14 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = _conv3x3(c_out, c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
-        else:
-            self.shortcut = nn.Identity()
+            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
 def _resnet_stage(c_in: int, c_out: int, blocks: int, stride: int) -> nn.Sequential:
@@ -141,9 +164,8 @@ class CifarResNet(Backbone):
         widths = _check_widths(widths, 4)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=widths[3])
         n = (depth - 2) // 6
-        self.stem = nn.Sequential(
-            _conv3x3(self.in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
-        )
+        self.conv1 = _conv3x3(self.in_channels, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.layer1 = _resnet_stage(widths[0], widths[1], n, stride=1)
         self.layer2 = _resnet_stage(widths[1], widths[2], n, stride=2)
         self.layer3 = _resnet_stage(widths[2], widths[3], n, stride=2)
@@ -151,8 +173,104 @@ class CifarResNet(Backbone):
         init_weights(self)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.stem(x)
+        out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
+        return global_pool(out)
+
+
+# ----------------------------------------------------------------------------------
+# ResNet-50 for 32x32 inputs (the benchmark's ``ResNet50``)
+# ----------------------------------------------------------------------------------
+class Bottleneck(nn.Module):
+    """Bottleneck block: 1x1 reduce, 3x3 (strided), 1x1 expand to ``4 * planes``.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    planes : int
+        Width of the 3x3 convolution; the block outputs ``4 * planes`` channels.
+    stride : int
+        Stride of the 3x3 convolution.
+
+    Notes
+    -----
+    Post-activation (ReLU after the sum). The shortcut ``shortcut`` is a strided 1x1
+    convolution with batch norm when the shape changes, the identity otherwise.
+    """
+
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        c_out = self.expansion * planes
+        self.conv1 = _conv1x1(c_in, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv1x1(planes, c_out)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class BottleneckResNet(Backbone):
+    """ResNet with bottleneck blocks and a 3x3 stride-1 stem (no max-pool) for small images.
+
+    Four stages of ``blocks[i]`` bottleneck blocks of widths 64, 128, 256, 512 (outputs four
+    times wider); stages 2-4 halve the resolution.
+
+    Parameters
+    ----------
+    blocks : sequence of 4 int
+        Blocks per stage; ``(3, 4, 6, 3)`` is ResNet-50.
+    num_classes, in_channels, image_size, name
+        See :class:`~pcoh.models._base.Backbone`.
+
+    Notes
+    -----
+    Input ``(n, in_channels, h, w)``; features ``(n, 2048)``; logits ``(n, num_classes)``
+    from the classifier ``linear`` (the benchmark's name; ``fc`` is the same module).
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[int] = (3, 4, 6, 3),
+        *,
+        num_classes: int = 100,
+        in_channels: int = 3,
+        image_size: int = 32,
+        name: str = "resnet50",
+    ) -> None:
+        blocks = [check_positive_int(b, "blocks", 1) for b in _check_len(blocks, 4, "blocks")]
+        super().__init__(name, num_classes, in_channels, image_size, feature_dim=512 * Bottleneck.expansion)
+        self.conv1 = _conv3x3(self.in_channels, 64)
+        self.bn1 = nn.BatchNorm2d(64)
+        c = 64
+        for i, (planes, repeats) in enumerate(zip((64, 128, 256, 512), blocks)):
+            stage = []
+            for j in range(repeats):
+                stage.append(Bottleneck(c, planes, (1 if i == 0 else 2) if j == 0 else 1))
+                c = planes * Bottleneck.expansion
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+        self.linear = nn.Linear(c, self.num_classes)
+        init_weights(self)
+
+    @property
+    def fc(self) -> nn.Linear:
+        return self.linear
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return global_pool(out)
 
 
@@ -173,8 +291,9 @@ class WideBlock(nn.Module):
 
     Notes
     -----
-    When the channel count or resolution changes, the shortcut is a 1x1 convolution
-    applied to the *pre-activated* input (BN-ReLU of ``x``), as in the original code.
+    When the channel count or resolution changes, the shortcut ``convShortcut`` (the
+    benchmark's name) is a 1x1 convolution applied to the *pre-activated* input (BN-ReLU
+    of ``x``), as in the original code; otherwise it is ``None`` and ``x`` is added as is.
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, dropout: float = 0.0) -> None:
@@ -184,14 +303,25 @@ class WideBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.conv2 = _conv3x3(c_out, c_out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.shortcut = _conv1x1(c_in, c_out, stride) if (stride != 1 or c_in != c_out) else None
+        self.convShortcut = _conv1x1(c_in, c_out, stride) if (stride != 1 or c_in != c_out) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = F.relu(self.bn1(x))
-        skip = x if self.shortcut is None else self.shortcut(act)
+        skip = x if self.convShortcut is None else self.convShortcut(act)
         out = self.conv1(act)
         out = self.conv2(self.dropout(F.relu(self.bn2(out))))
         return out + skip
+
+
+class _WideStage(nn.Module):
+    """A stage of wide blocks, kept under ``layer`` as the benchmark's ``NetworkBlock``."""
+
+    def __init__(self, blocks: list) -> None:
+        super().__init__()
+        self.layer = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
 
 
 class WideResNet(Backbone):
@@ -237,24 +367,96 @@ class WideResNet(Backbone):
         channels = [16, 16 * widen, 32 * widen, 64 * widen]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
         n = (depth - 4) // 6
-        self.stem = _conv3x3(self.in_channels, channels[0])
+        self.conv1 = _conv3x3(self.in_channels, channels[0])
         stages = []
         for i, stride in enumerate((1, 2, 2)):
             blocks = [WideBlock(channels[i], channels[i + 1], stride, dropout)]
             blocks += [
                 WideBlock(channels[i + 1], channels[i + 1], 1, dropout) for _ in range(n - 1)
             ]
-            stages.append(nn.Sequential(*blocks))
+            stages.append(_WideStage(blocks))
         self.block1, self.block2, self.block3 = stages
-        self.bn = nn.BatchNorm2d(channels[3])
+        self.bn1 = nn.BatchNorm2d(channels[3])
         self.fc = nn.Linear(channels[3], self.num_classes)
         init_weights(self)
         # The benchmark zeroes the classifier bias of its WRNs.
         nn.init.zeros_(self.fc.bias)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.block3(self.block2(self.block1(self.stem(x))))
-        return global_pool(F.relu(self.bn(out)))
+        out = self.block3(self.block2(self.block1(self.conv1(x))))
+        return global_pool(F.relu(self.bn1(out)))
+
+
+# ----------------------------------------------------------------------------------
+# VGG with batch norm (Simonyan & Zisserman 2015), the benchmark's CIFAR variant
+# ----------------------------------------------------------------------------------
+class VGG(Backbone):
+    """VGG with batch norm: five blocks of 3x3 convolutions, one linear classifier.
+
+    Block ``i`` (``block0`` .. ``block4``) is conv-BN-ReLU repeated, without the last ReLU
+    (applied after the block, as in the benchmark). Max-pooling (2x2) follows blocks 0, 1
+    and 2, and block 3 when the input is 64 pixels high (the benchmark's rule); adaptive
+    average pooling follows block 4.
+
+    Parameters
+    ----------
+    config : sequence of 5 sequences of int
+        Channels of each block's convolutions; ``feature_dim = config[4][-1]`` (512 in
+        the benchmark's models).
+    num_classes, in_channels, image_size, name
+        See :class:`~pcoh.models._base.Backbone`.
+
+    Notes
+    -----
+    Convolutions have biases (as in the benchmark). The classifier is ``classifier`` (the
+    benchmark's name; ``fc`` is the same module), initialised N(0, 0.01) with zero bias as
+    in the benchmark. Input ``(n, in_channels, h, w)``; features ``(n, config[4][-1])``.
+    """
+
+    #: The benchmark's configurations: vgg8 is "S", vgg13 is "B".
+    CONFIGS = {
+        "vgg8": ((64,), (128,), (256,), (512,), (512,)),
+        "vgg13": ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    }
+
+    def __init__(
+        self,
+        config: Sequence[Sequence[int]],
+        *,
+        num_classes: int = 100,
+        in_channels: int = 3,
+        image_size: int = 32,
+        name: str = "vgg",
+    ) -> None:
+        config = [list(block) for block in _check_len(config, 5, "config")]
+        if any(not block for block in config):
+            raise ValueError(f"every block of config needs at least one width, got {config}")
+        config = [_check_widths(block, len(block), "config") for block in config]
+        super().__init__(name, num_classes, in_channels, image_size, feature_dim=config[4][-1])
+        c = self.in_channels
+        for i, widths in enumerate(config):
+            layers = []
+            for width in widths:
+                layers += [nn.Conv2d(c, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                c = width
+            setattr(self, f"block{i}", nn.Sequential(*layers[:-1]))
+        self.classifier = nn.Linear(c, self.num_classes)
+        init_weights(self)
+        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
+        nn.init.zeros_(self.classifier.bias)
+
+    @property
+    def fc(self) -> nn.Linear:
+        return self.classifier
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        tall = x.shape[2] == 64
+        out = x
+        for i in range(5):
+            out = F.relu(getattr(self, f"block{i}")(out))
+            if i < 3 or (i == 3 and tall):
+                out = F.max_pool2d(out, 2)
+        return global_pool(out)
 
 
 # ----------------------------------------------------------------------------------
@@ -292,9 +494,10 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = c_in * expand
         self.use_residual = stride == 1 and c_in == c_out
+        # One flat Sequential (conv.0 .. conv.7), as the benchmark names it.
         self.conv = nn.Sequential(
-            _conv_bn_relu(c_in, hidden, 1),
-            _conv_bn_relu(hidden, hidden, 3, stride, groups=hidden),
+            *_conv_bn_relu(c_in, hidden, 1),
+            *_conv_bn_relu(hidden, hidden, 3, stride, groups=hidden),
             nn.Conv2d(hidden, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out),
         )
@@ -325,6 +528,8 @@ class MobileNetV2(Backbone):
     Notes
     -----
     Input ``(n, in_channels, h, w)``; features ``(n, 1280)``; logits ``(n, num_classes)``.
+    Modules as the benchmark names them: ``conv1`` (stem), ``blocks[g][i]`` (block ``i``
+    of group ``g``), ``conv2`` (the 1x1 head), ``classifier[0]`` (``fc`` is the same).
     """
 
     # (expansion t, channels c, repeats n, first stride s); t = None -> use `expand`.
@@ -354,20 +559,28 @@ class MobileNetV2(Backbone):
         last = _make_divisible(1280 * width) if width > 1.0 else 1280
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=last)
         c = int(32 * width)
-        self.stem = _conv_bn_relu(self.in_channels, c, 3, stride=2)
-        blocks = []
+        self.conv1 = _conv_bn_relu(self.in_channels, c, 3, stride=2)
+        self.blocks = nn.ModuleList()
         for t, channels, repeats, stride in self.SETTINGS:
             c_out = int(channels * width)
+            group = []
             for i in range(repeats):
-                blocks.append(InvertedResidual(c, c_out, stride if i == 0 else 1, t or expand))
+                group.append(InvertedResidual(c, c_out, stride if i == 0 else 1, t or expand))
                 c = c_out
-        self.blocks = nn.Sequential(*blocks)
-        self.head = _conv_bn_relu(c, last, 1)
-        self.fc = nn.Linear(last, self.num_classes)
+            self.blocks.append(nn.Sequential(*group))
+        self.conv2 = _conv_bn_relu(c, last, 1)
+        self.classifier = nn.Sequential(nn.Linear(last, self.num_classes))
         init_weights(self)
 
+    @property
+    def fc(self) -> nn.Linear:
+        return self.classifier[0]
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return global_pool(self.head(self.blocks(self.stem(x))))
+        out = self.conv1(x)
+        for group in self.blocks:
+            out = group(out)
+        return global_pool(self.conv2(out))
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -391,8 +604,9 @@ def _channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
 class ShuffleUnit(nn.Module):
     """ShuffleNetV2 basic unit (stride 1): split channels in half, transform one half.
 
-    The transformed half goes through 1x1 conv-BN-ReLU, 3x3 depthwise conv-BN,
-    1x1 conv-BN-ReLU; the halves are concatenated and shuffled. Shape is preserved.
+    The second half goes through 1x1 conv-BN-ReLU (``conv1``, ``bn1``), 3x3 depthwise
+    conv-BN (``conv2``, ``bn2``), 1x1 conv-BN-ReLU (``conv3``, ``bn3``); the halves are
+    concatenated and shuffled. Shape is preserved.
 
     Parameters
     ----------
@@ -403,25 +617,28 @@ class ShuffleUnit(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         half = channels // 2
-        self.branch = nn.Sequential(
-            _conv1x1(half, half),
-            nn.BatchNorm2d(half),
-            nn.ReLU(inplace=True),
-            _conv3x3(half, half, groups=half),
-            nn.BatchNorm2d(half),
-            _conv1x1(half, half),
-            nn.BatchNorm2d(half),
-            nn.ReLU(inplace=True),
-        )
+        self.conv1 = _conv1x1(half, half)
+        self.bn1 = nn.BatchNorm2d(half)
+        self.conv2 = _conv3x3(half, half, groups=half)
+        self.bn2 = nn.BatchNorm2d(half)
+        self.conv3 = _conv1x1(half, half)
+        self.bn3 = nn.BatchNorm2d(half)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = x.shape[1] // 2
         kept, transformed = x[:, :half], x[:, half:]
-        return _channel_shuffle(torch.cat([kept, self.branch(transformed)], 1))
+        out = F.relu(self.bn1(self.conv1(transformed)))
+        out = self.bn2(self.conv2(out))
+        out = F.relu(self.bn3(self.conv3(out)))
+        return _channel_shuffle(torch.cat([kept, out], 1))
 
 
 class ShuffleDown(nn.Module):
     """ShuffleNetV2 down-sampling unit: two stride-2 branches, concatenated, shuffled.
+
+    Left branch: 3x3 depthwise stride-2 conv-BN (``conv1``, ``bn1``), 1x1 conv-BN-ReLU
+    (``conv2``, ``bn2``). Right branch: 1x1 conv-BN-ReLU (``conv3``, ``bn3``), 3x3
+    depthwise stride-2 conv-BN (``conv4``, ``bn4``), 1x1 conv-BN-ReLU (``conv5``, ``bn5``).
 
     Parameters
     ----------
@@ -436,26 +653,22 @@ class ShuffleDown(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         mid = c_out // 2
-        self.left = nn.Sequential(
-            _conv3x3(c_in, c_in, stride=2, groups=c_in),
-            nn.BatchNorm2d(c_in),
-            _conv1x1(c_in, mid),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-        )
-        self.right = nn.Sequential(
-            _conv1x1(c_in, mid),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-            _conv3x3(mid, mid, stride=2, groups=mid),
-            nn.BatchNorm2d(mid),
-            _conv1x1(mid, mid),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True),
-        )
+        self.conv1 = _conv3x3(c_in, c_in, stride=2, groups=c_in)
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv2 = _conv1x1(c_in, mid)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = _conv1x1(c_in, mid)
+        self.bn3 = nn.BatchNorm2d(mid)
+        self.conv4 = _conv3x3(mid, mid, stride=2, groups=mid)
+        self.bn4 = nn.BatchNorm2d(mid)
+        self.conv5 = _conv1x1(mid, mid)
+        self.bn5 = nn.BatchNorm2d(mid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _channel_shuffle(torch.cat([self.left(x), self.right(x)], 1))
+        left = F.relu(self.bn2(self.conv2(self.bn1(self.conv1(x)))))
+        right = F.relu(self.bn3(self.conv3(x)))
+        right = F.relu(self.bn5(self.conv5(self.bn4(self.conv4(right)))))
+        return _channel_shuffle(torch.cat([left, right], 1))
 
 
 class ShuffleNetV2(Backbone):
@@ -496,24 +709,132 @@ class ShuffleNetV2(Backbone):
             raise ValueError(f"channels[:3] must be even (split in halves), got {channels}")
         blocks = [check_positive_int(b, "blocks", 0) for b in _check_len(blocks, 3, "blocks")]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
-        self.stem = nn.Sequential(
-            _conv1x1(self.in_channels, 24), nn.BatchNorm2d(24), nn.ReLU(inplace=True)
-        )
+        self.conv1 = _conv1x1(self.in_channels, 24)
+        self.bn1 = nn.BatchNorm2d(24)
         stages, c = [], 24
         for c_out, repeats in zip(channels[:3], blocks):
             units = [ShuffleUnit(c_out) for _ in range(repeats)]
             stages.append(nn.Sequential(ShuffleDown(c, c_out), *units))
             c = c_out
         self.layer1, self.layer2, self.layer3 = stages
-        self.head = nn.Sequential(
-            _conv1x1(c, channels[3]), nn.BatchNorm2d(channels[3]), nn.ReLU(inplace=True)
-        )
-        self.fc = nn.Linear(channels[3], self.num_classes)
+        self.conv2 = _conv1x1(c, channels[3])
+        self.bn2 = nn.BatchNorm2d(channels[3])
+        self.linear = nn.Linear(channels[3], self.num_classes)
         init_weights(self)
 
+    @property
+    def fc(self) -> nn.Linear:
+        return self.linear
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.layer3(self.layer2(self.layer1(self.stem(x))))
-        return global_pool(self.head(out))
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return global_pool(F.relu(self.bn2(self.conv2(out))))
+
+
+# ----------------------------------------------------------------------------------
+# ShuffleNet V1 (Zhang et al. 2018), the benchmark's ``ShuffleV1``
+# ----------------------------------------------------------------------------------
+class ShuffleV1Unit(nn.Module):
+    """ShuffleNet unit: grouped 1x1, channel shuffle, 3x3 depthwise, grouped 1x1.
+
+    Parameters
+    ----------
+    c_in : int
+        Input channels.
+    c_out : int
+        Channels of the residual branch (``conv3``'s output); with ``stride=2`` the unit
+        outputs ``c_out + c_in`` (the branch concatenated with the average-pooled input),
+        otherwise ``c_out`` (added to the input, so ``c_out == c_in``).
+    stride : int
+        1 or 2.
+    groups : int
+        Groups of the 1x1 convolutions; the first one is ungrouped when ``c_in == 24``
+        (the stem's width), as in the benchmark.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.stride = stride
+        mid = c_out // 4
+        self.first_groups = 1 if c_in == 24 else groups
+        self.conv1 = nn.Conv2d(c_in, mid, 1, groups=self.first_groups, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = _conv3x3(mid, mid, stride=stride, groups=mid)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, c_out, 1, groups=groups, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = _channel_shuffle(out, self.first_groups)
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.stride == 2:
+            return F.relu(torch.cat([out, F.avg_pool2d(x, 3, stride=2, padding=1)], 1))
+        return F.relu(out + x)
+
+
+class ShuffleNetV1(Backbone):
+    """ShuffleNet V1 for 32x32 inputs, as in the benchmark's ``ShuffleV1`` (3 groups).
+
+    A 1x1 stem to 24 channels (``conv1``, ``bn1``), three stages of ``blocks[i]`` units
+    (the first of each strided, concatenating), global pooling, classifier ``linear``
+    (``fc`` is the same module).
+
+    Parameters
+    ----------
+    channels : sequence of 3 int
+        Output channels of the stages; ``feature_dim = channels[2]``. Default
+        ``(240, 480, 960)``.
+    blocks : sequence of 3 int
+        Units per stage. Default ``(4, 8, 4)``.
+    groups : int
+        Groups of the 1x1 convolutions (3).
+    num_classes, in_channels, image_size, name
+        See :class:`~pcoh.models._base.Backbone`.
+
+    Notes
+    -----
+    Input ``(n, in_channels, h, w)``; features ``(n, channels[2])``; logits
+    ``(n, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (240, 480, 960),
+        blocks: Sequence[int] = (4, 8, 4),
+        groups: int = 3,
+        *,
+        num_classes: int = 100,
+        in_channels: int = 3,
+        image_size: int = 32,
+        name: str = "shufflenetv1",
+    ) -> None:
+        channels = _check_widths(channels, 3, "channels")
+        blocks = [check_positive_int(b, "blocks", 1) for b in _check_len(blocks, 3, "blocks")]
+        groups = check_positive_int(groups, "groups", 1)
+        super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[2])
+        self.conv1 = _conv1x1(self.in_channels, 24)
+        self.bn1 = nn.BatchNorm2d(24)
+        c = 24
+        for i, (c_out, repeats) in enumerate(zip(channels, blocks)):
+            # The strided unit's branch makes c_out - c channels, the pooled input the rest.
+            units = [ShuffleV1Unit(c, c_out - c, 2, groups)]
+            units += [ShuffleV1Unit(c_out, c_out, 1, groups) for _ in range(repeats - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*units))
+            c = c_out
+        self.linear = nn.Linear(c, self.num_classes)
+        init_weights(self)
+
+    @property
+    def fc(self) -> nn.Linear:
+        return self.linear
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return global_pool(out)
 
 
 # ----------------------------------------------------------------------------------
@@ -542,6 +863,25 @@ def resnet32x4(num_classes=10, in_channels=3, image_size=32, **kwargs) -> CifarR
                        image_size=image_size, name="resnet32x4", **kwargs)
 
 
+def resnet20(num_classes=10, in_channels=3, image_size=32, **kwargs) -> CifarResNet:
+    """ResNet-20: three basic blocks per stage, widths (16, 16, 32, 64); feature_dim 64."""
+    return CifarResNet(20, (16, 16, 32, 64), num_classes=num_classes, in_channels=in_channels,
+                       image_size=image_size, name="resnet20", **kwargs)
+
+
+def resnet56(num_classes=10, in_channels=3, image_size=32, **kwargs) -> CifarResNet:
+    """ResNet-56: nine basic blocks per stage, widths (16, 16, 32, 64); feature_dim 64."""
+    return CifarResNet(56, (16, 16, 32, 64), num_classes=num_classes, in_channels=in_channels,
+                       image_size=image_size, name="resnet56", **kwargs)
+
+
+def resnet50(num_classes=10, in_channels=3, image_size=32, **kwargs) -> BottleneckResNet:
+    """ResNet-50 (bottleneck blocks 3, 4, 6, 3; 3x3 stem, the benchmark's ``ResNet50``);
+    feature_dim 2048."""
+    return BottleneckResNet((3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels,
+                            image_size=image_size, name="resnet50", **kwargs)
+
+
 def wrn_40_2(num_classes=10, in_channels=3, image_size=32, **kwargs) -> WideResNet:
     """WRN-40-2: six pre-activation blocks per stage, widths (32, 64, 128); feature_dim 128."""
     return WideResNet(40, 2, num_classes=num_classes, in_channels=in_channels,
@@ -552,6 +892,18 @@ def wrn_16_2(num_classes=10, in_channels=3, image_size=32, **kwargs) -> WideResN
     """WRN-16-2: two pre-activation blocks per stage, widths (32, 64, 128); feature_dim 128."""
     return WideResNet(16, 2, num_classes=num_classes, in_channels=in_channels,
                       image_size=image_size, name="wrn_16_2", **kwargs)
+
+
+def vgg13(num_classes=10, in_channels=3, image_size=32, **kwargs) -> VGG:
+    """VGG-13 with batch norm (the benchmark's ``vgg13``); feature_dim 512."""
+    return VGG(VGG.CONFIGS["vgg13"], num_classes=num_classes, in_channels=in_channels,
+               image_size=image_size, name="vgg13", **kwargs)
+
+
+def vgg8(num_classes=10, in_channels=3, image_size=32, **kwargs) -> VGG:
+    """VGG-8 with batch norm (the benchmark's ``vgg8``, configuration "S"); feature_dim 512."""
+    return VGG(VGG.CONFIGS["vgg8"], num_classes=num_classes, in_channels=in_channels,
+               image_size=image_size, name="vgg8", **kwargs)
 
 
 def mobilenetv2(num_classes=10, in_channels=3, image_size=32, **kwargs) -> MobileNetV2:
@@ -565,3 +917,9 @@ def shufflenetv2(num_classes=10, in_channels=3, image_size=32, **kwargs) -> Shuf
     """ShuffleNetV2 1x (the benchmark's ``ShuffleV2``); feature_dim 1024."""
     return ShuffleNetV2(num_classes=num_classes, in_channels=in_channels,
                         image_size=image_size, name="shufflenetv2", **kwargs)
+
+
+def shufflenetv1(num_classes=10, in_channels=3, image_size=32, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 with 3 groups (the benchmark's ``ShuffleV1``); feature_dim 960."""
+    return ShuffleNetV1(num_classes=num_classes, in_channels=in_channels,
+                        image_size=image_size, name="shufflenetv1", **kwargs)
