@@ -120,8 +120,9 @@ class TransferLoss(nn.Module):
     ce_weight = 1.0
     class_aware_only = False
     min_samples = 2
+    needs_indices = False
 
-    def forward(self, student, teacher) -> torch.Tensor:
+    def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
         _check_batch(s, t, self.min_samples)

@@ -26,6 +26,8 @@ import inspect
 import json
 import os
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -33,11 +35,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from . import losses as _losses
 from . import models as _models
-from .data import DataSplit
+from .data import BatchSource, DataSplit
 
 __all__ = [
     "TrainConfig",
@@ -77,7 +79,23 @@ class TrainConfig:
         Epochs at which the learning rate is multiplied by ``gamma``.
     gamma : float, default 0.1
     seed : int, default 0
-        Seeds the weights and every epoch's shuffling.
+        Seeds the weights and every epoch's shuffling and augmentation.
+    amp : bool, default False
+        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
+        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
+        True: runs cached without it keep their keys).
+    channels_last : bool, default False
+        Channels-last memory layout of models and image batches (faster convolutions on
+        tensor cores).
+    compile : bool, default False
+        ``torch.compile`` the training step (mode ``"reduce-overhead"``, i.e. CUDA graphs, on
+        CUDA). The last incomplete batch of an epoch is always dropped, so shapes are static.
+    num_workers : int, optional
+        Worker processes reading data sets that do not fit in memory (image folders); default
+        one per core but one, at most 8.
+
+    ``channels_last``, ``compile`` and ``num_workers`` change the speed, not the result (up to
+    floating-point reassociation), and are left out of the cache key.
     """
 
     epochs: int = 30
@@ -89,6 +107,10 @@ class TrainConfig:
     milestones: tuple = ()
     gamma: float = 0.1
     seed: int = 0
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: Optional[int] = None
 
     def __post_init__(self):
         _positive_int(self.epochs, "epochs", allow_zero=True)
@@ -105,6 +127,26 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         _positive_int(self.seed, "seed", allow_zero=True)
+        for name in ("amp", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.num_workers is not None:
+            _positive_int(self.num_workers, "num_workers", allow_zero=True)
+
+
+#: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
+SPEED_FIELDS = ("channels_last", "compile", "num_workers")
+
+
+def _key_dict(spec) -> dict:
+    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on."""
+    d = _asdict(spec)
+    train = d.get("train", {})
+    for name in SPEED_FIELDS:
+        train.pop(name, None)
+    if not train.get("amp", False):
+        train.pop("amp", None)
+    return d
 
 
 def method_allows_mode(method: str, mode: str) -> bool:
@@ -130,7 +172,7 @@ class TeacherSpec:
     checkpoint: Optional[str] = None  # a user's weights: used instead of training
 
     def key(self) -> str:
-        return _hash({"kind": "teacher", **_asdict(self)})
+        return _hash({"kind": "teacher", **_key_dict(self)})
 
 
 @dataclass(frozen=True)
@@ -176,7 +218,7 @@ class StudentSpec:
         if self.method in _losses.LOSSES:
             params = inspect.signature(_losses.LOSSES[self.method].__init__).parameters.values()
             defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_asdict(self)})
+        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_key_dict(self)})
 
 
 @dataclass
@@ -272,33 +314,26 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, device
     was_training = model.training
     model.eval()
     feats, logits, labels = [], [], []
-    for batch in _batches(dataset, batch_size):
-        out = model(batch[0].to(dev))
+    for x, y, _ in _batches(dataset, batch_size, device=dev):
+        out = model(x)
         feats.append(out.features.float().cpu())
         logits.append(out.logits.float().cpu())
-        labels.append(torch.as_tensor(batch[1]).cpu())
+        labels.append(y.cpu())
     model.train(was_training)
     return torch.cat(feats), torch.cat(logits), torch.cat(labels)
 
 
-def _batches(dataset: Dataset, batch_size: int, *, shuffle: bool = False, generator=None, drop_last: bool = False):
-    """Mini-batches as lists of tensors.
+def _batches(dataset: Dataset, batch_size: int, *, device="cpu", shuffle: bool = False, seed: int = 0,
+             epoch: int = 0, drop_last: bool = False, num_workers: Optional[int] = None):
+    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.data.BatchSource`.
 
-    In-memory data (a TensorDataset) is sliced directly, which on small images is several times
-    faster than a DataLoader collating items one by one; other data sets go through a DataLoader.
-    The shuffling order depends only on ``generator`` in both cases.
+    In-memory data (tensor data sets, MNIST, CIFAR) are held on the device and augmented there;
+    other data sets go through a DataLoader. The order and augmentation depend only on
+    ``seed`` and ``epoch``.
     """
-    if isinstance(dataset, TensorDataset):
-        n = len(dataset)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size]
-            yield [t[idx] for t in dataset.tensors]
-        return
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
-    for batch in loader:
-        yield [torch.as_tensor(b) for b in batch]
+    source = BatchSource(dataset, batch_size, device=device, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                         num_workers=num_workers)
+    yield from source.epoch(epoch)
 
 
 def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
@@ -320,12 +355,14 @@ def _fit(
     quiet: bool,
     eval_data: Optional[Dataset] = None,
 ) -> list:
-    """Train ``model`` on ``objective(model, batch) -> dict of named losses, 'loss' the total``.
+    """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
     Writes ``checkpoint.pt`` atomically after each epoch and resumes from it when present.
     """
     params = list(model.parameters()) + list(extra_params)
     opt, sched = _make_optimizer(params, cfg)
+    source = _source(dataset, cfg, device)
+    step = _train_step(model, objective, opt, cfg, device)
     history: list = []
     start = 0
     ckpt_path = path / "checkpoint.pt"
@@ -338,27 +375,12 @@ def _fit(
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"]
-    steps = len(dataset) // cfg.batch_size if len(dataset) > cfg.batch_size else 1
+    steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
     for epoch in range(start, cfg.epochs):
         model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = _batches(dataset, cfg.batch_size, shuffle=True, generator=gen, drop_last=len(dataset) > cfg.batch_size)
-        sums: dict = {}
-        count = 0
-        for batch in loader:
-            batch = [b.to(device) for b in batch]
-            terms = objective(model, batch)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            k = batch[0].shape[0]
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * k
-            count += k
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms['loss'].detach()):.4f}")
+        sums, count = _run_epoch(source, step, epoch, bar)
         sched.step()
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
         if not all(np.isfinite(v) for v in record.values()):
@@ -380,6 +402,67 @@ def _fit(
         )
     bar.close()
     return history
+
+
+def _source(dataset: Dataset, cfg: TrainConfig, device: torch.device) -> BatchSource:
+    """The training batches: shuffled, seeded per epoch, last incomplete batch dropped."""
+    return BatchSource(dataset, cfg.batch_size, device=device, shuffle=True, drop_last=len(dataset) > cfg.batch_size,
+                       seed=cfg.seed, num_workers=cfg.num_workers)
+
+
+def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torch.device):
+    """``step(x, y, idx) -> dict of detached loss terms``: forward, backward, optimiser step.
+
+    Nothing here reads a value back to the host, so steps queue up on an accelerator. With
+    ``cfg.compile`` the whole step goes through ``torch.compile`` (CUDA graphs on CUDA).
+    """
+    amp = cfg.amp and device.type == "cuda"
+    if cfg.amp and not amp:
+        warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU", stacklevel=3)
+    channels_last = cfg.channels_last
+
+    def step(x, y, idx):
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            terms = objective(model, x, y, idx)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        return {name: value.detach() for name, value in terms.items()}
+
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        return torch.compile(step, mode="reduce-overhead" if device.type == "cuda" else None)
+    return step
+
+
+def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seconds: float = 0.5):
+    """One epoch of ``step`` over ``source``; returns the per-sample sums of the loss terms (floats)
+    and the sample count.
+
+    The sums stay on the device and are read once at the end; the progress bar reads the running
+    loss (one synchronisation) every ``every`` steps or ``seconds``, and never when it is hidden.
+    """
+    sums: dict = {}
+    count = 0
+    shown, last = 0, time.perf_counter()
+    for i, (x, y, idx) in enumerate(source.epoch(epoch)):
+        terms = step(x, y, idx)
+        k = x.shape[0]
+        for name, value in terms.items():
+            sums[name] = sums[name] + value * k if name in sums else value * k
+        count += k
+        if not bar.disable and ((i + 1) % every == 0 or time.perf_counter() - last > seconds):
+            bar.update(i + 1 - shown)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(sums['loss']) / count:.4f}")
+            shown, last = i + 1, time.perf_counter()
+    bar.update(len(source) - shown)
+    if sums:
+        values = torch.stack([v.float() for v in sums.values()]).tolist()  # the epoch's one read
+        sums = dict(zip(sums, values))
+    return sums, count
 
 
 def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
@@ -443,8 +526,8 @@ def train_teacher(
     _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
     ce = nn.CrossEntropyLoss()
 
-    def objective(net, batch):
-        loss = ce(net(batch[0]).logits, batch[1])
+    def objective(net, x, y, idx):
+        loss = ce(net(x).logits, y)
         return {"loss": loss, "ce": loss}
 
     torch.manual_seed(spec.train.seed)
@@ -454,13 +537,14 @@ def train_teacher(
     return TrainedModel(model.eval(), history, path, False)
 
 
-def _with_teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[TensorDataset]:
-    """For in-memory data without augmentation, compute the teacher's outputs once."""
-    if not (isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2):
+def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
+    """For in-memory data without augmentation, the teacher's outputs on the whole training set,
+    computed once, ``(features (n, p), logits (n, c))`` on ``device``; None otherwise."""
+    source = BatchSource(dataset, 512, device=device)
+    if source.memory is None or source.augmented:
         return None
     feats, logits, _ = predict(teacher, dataset, device=device)
-    x, y = dataset.tensors
-    return TensorDataset(x, y, feats, logits)
+    return feats.to(device), logits.to(device)
 
 
 def train_student(
@@ -522,21 +606,30 @@ def train_student(
     ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
     class_aware = spec.mode == "class-aware"
     ce = nn.CrossEntropyLoss()
-    cached_teacher = _with_teacher_outputs(data.train, teacher_net, dev) if transfer is not None else None
-    dataset = cached_teacher if cached_teacher is not None else data.train
+    cached_teacher = _teacher_outputs(data.train, teacher_net, dev) if transfer is not None else None
+    amp = spec.train.amp and dev.type == "cuda"
+    if transfer is not None and spec.train.channels_last:
+        teacher_net.to(memory_format=torch.channels_last)
 
-    def objective(net, batch):
-        x, y = batch[0], batch[1]
+    def objective(net, x, y, idx):
         out = net(x)
         terms = {}
         total = 0.0
         if transfer is not None:
-            if len(batch) == 4:
-                t_out = _models.ModelOutput(batch[2], batch[3])
+            if cached_teacher is not None:
+                t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
             else:
-                with torch.no_grad():
+                with torch.inference_mode():
                     t_out = teacher_net(x)
-            terms["transfer"] = transfer(out, t_out)
+                # Inference tensors cannot be saved for backward; a copy of two small matrices can.
+                t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
+            if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
+                out = _models.ModelOutput(out.features.float(), out.logits.float())
+                t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
+                with torch.autocast(dev.type, enabled=False):
+                    terms["transfer"] = transfer(out, t_out, indices=idx)
+            else:
+                terms["transfer"] = transfer(out, t_out, indices=idx)
             total = weight * terms["transfer"]
         if class_aware:
             terms["ce"] = ce(out.logits, y)
@@ -546,7 +639,7 @@ def train_student(
 
     torch.manual_seed(spec.train.seed)
     extra = list(transfer.parameters()) if transfer is not None else []
-    history = _fit(student, objective, extra, dataset, spec.train, path, device=dev,
+    history = _fit(student, objective, extra, data.train, spec.train, path, device=dev,
                    desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                    eval_data=data.test if class_aware else None)
     _finish(path, student, history)
