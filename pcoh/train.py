@@ -51,6 +51,7 @@ __all__ = [
     "train_teacher",
     "train_student",
     "resolve_device",
+    "estimate_run",
     "run_dir",
 ]
 
@@ -478,6 +479,16 @@ def _build(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Modu
     return _models.create(name, **kwargs, seed=seed, **model_kwargs)
 
 
+def _teacher_objective():
+    ce = nn.CrossEntropyLoss()
+
+    def objective(net, x, y, idx):
+        loss = ce(net(x).logits, y)
+        return {"loss": loss, "ce": loss}
+
+    return objective
+
+
 def train_teacher(
     spec: TeacherSpec,
     data: DataSplit,
@@ -524,11 +535,7 @@ def train_teacher(
         for stale in ("checkpoint.pt", "final.pt"):
             (path / stale).unlink(missing_ok=True)
     _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
-    ce = nn.CrossEntropyLoss()
-
-    def objective(net, x, y, idx):
-        loss = ce(net(x).logits, y)
-        return {"loss": loss, "ce": loss}
+    objective = _teacher_objective()
 
     torch.manual_seed(spec.train.seed)
     history = _fit(model, objective, [], data.train, spec.train, path, device=dev,
@@ -545,6 +552,50 @@ def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[t
         return None
     feats, logits, _ = predict(teacher, dataset, device=device)
     return feats.to(device), logits.to(device)
+
+
+def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, train_set: Dataset, dev: torch.device):
+    """``objective(net, x, y, idx) -> dict of loss terms`` of a student run.
+
+    The teacher runs under ``torch.inference_mode()``; for in-memory data without augmentation
+    its outputs are computed once and looked up by ``idx``.
+    """
+    class_aware = spec.mode == "class-aware"
+    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
+    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
+    ce = nn.CrossEntropyLoss()
+    cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
+    amp = spec.train.amp and dev.type == "cuda"
+    if transfer is not None and spec.train.channels_last:
+        teacher_net.to(memory_format=torch.channels_last)
+
+    def objective(net, x, y, idx):
+        out = net(x)
+        terms = {}
+        total = 0.0
+        if transfer is not None:
+            if cached_teacher is not None:
+                t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
+            else:
+                with torch.inference_mode():
+                    t_out = teacher_net(x)
+                # Inference tensors cannot be saved for backward; a copy of two small matrices can.
+                t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
+            if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
+                out = _models.ModelOutput(out.features.float(), out.logits.float())
+                t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
+                with torch.autocast(dev.type, enabled=False):
+                    terms["transfer"] = transfer(out, t_out, indices=idx)
+            else:
+                terms["transfer"] = transfer(out, t_out, indices=idx)
+            total = weight * terms["transfer"]
+        if class_aware:
+            terms["ce"] = ce(out.logits, y)
+            total = total + ce_weight * terms["ce"]
+        terms["loss"] = total
+        return terms
+
+    return objective
 
 
 def train_student(
@@ -602,40 +653,8 @@ def train_student(
             (path / stale).unlink(missing_ok=True)
     _write_json({"kind": "student", "teacher": teacher_key, **_asdict(spec)}, path / "config.json")
 
-    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
-    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
     class_aware = spec.mode == "class-aware"
-    ce = nn.CrossEntropyLoss()
-    cached_teacher = _teacher_outputs(data.train, teacher_net, dev) if transfer is not None else None
-    amp = spec.train.amp and dev.type == "cuda"
-    if transfer is not None and spec.train.channels_last:
-        teacher_net.to(memory_format=torch.channels_last)
-
-    def objective(net, x, y, idx):
-        out = net(x)
-        terms = {}
-        total = 0.0
-        if transfer is not None:
-            if cached_teacher is not None:
-                t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
-            else:
-                with torch.inference_mode():
-                    t_out = teacher_net(x)
-                # Inference tensors cannot be saved for backward; a copy of two small matrices can.
-                t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
-            if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
-                out = _models.ModelOutput(out.features.float(), out.logits.float())
-                t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
-                with torch.autocast(dev.type, enabled=False):
-                    terms["transfer"] = transfer(out, t_out, indices=idx)
-            else:
-                terms["transfer"] = transfer(out, t_out, indices=idx)
-            total = weight * terms["transfer"]
-        if class_aware:
-            terms["ce"] = ce(out.logits, y)
-            total = total + ce_weight * terms["ce"]
-        terms["loss"] = total
-        return terms
+    objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
 
     torch.manual_seed(spec.train.seed)
     extra = list(transfer.parameters()) if transfer is not None else []
@@ -644,3 +663,102 @@ def train_student(
                    eval_data=data.test if class_aware else None)
     _finish(path, student, history)
     return TrainedModel(student.eval(), history, path, False)
+
+
+# ----------------------------------------------------------------------------- estimates
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, device=None, steps: int = 5,
+                 warmup: int = 2) -> dict:
+    """Time a few training steps of a run and project its wall time, without training it.
+
+    Builds the run's model, loss, optimiser and batches exactly as :func:`train_teacher` /
+    :func:`train_student` do (fresh weights: the speed does not depend on them), times ``steps``
+    steps after ``warmup`` untimed ones (which absorb compilation and worker start-up), and one
+    evaluation pass over a few test batches when the run evaluates every epoch. Writes nothing.
+
+    Parameters
+    ----------
+    spec : TeacherSpec or StudentSpec
+    data : DataSplit
+    teacher : nn.Module, optional
+        The teacher network of a student run (its weights do not matter).
+    device : str, optional
+    steps, warmup : int
+
+    Returns
+    -------
+    dict
+        ``step_s`` (seconds per step), ``steps_per_epoch``, ``eval_s`` (per epoch), ``setup_s``
+        (once per run: e.g. the teacher's outputs on un-augmented in-memory data), ``epoch_s``,
+        ``epochs`` and ``total_s`` = ``setup_s + epochs * epoch_s``.
+    """
+    _positive_int(steps, "steps")
+    _positive_int(warmup, "warmup", allow_zero=True)
+    dev = resolve_device(device)
+    cfg = spec.train
+    setup = time.perf_counter()
+    extra: list = []
+    if isinstance(spec, TeacherSpec):
+        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        objective, eval_data = _teacher_objective(), data.test
+    elif isinstance(spec, StudentSpec):
+        if spec.method == UNTRAINED:
+            return dict(step_s=0.0, steps_per_epoch=0, eval_s=0.0, setup_s=0.0, epoch_s=0.0, epochs=0, total_s=0.0)
+        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        transfer = None
+        if spec.method != LABEL_ONLY:
+            if teacher is None:
+                raise ValueError(f"estimate_run needs the teacher network for method {spec.method!r}")
+            teacher = teacher.to(dev).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            transfer = _losses.get(spec.method, student_dim=model.feature_dim, teacher_dim=teacher.feature_dim,
+                                   **spec.loss_kwargs).to(dev)
+            extra = list(transfer.parameters())
+        objective = _student_objective(spec, transfer, teacher, data.train, dev)
+        eval_data = data.test if spec.mode == "class-aware" else None
+    else:
+        raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
+    opt, _ = _make_optimizer(list(model.parameters()) + extra, cfg)
+    source = _source(data.train, cfg, dev)
+    step = _train_step(model, objective, opt, cfg, dev)
+    _sync(dev)
+    setup_s = time.perf_counter() - setup
+    model.train()
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from source.epoch(epoch)
+            epoch += 1
+
+    it = batches()
+    for _ in range(warmup):
+        step(*next(it))
+    _sync(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        terms = step(*next(it))
+    float(terms["loss"])
+    _sync(dev)
+    step_s = (time.perf_counter() - start) / steps
+    eval_s = 0.0
+    if eval_data is not None and len(eval_data):
+        model.eval()
+        test = BatchSource(eval_data, 512, device=dev)
+        taken, start = 0, time.perf_counter()
+        with torch.no_grad():
+            for x, _, _ in test.epoch(0):
+                model(x)
+                taken += x.shape[0]
+                if taken >= 1024:
+                    break
+        _sync(dev)
+        eval_s = (time.perf_counter() - start) * len(eval_data) / taken
+    epoch_s = step_s * len(source) + eval_s
+    return dict(step_s=step_s, steps_per_epoch=len(source), eval_s=eval_s, setup_s=setup_s, epoch_s=epoch_s,
+                epochs=cfg.epochs, total_s=setup_s + cfg.epochs * epoch_s)
