@@ -696,6 +696,8 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
         (once per run: e.g. the teacher's outputs on un-augmented in-memory data), ``epoch_s``,
         ``epochs`` and ``total_s`` = ``setup_s + epochs * epoch_s``.
     """
+    if not isinstance(spec, (TeacherSpec, StudentSpec)):
+        raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
     _positive_int(steps, "steps")
     _positive_int(warmup, "warmup", allow_zero=True)
     dev = resolve_device(device)
@@ -721,8 +723,6 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
             extra = list(transfer.parameters())
         objective = _student_objective(spec, transfer, teacher, data.train, dev)
         eval_data = data.test if spec.mode == "class-aware" else None
-    else:
-        raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
     opt, _ = _make_optimizer(list(model.parameters()) + extra, cfg)
     source = _source(data.train, cfg, dev)
     step = _train_step(model, objective, opt, cfg, dev)
