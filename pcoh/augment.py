@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["CropFlip", "draw", "crop_flip"]
+__all__ = ["CropFlip", "draw", "crop_flip", "gather_crop_flip"]
 
 
 @dataclass(frozen=True)
@@ -115,16 +115,40 @@ def crop_flip(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, flip
     """
     if images.ndim != 4:
         raise ValueError(f"images must be 4-D (n, C, H, W), got shape {tuple(images.shape)}")
-    n, c, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4) if padding else images
-    dev = images.device
-    ar_h = torch.arange(h, device=dev)
+    idx = torch.arange(images.shape[0], device=images.device)
+    return gather_crop_flip(padded.contiguous(), idx, rows, cols, flips, tuple(images.shape[-2:]))
+
+
+def gather_crop_flip(padded: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                     flips: torch.Tensor, size: tuple) -> torch.Tensor:
+    """Select, crop and flip samples of an already padded store in one ``torch.take``.
+
+    The training loop pads its whole in-memory data set once and reads each batch straight
+    from it, without copying the selected images first.
+
+    Parameters
+    ----------
+    padded : torch.Tensor, (N, C, Hp, Wp), contiguous
+    idx : torch.Tensor, int64, (n,)
+        Samples of the batch.
+    rows, cols, flips : torch.Tensor, (n,)
+        As drawn by :func:`draw`; offsets in ``[0, Hp - H]`` and ``[0, Wp - W]``.
+    size : (H, W)
+
+    Returns
+    -------
+    torch.Tensor, (n, C, H, W)
+    """
+    _, c, hp, wp = padded.shape
+    h, w = size
+    n = idx.shape[0]
+    dev = padded.device
     ar_w = torch.arange(w, device=dev)
     # Flipping after cropping reads column w - 1 - b of the crop: fold it into the column index.
     col_in_crop = torch.where(flips[:, None], (w - 1) - ar_w, ar_w)  # (n, w)
-    r_idx = rows[:, None] + ar_h  # (n, h)
+    r_idx = rows[:, None] + torch.arange(h, device=dev)  # (n, h)
     c_idx = cols[:, None] + col_in_crop  # (n, w)
-    hp, wp = h + 2 * padding, w + 2 * padding
-    # Flat index into each image's (Hp * Wp) plane, shared by its channels.
-    flat = (r_idx[:, :, None] * wp + c_idx[:, None, :]).reshape(n, 1, h * w).expand(n, c, h * w)
-    return padded.reshape(n, c, hp * wp).gather(2, flat).reshape(n, c, h, w)
+    pos = (r_idx[:, :, None] * wp + c_idx[:, None, :]).reshape(n, 1, h * w)  # within one (Hp, Wp) plane
+    plane = (idx[:, None] * c + torch.arange(c, device=dev)) * (hp * wp)  # (n, c): start of each plane
+    return torch.take(padded, plane[:, :, None] + pos).reshape(n, c, h, w)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -859,15 +860,27 @@ class InMemory:
     mean: Optional[tuple] = None
     std: Optional[tuple] = None
     augment: Any = None
+    padded: Optional[torch.Tensor] = None  # images with the crop's zero padding, made by ``to``
 
     def to(self, device) -> "InMemory":
-        return InMemory(self.images.to(device), self.labels.to(device), self.mean, self.std, self.augment)
+        """A copy on ``device``, with the padded images the crop reads from when augmenting."""
+        images = self.images.to(device)
+        padded = None
+        if self.augment is not None and self.augment.active:
+            padded = torch.nn.functional.pad(images, (self.augment.padding,) * 4).contiguous()
+        return InMemory(images, self.labels.to(device), self.mean, self.std, self.augment, padded)
 
     def batch(self, idx: torch.Tensor, generator: Optional[torch.Generator] = None, augment: bool = True) -> torch.Tensor:
         """Model inputs of the samples ``idx`` (float32, on the images' device)."""
-        x = self.images[idx]
         if augment and self.augment is not None and self.augment.active:
-            x = self.augment(x, generator)
+            from .augment import draw, gather_crop_flip
+
+            padded = self.padded if self.padded is not None else self.to(self.images.device).padded
+            rows, cols, flips = draw(len(idx), self.augment.padding, self.augment.flip, generator=generator,
+                                     device=self.images.device)
+            x = gather_crop_flip(padded, idx, rows, cols, flips, tuple(self.images.shape[-2:]))
+        else:
+            x = self.images[idx]
         if x.dtype == torch.uint8:
             # The same operations as ToTensor and Normalize, so that the values are identical.
             x = x.to(torch.float32).div(255)
@@ -909,6 +922,9 @@ def _transform_plan(transform, image_size: int):
     return CropFlip(padding, flip), mean, std
 
 
+_IN_MEMORY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def in_memory(dataset: Dataset) -> Optional[InMemory]:
     """The tensors of a data set that fits in memory, or None when it must be read item by item.
 
@@ -916,8 +932,24 @@ def in_memory(dataset: Dataset) -> Optional[InMemory]:
     and torchvision's MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 (uint8 pixels) whose transform
     is the one :func:`load` builds (random crop with zero padding, horizontal flip, ``ToTensor``,
     ``Normalize``; each optional but ``ToTensor``). Anything else (image folders, other
-    transforms, a target transform) returns None.
+    transforms, a target transform) returns None. The result is remembered per data set object
+    (and its transform), so the teacher and every student share one conversion.
     """
+    try:
+        transform, memory = _IN_MEMORY[dataset]
+        if transform is getattr(dataset, "transform", None):
+            return memory
+    except (KeyError, TypeError):
+        pass
+    memory = _in_memory(dataset)
+    try:
+        _IN_MEMORY[dataset] = (getattr(dataset, "transform", None), memory)
+    except TypeError:  # not weakly referenceable
+        pass
+    return memory
+
+
+def _in_memory(dataset: Dataset) -> Optional[InMemory]:
     if isinstance(dataset, TensorDataset):
         if len(dataset.tensors) != 2:
             return None
