@@ -566,6 +566,9 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
     ce = nn.CrossEntropyLoss()
     cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
     amp = spec.train.amp and dev.type == "cuda"
+    # Under torch.compile the loss runs eagerly between the compiled graphs: its input checks
+    # read values back and its soft rank may call numba, which dynamo cannot trace.
+    transfer_loss = torch.compiler.disable(transfer) if transfer is not None else None
     if transfer is not None and spec.train.channels_last:
         teacher_net.to(memory_format=torch.channels_last)
 
@@ -585,9 +588,9 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
                 out = _models.ModelOutput(out.features.float(), out.logits.float())
                 t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
                 with torch.autocast(dev.type, enabled=False):
-                    terms["transfer"] = transfer(out, t_out, indices=idx)
+                    terms["transfer"] = transfer_loss(out, t_out, indices=idx)
             else:
-                terms["transfer"] = transfer(out, t_out, indices=idx)
+                terms["transfer"] = transfer_loss(out, t_out, indices=idx)
             total = weight * terms["transfer"]
         if class_aware:
             terms["ce"] = ce(out.logits, y)

@@ -163,3 +163,28 @@ def test_cli_estimate_trains_nothing(tmp_path, capsys):
     assert "| mlp pc class-unaware | 2 | 0 |" in out and "| mlp ce class-aware | 2 | 0 |" in out
     assert "projected training time on cpu" in out
     assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists() and not (tmp_path / "fig").exists()
+
+
+@pytest.mark.parametrize("device", [pytest.param("cpu", marks=pytest.mark.slow),
+                                    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                                  reason="no CUDA"))])
+def test_compiled_step_matches_the_eager_step(digits, teacher, tmp_path, device):
+    cfg = T.TrainConfig(epochs=2, batch_size=128)
+    spec = T.StudentSpec(model="mlp", method="pc", mode="class-aware", train=cfg)
+    fast = dataclasses.replace(spec, train=dataclasses.replace(cfg, compile=True, channels_last=True))
+    assert fast.key("t") == spec.key("t")
+    eager = T.train_student(spec, teacher, digits, root=tmp_path / "e", quiet=True, device=device)
+    compiled = T.train_student(fast, teacher, digits, root=tmp_path / "c", quiet=True, device=device)
+    for k, v in eager.model.state_dict().items():
+        assert torch.allclose(v, compiled.model.state_dict()[k], atol=1e-4), k
+    assert compiled.history[-1]["loss"] == pytest.approx(eager.history[-1]["loss"], rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+def test_cuda_batches_stay_on_the_device_and_amp_trains(digits, teacher, tmp_path):
+    source = D.BatchSource(digits.train, 64, device="cuda", shuffle=True)
+    x, y, idx = next(iter(source.epoch(0)))
+    assert x.is_cuda and y.is_cuda and idx.is_cuda and source.memory.images.is_cuda
+    spec = T.StudentSpec(model="mlp", method="pc", mode="class-aware", train=T.TrainConfig(epochs=2, amp=True))
+    out = T.train_student(spec, teacher, digits, root=tmp_path, quiet=True, device="cuda")
+    assert np.isfinite(out.history[-1]["loss"]) and out.history[-1]["test_accuracy"] > 0.2
