@@ -13,7 +13,8 @@ two ways, in the same process, on the same models and loss:
   the same :class:`pcoh.losses.PerceptionCoherenceLoss`, SGD, and ``loss.item()`` each step as
   the benchmark's reference training scripts log it.
 
-Epoch times are measured inside the loops (pcoh: around :func:`pcoh.train._run_epoch`, plain:
+Epoch times (wall clock, and CPU time of the process and its DataLoader workers, which a shared
+machine disturbs less) are measured inside the loops (pcoh: around :func:`pcoh.train._run_epoch`, plain:
 around the epoch loop), after a device synchronisation; the whole-call times (set-up, test-set
 evaluation and checkpoint included) are printed beside them. Each timing is the median of
 ``--repeats`` repeats, pcoh and plain alternating. The weights are untrained: speed does not
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import resource
 import statistics
 import sys
 import tempfile
@@ -76,6 +78,12 @@ def write_fake_cifar100(root: Path, n_train: int, n_test: int, seed: int = 0) ->
     return folder
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (DataLoader workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -85,15 +93,16 @@ class _EpochTimer:
     """Wraps pcoh.train._run_epoch to record each epoch's duration (synchronised)."""
 
     def __init__(self, device):
-        self.device, self.times, self.real = device, [], T._run_epoch
+        self.device, self.times, self.cpu, self.real = device, [], [], T._run_epoch
 
     def __enter__(self):
         def timed(*args, **kwargs):
             _sync(self.device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_seconds()
             out = self.real(*args, **kwargs)  # reads the epoch's sums: the queue is drained
             _sync(self.device)
             self.times.append(time.perf_counter() - start)
+            self.cpu.append(_cpu_seconds() - cpu)
             return out
 
         T._run_epoch = timed
@@ -111,7 +120,7 @@ def pcoh_student(split, teacher, student, device, epochs, root, **options):
         start = time.perf_counter()
         T.train_student(spec, teacher, split, root=root, device=str(device), quiet=True, cache=False)
         total = time.perf_counter() - start
-    return timer.times[-1], total
+    return timer.times[-1], total, timer.cpu[-1]
 
 
 def pcoh_teacher(split, name, device, epochs, root, **options):
@@ -122,7 +131,7 @@ def pcoh_teacher(split, name, device, epochs, root, **options):
         start = time.perf_counter()
         T.train_teacher(spec, split, root=root, device=str(device), quiet=True, cache=False)
         total = time.perf_counter() - start
-    return timer.times[-1], total
+    return timer.times[-1], total, timer.cpu[-1]
 
 
 def plain_loop(split, teacher, student_name, device, epochs, workers, teacher_only=False):
@@ -139,11 +148,11 @@ def plain_loop(split, teacher, student_name, device, epochs, workers, teacher_on
     opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     loader = torch.utils.data.DataLoader(split.train, batch_size=64, shuffle=True, drop_last=True,
                                          num_workers=workers, pin_memory=device.type == "cuda")
-    times = []
+    times, cpus = [], []
     for _ in range(epochs):
         student.train()
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             out = student(x)
@@ -158,7 +167,8 @@ def plain_loop(split, teacher, student_name, device, epochs, workers, teacher_on
             loss.item()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return times[-1], time.perf_counter() - start_all
+        cpus.append(_cpu_seconds() - cpu)  # the workers have exited: their time is counted
+    return times[-1], time.perf_counter() - start_all, cpus[-1]
 
 
 def _warm_up(teacher, student_name, device):
@@ -200,8 +210,8 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         write_fake_cifar100(tmp, args.images, args.test_images)
         split = D.load("cifar100", root=tmp, verify=False, augment=True)
-        print("| pair | loop | epoch (s) | whole call (s) |")
-        print("|---|---|---|---|")
+        print("| pair | loop | epoch (s) | whole call (s) | epoch CPU time (s) |")
+        print("|---|---|---|---|---|")
         lines, extras = [], []
         for t_name, s_name in pairs:
             teacher = M.create(t_name, num_classes=100, in_channels=3, image_size=32, seed=0)
@@ -219,10 +229,11 @@ def main(argv=None) -> int:
             for rep in range(args.repeats):
                 for name, run in variants.items():
                     results[name].append(run(tmp / f"runs-{rep}-{name.replace(' ', '-')}"))
-            med = {k: (statistics.median(e for e, _ in v), statistics.median(w for _, w in v)) for k, v in results.items()}
-            for k, (epoch, whole) in med.items():
-                print(f"| {t_name}->{s_name} | {k} | {epoch:.2f} | {whole:.2f} |")
+            med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) for k, v in results.items()}
+            for k, (epoch, whole, cpu) in med.items():
+                print(f"| {t_name}->{s_name} | {k} | {epoch:.2f} | {whole:.2f} | {cpu:.2f} |")
             ratio = med["pcoh"][0] / med["plain"][0]
+            extras.append(f"CPU-time ratio pcoh/plain [{t_name}->{s_name}]: {med['pcoh'][2] / med['plain'][2]:.2f}")
             lines.append(f"ratio pcoh/plain [{t_name}->{s_name}]: {ratio:.2f}")
             if args.compile:
                 extras.append(f"ratio pcoh-compile/plain [{t_name}->{s_name}]: {med['pcoh compile'][0] / med['plain'][0]:.2f}")
