@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "tables when --output is given)")
     p.add_argument("--no-cache", action="store_true", help="retrain even when a finished run is cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few steps of each kind of run and print the projected training time; train nothing")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast of the models on CUDA (part of the cache key)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last layout of models and batches")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (CUDA graphs on CUDA)")
+    p.add_argument("--num-workers", type=int,
+                   help="worker processes for data read from files item by item (default: cores - 1, at most 8)")
     return p
 
 
@@ -73,9 +81,34 @@ def _config(args: argparse.Namespace):
                 if not isinstance(table[section], dict):
                     table[section] = dataclasses.asdict(table[section])
                 table[section][name] = given[option]
+    for option in ("amp", "channels_last", "compile", "num_workers"):  # speed options: teacher and students
+        if option in given:
+            for section in ("teacher_train", "student_train"):
+                table.setdefault(section, {})
+                if not isinstance(table[section], dict):
+                    table[section] = dataclasses.asdict(table[section])
+                table[section][option] = given[option]
     if "strength" in given:
         table.setdefault("loss_kwargs", {}).setdefault("pc", {})["regularization_strength"] = given["strength"]
     return ExperimentConfig(**table)
+
+
+def _estimate(cfg, quiet: bool) -> int:
+    import torch
+
+    from .data import DatasetNotFoundError
+    from .experiment import estimate, estimate_table
+    from .train import resolve_device
+
+    dev = resolve_device(cfg.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    try:
+        table = estimate(cfg, quiet=quiet)
+    except DatasetNotFoundError as err:
+        print(f"pcoh: error: {err}", file=sys.stderr)
+        return 2
+    print(estimate_table(table, device=name))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -84,7 +117,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
     cache = not getattr(args, "no_cache", False)
-    for flag in ("quiet", "no_cache"):
+    estimate = getattr(args, "estimate", False)
+    for flag in ("quiet", "no_cache", "estimate"):
         if hasattr(args, flag):
             delattr(args, flag)
     try:
@@ -94,6 +128,8 @@ def main(argv=None) -> int:
     from .data import DatasetNotFoundError
     from .experiment import run_experiment, summary_table
 
+    if estimate:
+        return _estimate(cfg, quiet)
     start = time.perf_counter()
     try:
         result = run_experiment(cfg, quiet=quiet, cache=cache)

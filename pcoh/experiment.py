@@ -27,10 +27,11 @@ from . import methods as _methods
 from . import models as _models
 from .train import (
     LABEL_ONLY, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
-    method_allows_mode, predict, resolve_device, train_student, train_teacher,
+    estimate_run, method_allows_mode, predict, resolve_device, run_dir, train_student, train_teacher,
 )
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "load_config", "DEFAULT_METHODS", "CONFIGS"]
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "estimate", "estimate_table", "load_config",
+           "DEFAULT_METHODS", "CONFIGS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
@@ -291,6 +292,76 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     if write:
         out.paths = write_outputs(out, cfg)
     return out
+
+
+def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: int = 2,
+             quiet: bool = True) -> pd.DataFrame:
+    """Projected training time of a configuration on the current device, without training it.
+
+    Times ``steps`` steps (after ``warmup``) of the teacher and of each kind of student run
+    (architecture, method, mode: seeds share the time) with :func:`pcoh.train.estimate_run`,
+    and multiplies by the runs' steps and epochs. Runs already finished in the cache, and a
+    teacher given by checkpoint, are listed with no remaining time. Nothing is written; only
+    the training loops are counted (not the evaluation after training).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per kind of run: ``run``, ``runs``, ``cached``, ``step_ms``, ``steps_per_epoch``,
+        ``epochs``, ``epoch_s``, ``total_s`` (every run of the row, cached ones included) and
+        ``remaining_s`` (those not cached).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config or ExperimentConfig()
+    data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
+    tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
+    tkey = tspec.key()
+    groups: dict = {}
+    for spec in cfg.runs():
+        if spec.method == UNTRAINED:
+            continue
+        name = f"{spec.model} {spec.method} {spec.mode}"
+        done = (run_dir(cfg.root, "student", spec.key(tkey)) / "final.pt").exists()
+        group = groups.setdefault(name, {"spec": spec, "runs": 0, "cached": 0})
+        group["runs"] += 1
+        group["cached"] += int(done)
+    teacher_done = cfg.teacher_checkpoint is not None or (run_dir(cfg.root, "teacher", tkey) / "final.pt").exists()
+    rows = []
+    t = estimate_run(tspec, data, device=cfg.device, steps=steps, warmup=warmup)
+    rows.append({"run": f"teacher {cfg.teacher}", "runs": 1, "cached": int(teacher_done), **t})
+    teacher_net = _models.create(cfg.teacher, num_classes=data.num_classes, in_channels=data.in_channels or 1,
+                                 image_size=data.image_size or 8)
+    for name, group in tqdm(groups.items(), desc="estimate", disable=quiet, dynamic_ncols=True):
+        t = estimate_run(group["spec"], data, teacher=teacher_net, device=cfg.device, steps=steps, warmup=warmup)
+        rows.append({"run": name, "runs": group["runs"], "cached": group["cached"], **t})
+    table = pd.DataFrame(rows)
+    table["step_ms"] = 1000 * table["step_s"]
+    table["remaining_s"] = table["total_s"] * (table["runs"] - table["cached"])
+    table["total_s"] = table["total_s"] * table["runs"]
+    return table[["run", "runs", "cached", "step_ms", "steps_per_epoch", "epochs", "epoch_s", "total_s", "remaining_s"]]
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_table(table: pd.DataFrame, device: str = "") -> str:
+    """Markdown rendering of :func:`estimate`'s table, with the totals."""
+    lines = ["| run | runs | cached | ms/step | steps/epoch | epochs | epoch | all runs |", "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.run} | {r.runs} | {r.cached} | {r.step_ms:.1f} | {r.steps_per_epoch} | {r.epochs} | "
+                     f"{_duration(r.epoch_s)} | {_duration(r.total_s)} |")
+    where = f" on {device}" if device else ""
+    lines.append("")
+    lines.append(f"projected training time{where}: {_duration(table['total_s'].sum())} in all, "
+                 f"{_duration(table['remaining_s'].sum())} for the runs not yet cached")
+    return "\n".join(lines)
 
 
 def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "kendall_tau", "topk_overlap",

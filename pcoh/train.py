@@ -26,6 +26,8 @@ import inspect
 import json
 import os
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -33,12 +35,12 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from .data import DataSplit
+from .data import BatchSource, DataSplit
 
 __all__ = [
     "TrainConfig",
@@ -50,6 +52,7 @@ __all__ = [
     "train_teacher",
     "train_student",
     "resolve_device",
+    "estimate_run",
     "run_dir",
 ]
 
@@ -78,7 +81,23 @@ class TrainConfig:
         Epochs at which the learning rate is multiplied by ``gamma``.
     gamma : float, default 0.1
     seed : int, default 0
-        Seeds the weights and every epoch's shuffling.
+        Seeds the weights and every epoch's shuffling and augmentation.
+    amp : bool, default False
+        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
+        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
+        True: runs cached without it keep their keys).
+    channels_last : bool, default False
+        Channels-last memory layout of models and image batches (faster convolutions on
+        tensor cores).
+    compile : bool, default False
+        ``torch.compile`` the training step (mode ``"reduce-overhead"``, i.e. CUDA graphs, on
+        CUDA). The last incomplete batch of an epoch is always dropped, so shapes are static.
+    num_workers : int, optional
+        Worker processes reading data sets that do not fit in memory (image folders); default
+        one per core but one, at most 8.
+
+    ``channels_last``, ``compile`` and ``num_workers`` change the speed, not the result (up to
+    floating-point reassociation), and are left out of the cache key.
     """
 
     epochs: int = 30
@@ -90,6 +109,10 @@ class TrainConfig:
     milestones: tuple = ()
     gamma: float = 0.1
     seed: int = 0
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: Optional[int] = None
 
     def __post_init__(self):
         _positive_int(self.epochs, "epochs", allow_zero=True)
@@ -106,6 +129,26 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         _positive_int(self.seed, "seed", allow_zero=True)
+        for name in ("amp", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.num_workers is not None:
+            _positive_int(self.num_workers, "num_workers", allow_zero=True)
+
+
+#: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
+SPEED_FIELDS = ("channels_last", "compile", "num_workers")
+
+
+def _key_dict(spec) -> dict:
+    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on."""
+    d = _asdict(spec)
+    train = d.get("train", {})
+    for name in SPEED_FIELDS:
+        train.pop(name, None)
+    if not train.get("amp", False):
+        train.pop("amp", None)
+    return d
 
 
 def method_allows_mode(method: str, mode: str) -> bool:
@@ -130,7 +173,7 @@ class TeacherSpec:
     checkpoint: Optional[str] = None  # a user's weights: used instead of training
 
     def key(self) -> str:
-        return _hash({"kind": "teacher", **_asdict(self)})
+        return _hash({"kind": "teacher", **_key_dict(self)})
 
 
 @dataclass(frozen=True)
@@ -176,7 +219,7 @@ class StudentSpec:
         if self.method in _losses.LOSSES:
             params = inspect.signature(_losses.LOSSES[self.method].__init__).parameters.values()
             defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_asdict(self)})
+        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_key_dict(self)})
 
 
 @dataclass
@@ -272,33 +315,26 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, device
     was_training = model.training
     model.eval()
     feats, logits, labels = [], [], []
-    for batch in _batches(dataset, batch_size):
-        out = model(batch[0].to(dev))
+    for x, y, _ in _batches(dataset, batch_size, device=dev):
+        out = model(x)
         feats.append(out.features.float().cpu())
         logits.append(out.logits.float().cpu())
-        labels.append(torch.as_tensor(batch[1]).cpu())
+        labels.append(y.cpu())
     model.train(was_training)
     return torch.cat(feats), torch.cat(logits), torch.cat(labels)
 
 
-def _batches(dataset: Dataset, batch_size: int, *, shuffle: bool = False, generator=None, drop_last: bool = False):
-    """Mini-batches as lists of tensors.
+def _batches(dataset: Dataset, batch_size: int, *, device="cpu", shuffle: bool = False, seed: int = 0,
+             epoch: int = 0, drop_last: bool = False, num_workers: Optional[int] = None):
+    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.data.BatchSource`.
 
-    In-memory data (a TensorDataset) is sliced directly, which on small images is several times
-    faster than a DataLoader collating items one by one; other data sets go through a DataLoader.
-    The shuffling order depends only on ``generator`` in both cases.
+    In-memory data (tensor data sets, MNIST, CIFAR) are held on the device and augmented there;
+    other data sets go through a DataLoader. The order and augmentation depend only on
+    ``seed`` and ``epoch``.
     """
-    if isinstance(dataset, TensorDataset):
-        n = len(dataset)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        stop = n - n % batch_size if drop_last and n >= batch_size else n
-        for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size]
-            yield [t[idx] for t in dataset.tensors]
-        return
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
-    for batch in loader:
-        yield [torch.as_tensor(b) for b in batch]
+    source = BatchSource(dataset, batch_size, device=device, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                         num_workers=num_workers)
+    yield from source.epoch(epoch)
 
 
 def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
@@ -320,12 +356,14 @@ def _fit(
     quiet: bool,
     eval_data: Optional[Dataset] = None,
 ) -> list:
-    """Train ``model`` on ``objective(model, batch) -> dict of named losses, 'loss' the total``.
+    """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
     Writes ``checkpoint.pt`` atomically after each epoch and resumes from it when present.
     """
     params = list(model.parameters()) + list(extra_params)
     opt, sched = _make_optimizer(params, cfg)
+    source = _source(dataset, cfg, device)
+    step = _train_step(model, objective, opt, cfg, device)
     history: list = []
     start = 0
     ckpt_path = path / "checkpoint.pt"
@@ -338,27 +376,12 @@ def _fit(
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"]
-    steps = len(dataset) // cfg.batch_size if len(dataset) > cfg.batch_size else 1
+    steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
     for epoch in range(start, cfg.epochs):
         model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        loader = _batches(dataset, cfg.batch_size, shuffle=True, generator=gen, drop_last=len(dataset) > cfg.batch_size)
-        sums: dict = {}
-        count = 0
-        for batch in loader:
-            batch = [b.to(device) for b in batch]
-            terms = objective(model, batch)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            k = batch[0].shape[0]
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * k
-            count += k
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms['loss'].detach()):.4f}")
+        sums, count = _run_epoch(source, step, epoch, bar)
         sched.step()
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
         if not all(np.isfinite(v) for v in record.values()):
@@ -382,6 +405,67 @@ def _fit(
     return history
 
 
+def _source(dataset: Dataset, cfg: TrainConfig, device: torch.device) -> BatchSource:
+    """The training batches: shuffled, seeded per epoch, last incomplete batch dropped."""
+    return BatchSource(dataset, cfg.batch_size, device=device, shuffle=True, drop_last=len(dataset) > cfg.batch_size,
+                       seed=cfg.seed, num_workers=cfg.num_workers)
+
+
+def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torch.device):
+    """``step(x, y, idx) -> dict of detached loss terms``: forward, backward, optimiser step.
+
+    Nothing here reads a value back to the host, so steps queue up on an accelerator. With
+    ``cfg.compile`` the whole step goes through ``torch.compile`` (CUDA graphs on CUDA).
+    """
+    amp = cfg.amp and device.type == "cuda"
+    if cfg.amp and not amp:
+        warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU", stacklevel=3)
+    channels_last = cfg.channels_last
+
+    def step(x, y, idx):
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            terms = objective(model, x, y, idx)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        return {name: value.detach() for name, value in terms.items()}
+
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        return torch.compile(step, mode="reduce-overhead" if device.type == "cuda" else None)
+    return step
+
+
+def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seconds: float = 0.5):
+    """One epoch of ``step`` over ``source``; returns the per-sample sums of the loss terms (floats)
+    and the sample count.
+
+    The sums stay on the device and are read once at the end; the progress bar reads the running
+    loss (one synchronisation) every ``every`` steps or ``seconds``, and never when it is hidden.
+    """
+    sums: dict = {}
+    count = 0
+    shown, last = 0, time.perf_counter()
+    for i, (x, y, idx) in enumerate(source.epoch(epoch)):
+        terms = step(x, y, idx)
+        k = x.shape[0]
+        for name, value in terms.items():
+            sums[name] = sums[name] + value * k if name in sums else value * k
+        count += k
+        if not bar.disable and ((i + 1) % every == 0 or time.perf_counter() - last > seconds):
+            bar.update(i + 1 - shown)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(sums['loss']) / count:.4f}")
+            shown, last = i + 1, time.perf_counter()
+    bar.update(len(source) - shown)
+    if sums:
+        values = torch.stack([v.float() for v in sums.values()]).tolist()  # the epoch's one read
+        sums = dict(zip(sums, values))
+    return sums, count
+
+
 def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
     _atomic_save({"model": model.state_dict(), "history": history, **(extra or {})}, path / "final.pt")
     _write_json(history, path / "history.json")
@@ -393,6 +477,16 @@ def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] =
 def _build(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
     kwargs = dict(num_classes=data.num_classes, in_channels=data.in_channels or 1, image_size=data.image_size or 8)
     return _models.create(name, **kwargs, seed=seed, **model_kwargs)
+
+
+def _teacher_objective():
+    ce = nn.CrossEntropyLoss()
+
+    def objective(net, x, y, idx):
+        loss = ce(net(x).logits, y)
+        return {"loss": loss, "ce": loss}
+
+    return objective
 
 
 def train_teacher(
@@ -441,11 +535,7 @@ def train_teacher(
         for stale in ("checkpoint.pt", "final.pt"):
             (path / stale).unlink(missing_ok=True)
     _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
-    ce = nn.CrossEntropyLoss()
-
-    def objective(net, batch):
-        loss = ce(net(batch[0]).logits, batch[1])
-        return {"loss": loss, "ce": loss}
+    objective = _teacher_objective()
 
     torch.manual_seed(spec.train.seed)
     history = _fit(model, objective, [], data.train, spec.train, path, device=dev,
@@ -454,35 +544,72 @@ def train_teacher(
     return TrainedModel(model.eval(), history, path, False)
 
 
-class _Indexed(Dataset):
-    """Items ``(x, y, i)``: a data set's items with their position ``i`` in it."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        x, y = self.dataset[i][:2]
-        return x, y, i
-
-
-def _with_indices(dataset: Dataset) -> Dataset:
-    """Batches ``(x, y, idx)``, ``idx`` the samples' positions (losses such as CRD need them)."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return TensorDataset(*dataset.tensors, torch.arange(len(dataset)))
-    return _Indexed(dataset)
-
-
-def _with_teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[TensorDataset]:
-    """For in-memory data without augmentation, compute the teacher's outputs once:
-    batches ``(x, y, idx, teacher features, teacher logits)``."""
-    if not (isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2):
+def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
+    """For in-memory data without augmentation, the teacher's outputs on the whole training set,
+    computed once, ``(features (n, p), logits (n, c))`` on ``device``; None otherwise."""
+    source = BatchSource(dataset, 512, device=device)
+    if source.memory is None or source.augmented:
         return None
     feats, logits, _ = predict(teacher, dataset, device=device)
-    x, y = dataset.tensors
-    return TensorDataset(x, y, torch.arange(len(dataset)), feats, logits)
+    return feats.to(device), logits.to(device)
+
+
+def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, train_set: Dataset, dev: torch.device):
+    """``objective(net, x, y, idx) -> dict of loss terms`` of a student run.
+
+    The teacher runs under ``torch.inference_mode()``; for in-memory data without augmentation
+    its outputs are computed once and looked up by ``idx``.
+    """
+    class_aware = spec.mode == "class-aware"
+    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
+    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
+    ce = nn.CrossEntropyLoss()
+    cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
+    amp = spec.train.amp and dev.type == "cuda"
+    # Under torch.compile the loss runs eagerly between the compiled graphs: its input checks
+    # read values back and its soft rank may call numba, which dynamo cannot trace.
+    transfer_loss = torch.compiler.disable(transfer) if transfer is not None else None
+    if transfer is not None and spec.train.channels_last:
+        teacher_net.to(memory_format=torch.channels_last)
+
+    def objective(net, x, y, idx):
+        out = net(x)
+        terms = {}
+        total = 0.0
+        if transfer is not None:
+            if cached_teacher is not None:
+                t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
+            else:
+                with torch.inference_mode():
+                    t_out = teacher_net(x)
+                # Inference tensors cannot be saved for backward; a copy of two small matrices can.
+                t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
+            if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
+                out = _models.ModelOutput(out.features.float(), out.logits.float())
+                t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
+                with torch.autocast(dev.type, enabled=False):
+                    terms["transfer"] = transfer_loss(out, t_out, indices=idx)
+            else:
+                terms["transfer"] = transfer_loss(out, t_out, indices=idx)
+            total = weight * terms["transfer"]
+        if class_aware:
+            terms["ce"] = ce(out.logits, y)
+            total = total + ce_weight * terms["ce"]
+        terms["loss"] = total
+        return terms
+
+    return objective
+
+
+def _make_transfer(spec: StudentSpec, student: nn.Module, teacher_net: nn.Module, data: DataSplit, dev):
+    """The run's transfer loss on ``dev``, built under the run's seed: a loss's own parameters and
+    state (FitNet's regressor, CRD's memory) are part of the run."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.train.seed)
+        return _losses.get(
+            spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
+            num_samples=len(data.train), **spec.loss_kwargs
+        ).to(dev)
 
 
 def train_student(
@@ -524,14 +651,7 @@ def train_student(
     student = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     transfer = None
     if spec.method not in (LABEL_ONLY, UNTRAINED):
-        # Seeded: a loss's own parameters and state (FitNet's regressor, CRD's memory) are part
-        # of the run.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(spec.train.seed)
-            transfer = _losses.get(
-                spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
-                num_samples=len(data.train), **spec.loss_kwargs
-            ).to(dev)
+        transfer = _make_transfer(spec, student, teacher_net, data, dev)
     path = run_dir(root, "student", spec.key(teacher_key))
     final = path / "final.pt"
     if cache and final.exists():
@@ -545,36 +665,111 @@ def train_student(
             (path / stale).unlink(missing_ok=True)
     _write_json({"kind": "student", "teacher": teacher_key, **_asdict(spec)}, path / "config.json")
 
-    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
-    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
     class_aware = spec.mode == "class-aware"
-    ce = nn.CrossEntropyLoss()
-    cached_teacher = _with_teacher_outputs(data.train, teacher_net, dev) if transfer is not None else None
-    dataset = cached_teacher if cached_teacher is not None else _with_indices(data.train)
-
-    def objective(net, batch):
-        x, y, idx = batch[0], batch[1], batch[2]
-        out = net(x)
-        terms = {}
-        total = 0.0
-        if transfer is not None:
-            if len(batch) == 5:
-                t_out = _models.ModelOutput(batch[3], batch[4])
-            else:
-                with torch.no_grad():
-                    t_out = teacher_net(x)
-            terms["transfer"] = transfer(out, t_out, indices=idx)
-            total = weight * terms["transfer"]
-        if class_aware:
-            terms["ce"] = ce(out.logits, y)
-            total = total + ce_weight * terms["ce"]
-        terms["loss"] = total
-        return terms
+    objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
 
     torch.manual_seed(spec.train.seed)
     extra = list(transfer.parameters()) if transfer is not None else []
-    history = _fit(student, objective, extra, dataset, spec.train, path, device=dev,
+    history = _fit(student, objective, extra, data.train, spec.train, path, device=dev,
                    desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                    eval_data=data.test if class_aware else None)
     _finish(path, student, history)
     return TrainedModel(student.eval(), history, path, False)
+
+
+# ----------------------------------------------------------------------------- estimates
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, device=None, steps: int = 5,
+                 warmup: int = 2) -> dict:
+    """Time a few training steps of a run and project its wall time, without training it.
+
+    Builds the run's model, loss, optimiser and batches exactly as :func:`train_teacher` /
+    :func:`train_student` do (fresh weights: the speed does not depend on them), times ``steps``
+    steps after ``warmup`` untimed ones (which absorb compilation and worker start-up), and one
+    evaluation pass over a few test batches when the run evaluates every epoch. Writes nothing.
+
+    Parameters
+    ----------
+    spec : TeacherSpec or StudentSpec
+    data : DataSplit
+    teacher : nn.Module, optional
+        The teacher network of a student run (its weights do not matter).
+    device : str, optional
+    steps, warmup : int
+
+    Returns
+    -------
+    dict
+        ``step_s`` (seconds per step), ``steps_per_epoch``, ``eval_s`` (per epoch), ``setup_s``
+        (once per run: e.g. the teacher's outputs on un-augmented in-memory data), ``epoch_s``,
+        ``epochs`` and ``total_s`` = ``setup_s + epochs * epoch_s``.
+    """
+    if not isinstance(spec, (TeacherSpec, StudentSpec)):
+        raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
+    _positive_int(steps, "steps")
+    _positive_int(warmup, "warmup", allow_zero=True)
+    dev = resolve_device(device)
+    cfg = spec.train
+    setup = time.perf_counter()
+    extra: list = []
+    if isinstance(spec, TeacherSpec):
+        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        objective, eval_data = _teacher_objective(), data.test
+    elif isinstance(spec, StudentSpec):
+        if spec.method == UNTRAINED:
+            return dict(step_s=0.0, steps_per_epoch=0, eval_s=0.0, setup_s=0.0, epoch_s=0.0, epochs=0, total_s=0.0)
+        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        transfer = None
+        if spec.method != LABEL_ONLY:
+            if teacher is None:
+                raise ValueError(f"estimate_run needs the teacher network for method {spec.method!r}")
+            teacher = teacher.to(dev).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            transfer = _make_transfer(spec, model, teacher, data, dev)
+            extra = list(transfer.parameters())
+        objective = _student_objective(spec, transfer, teacher, data.train, dev)
+        eval_data = data.test if spec.mode == "class-aware" else None
+    opt, _ = _make_optimizer(list(model.parameters()) + extra, cfg)
+    source = _source(data.train, cfg, dev)
+    step = _train_step(model, objective, opt, cfg, dev)
+    _sync(dev)
+    setup_s = time.perf_counter() - setup
+    model.train()
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from source.epoch(epoch)
+            epoch += 1
+
+    it = batches()
+    for _ in range(warmup):
+        step(*next(it))
+    _sync(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        terms = step(*next(it))
+    float(terms["loss"])
+    _sync(dev)
+    step_s = (time.perf_counter() - start) / steps
+    eval_s = 0.0
+    if eval_data is not None and len(eval_data):
+        model.eval()
+        test = BatchSource(eval_data, 512, device=dev)
+        taken, start = 0, time.perf_counter()
+        with torch.no_grad():
+            for x, _, _ in test.epoch(0):
+                model(x)
+                taken += x.shape[0]
+                if taken >= 1024:
+                    break
+        _sync(dev)
+        eval_s = (time.perf_counter() - start) * len(eval_data) / taken
+    epoch_s = step_s * len(source) + eval_s
+    return dict(step_s=step_s, steps_per_epoch=len(source), eval_s=eval_s, setup_s=setup_s, epoch_s=epoch_s,
+                epochs=cfg.epochs, total_s=setup_s + cfg.epochs * epoch_s)

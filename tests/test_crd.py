@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from torch.utils.data import Subset, TensorDataset
 
 from pcoh import data as D
 from pcoh import losses
@@ -379,15 +378,6 @@ def test_registry_passes_num_samples_only_where_taken():
 
 
 # ----------------------------------------------------------------------------- training loop
-
-
-def test_indexed_datasets():
-    x, y = torch.arange(10.0).view(5, 2), torch.arange(5)
-    tensors = T._with_indices(TensorDataset(x, y))
-    assert tensors[3][2].item() == 3
-    wrapped = T._with_indices(Subset(TensorDataset(x, y), [4, 2, 0]))
-    item = wrapped[1]
-    assert torch.equal(item[0], x[2]) and item[1].item() == 2 and item[2] == 1
 
 
 @pytest.fixture(scope="module")
