@@ -133,16 +133,19 @@ class TrainingDiverged(FloatingPointError):
         The last epoch with a finite loss, the one ``path / "checkpoint.pt"`` holds (0: none).
     """
 
-    def __init__(self, desc: str, path: Path, epoch: int, last_finite: int, record: dict):
-        self.desc, self.path, self.epoch, self.last_finite, self.record = desc, path, epoch, last_finite, record
-        terms = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+    def __init__(self, desc: str, path: Path, epoch: int, last_finite: int, record: Optional[dict] = None,
+                 detail: str = ""):
+        self.desc, self.path, self.epoch, self.last_finite = desc, path, epoch, last_finite
+        self.record = record or {}
+        if not detail:
+            detail = ", ".join(f"{k}={v:.4g}" for k, v in self.record.items() if k != "epoch")
         if last_finite:
             kept = f"the last finite epoch is {last_finite}, whose checkpoint is kept in {path / 'checkpoint.pt'}"
         else:
             kept = f"no epoch ended with a finite loss, so nothing was saved in {path}"
         super().__init__(
-            f"run {path.name} ({desc}): the loss became NaN or infinite in epoch {epoch} ({terms}); {kept}. "
-            "Try a lower learning rate or loss weight (a changed setting starts a new run)"
+            f"run {path.name} ({desc}): the loss became NaN or infinite in epoch {epoch} ({_one_line(detail, 120)}); "
+            f"{kept}. Try a lower learning rate or loss weight (a changed setting starts a new run)"
         )
 
 

@@ -349,6 +349,14 @@ def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], datas
         except FloatingPointError:
             _close_progress_bars()
             raise
+        except (ValueError, RuntimeError) as err:
+            # Weights blown up to NaN/Inf make the loss's input checks fail inside an epoch: the
+            # same divergence as a NaN epoch loss, reported the same way.
+            if "NaN" not in str(err) and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise
+            _close_progress_bars()
+            done = interrupts.checkpointed
+            raise _runs.TrainingDiverged(desc, path, done + 1, done, detail=str(err)) from err
 
 
 def _close_progress_bars() -> None:
