@@ -374,6 +374,8 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
             data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
         except (TypeError, ValueError) as err:
             raise type(err)(f"data: {err}") from None
+        except _data.DatasetNotFoundError as err:
+            raise _data.DatasetNotFoundError(f"dataset {cfg.dataset!r}: {err}", err.path, err.missing) from None
     _check_writable(Path(cfg.root) / "runs", "root")
     if write:
         _check_writable(Path(cfg.output) / cfg.dataset, "output")
