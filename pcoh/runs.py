@@ -331,12 +331,14 @@ def load_checkpoint(path, *, map_location="cpu") -> Any:
             return torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             raise _unsafe_or_corrupt(path, err) from None
-        except (RuntimeError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
+        except (PermissionError, FileNotFoundError):
+            raise
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
                 UnicodeDecodeError, OverflowError, MemoryError, zipfile.BadZipFile) as err:
             # torch's reader fails with many types on damaged bytes; none of them ran file content
             if isinstance(err, EOFError):
                 reason = "the file ends too early"
-            elif isinstance(err, RuntimeError) and str(err):
+            elif isinstance(err, (RuntimeError, OSError)) and str(err):
                 reason = _one_line(str(err).split(". ")[0], 120)  # torch's first sentence says what failed
             else:
                 reason = f"unreadable content, {type(err).__name__}"

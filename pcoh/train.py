@@ -437,8 +437,8 @@ def _fit(
                 },
                 ckpt_path,
             )
-        if interrupts is not None:
-            interrupts.checkpointed = epoch + 1
+            if interrupts is not None:
+                interrupts.checkpointed = epoch + 1
     bar.close()
     return history
 
