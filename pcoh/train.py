@@ -6,7 +6,8 @@ written atomically after every epoch (``checkpoint.pt``), and, once finished, th
 and learning curves (``final.pt``). Asking for the same run again loads it instead of training; a
 run that was interrupted resumes from its last checkpoint and ends with the same weights as an
 uninterrupted run on the same device (each epoch's shuffling is seeded from the run's seed and
-the epoch number).
+the epoch number). The cache's rules (safe loading, damaged files moved aside, one process per
+run, signals, NaN losses) live in :mod:`pcoh.runs`.
 
 Objectives (DESIGN §1.3):
 
@@ -29,7 +30,7 @@ import math
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -316,7 +317,7 @@ def _resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], op
             raise _runs.CorruptFileError(f"not a training checkpoint of this version (found {found})")
         history, epoch = state["history"], state["epoch"]
         if not isinstance(history, list) or not isinstance(epoch, int) or len(history) != epoch:
-            raise _runs.CorruptFileError(f"inconsistent history ({len(history)} records) and epoch ({epoch!r})")
+            raise _runs.CorruptFileError(f"inconsistent history and epoch ({type(history).__name__}, {epoch!r})")
         model.load_state_dict(state["model"])
         if transfer is not None:
             transfer.load_state_dict(state["loss"])
@@ -519,6 +520,16 @@ def train_teacher(
     -------
     TrainedModel
         The teacher in eval mode on ``device``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        ``spec.checkpoint`` is missing, unsafe or damaged (:class:`pcoh.runs.UnsafeCheckpointError`,
+        :class:`pcoh.runs.CorruptFileError`), or does not match the architecture.
+    pcoh.runs.TrainingInterrupted
+        SIGINT or SIGTERM during training (the last finished epoch is saved).
+    pcoh.runs.TrainingDiverged
+        The loss became NaN or infinite (the last finite epoch is saved).
     """
     dev = resolve_device(device)
     model = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)

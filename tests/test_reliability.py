@@ -297,7 +297,7 @@ def _teacher_file(tmp_path, layout="model", model="mlp"):
 def _cli(tmp_path, *extra):
     return ["--root", str(tmp_path / "data"), "--output", str(tmp_path / "results"), "--figures",
             str(tmp_path / "figures"), "--quiet", "--device", "cpu", "--teacher", "mlp", "--students", "mlp",
-            "--seeds", "1", *extra]
+            "--seeds", "1", "--teacher-epochs", "1", "--epochs", "1", *extra]
 
 
 def _main(argv):
@@ -342,7 +342,7 @@ PREFLIGHT = {
     "config with broken YAML": (lambda p: ["--config", _write_config(p, "seeds: [1,\n")], "line"),
     "config with broken TOML": (lambda p: ["--config", _write_config(p, "seeds = = 1", ".toml")], "TOML"),
     "config with an unknown field": (lambda p: ["--config", _write_config(p, "seed: 3\n")], "seed"),
-    "config with a wrong type": (lambda p: ["--config", _write_config(p, "students: 5\n")], "students"),
+    "config with a wrong type": (lambda p: ["--config", _write_config(p, "modes: 5\n")], "modes"),
     "config with a wrong nested type": (
         lambda p: ["--config", _write_config(p, "student_train: {lr: 1e-3}\n")], "student_train.lr"),
     "config with a python tag (YAML)": (

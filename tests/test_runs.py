@@ -6,7 +6,6 @@ import os
 import pickle
 import re
 import signal
-import warnings
 from pathlib import Path
 
 import pytest
