@@ -461,6 +461,7 @@ def _wait(condition, timeout, what):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_second_process_waits_for_the_run_and_reuses_it(tmp_path):
     gate = tmp_path / "gate"
     folder = T.run_dir(tmp_path / "root", "teacher", TEACHER.key())
