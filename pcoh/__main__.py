@@ -5,23 +5,39 @@ students trained with every method in both modes and three seeds; tables go to
 ``results/digits/`` and figures to ``figures/``. ``--config FILE`` reads a YAML/TOML file (or a
 shipped config by name, e.g. ``cifar100_resnet32x4_resnet8x4``); options given on the command line
 override it.
+
+Everything that can be checked before training is checked first (``--check`` stops there): a
+mistake ends with exit status 2 and one line on stderr. Ctrl-C or SIGTERM during training keeps
+the last finished epoch's checkpoint and says how to resume (run the same command again); the
+exit status is 130 or 143. A loss that turns NaN ends with status 1, naming the run and the last
+finite epoch.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+import warnings
 
 __all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of the usage block
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import data, methods, models
     from .train import MODES
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pcoh",
         description="Train a teacher, transfer it to students with every method, evaluate how well "
         "each keeps the teacher's rankings.",
@@ -59,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the training step (CUDA graphs on CUDA)")
     p.add_argument("--num-workers", type=int,
                    help="worker processes for data read from files item by item (default: cores - 1, at most 8)")
+    p.add_argument("--check", action="store_true",
+                   help="check the settings, data, teacher checkpoint and folders, then stop without training")
     return p
 
 
@@ -78,8 +96,10 @@ def _config(args: argparse.Namespace):
         for option, name in options.items():
             if option in given:
                 table.setdefault(section, {})
-                if not isinstance(table[section], dict):
+                if dataclasses.is_dataclass(table[section]):
                     table[section] = dataclasses.asdict(table[section])
+                if not isinstance(table[section], dict):
+                    raise TypeError(f"{section} must be a table of settings, got {type(table[section]).__name__}")
                 table[section][name] = given[option]
     for option in ("amp", "channels_last", "compile", "num_workers"):  # speed options: teacher and students
         if option in given:
@@ -89,53 +109,104 @@ def _config(args: argparse.Namespace):
                     table[section] = dataclasses.asdict(table[section])
                 table[section][option] = given[option]
     if "strength" in given:
-        table.setdefault("loss_kwargs", {}).setdefault("pc", {})["regularization_strength"] = given["strength"]
+        kwargs = table.setdefault("loss_kwargs", {})
+        if not isinstance(kwargs, dict) or not isinstance(kwargs.setdefault("pc", {}), dict):
+            raise TypeError("loss_kwargs must be a table of tables (method -> settings)")
+        kwargs["pc"]["regularization_strength"] = given["strength"]
     return ExperimentConfig(**table)
 
 
-def _estimate(cfg, quiet: bool) -> int:
+def _estimate(cfg, data, quiet: bool) -> int:
     import torch
 
-    from .data import DatasetNotFoundError
     from .experiment import estimate, estimate_table
     from .train import resolve_device
 
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    try:
-        table = estimate(cfg, quiet=quiet)
-    except DatasetNotFoundError as err:
-        print(f"pcoh: error: {err}", file=sys.stderr)
-        return 2
-    print(estimate_table(table, device=name))
+    print(estimate_table(estimate(cfg, quiet=quiet, data=data), device=name))
     return 0
 
 
+def _fail(err: BaseException, status: int = 2) -> int:
+    print(f"pcoh: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return status
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"pcoh: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _signals_and_warnings():
+    """SIGTERM raises like Ctrl-C does; warnings take one line each."""
+    from .runs import TrainingInterrupted
+
+    def on_sigterm(signum, frame):
+        raise TrainingInterrupted(signum)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (2 for bad options)."""
+    """Entry point; returns the exit status.
+
+    0: done; 1: the training failed (a NaN loss, a write error); 2: bad options, settings, data
+    or files, found before any training; 130 / 143: interrupted by SIGINT / SIGTERM.
+    """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
     cache = not getattr(args, "no_cache", False)
     estimate = getattr(args, "estimate", False)
-    for flag in ("quiet", "no_cache", "estimate"):
+    check_only = getattr(args, "check", False)
+    for flag in ("quiet", "no_cache", "estimate", "check"):
         if hasattr(args, flag):
             delattr(args, flag)
     try:
         cfg = _config(args)
     except (ValueError, TypeError) as err:
-        parser.error(str(err))  # exits with status 2
-    from .data import DatasetNotFoundError
-    from .experiment import run_experiment, summary_table
+        return _fail(err)
+    from .data import DatasetIntegrityError
+    from .experiment import check_experiment, run_experiment, summary_table
+    from .runs import TrainingDiverged, TrainingInterrupted
 
-    if estimate:
-        return _estimate(cfg, quiet)
-    start = time.perf_counter()
-    try:
-        result = run_experiment(cfg, quiet=quiet, cache=cache)
-    except DatasetNotFoundError as err:
-        print(f"pcoh: error: {err}", file=sys.stderr)
-        return 2
+    resume = "python -m pcoh" + ("" if not argv else " " + shlex.join(argv))
+    with _signals_and_warnings():
+        try:
+            try:
+                data = check_experiment(cfg)
+            except (ValueError, TypeError, OSError, DatasetIntegrityError) as err:
+                return _fail(err)
+            if estimate:
+                return _estimate(cfg, data, quiet)
+            if check_only:
+                print("pcoh: all checks passed; nothing was trained (drop --check to run)")
+                return 0
+            start = time.perf_counter()
+            try:
+                result = run_experiment(cfg, quiet=quiet, cache=cache, data=data)
+            except TrainingDiverged as err:
+                return _fail(err, 1)
+            except OSError as err:  # a full disk, a folder removed while running
+                return _fail(f"{err}; finished epochs and runs are kept, run the same command to resume", 1)
+        except TrainingInterrupted as err:
+            print(f"pcoh: {' '.join(str(err).split())}; to resume, run the same command: {resume}", file=sys.stderr)
+            return err.exit_status
+        except KeyboardInterrupt:
+            print(f"pcoh: interrupted; finished runs are kept, to resume run the same command: {resume}",
+                  file=sys.stderr)
+            return 128 + signal.SIGINT
     elapsed = time.perf_counter() - start
     print(summary_table(result.results))
     print()

@@ -13,24 +13,29 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
+from torch import nn
 
 from . import data as _data
 from . import evaluate as _eval
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
+from . import runs as _runs
+from .dissimilarity import get_metric
 from .train import (
-    LABEL_ONLY, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
+    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
     estimate_run, method_allows_mode, predict, resolve_device, run_dir, train_student, train_teacher,
 )
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "estimate", "estimate_table", "load_config",
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
+           "estimate_table", "load_config",
            "DEFAULT_METHODS", "CONFIGS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
@@ -99,36 +104,65 @@ class ExperimentConfig:
     figures: str = "figures"
 
     def __post_init__(self):
+        # Every field is checked here, so that a config file's mistake is reported before any work,
+        # naming the field: TypeError for a wrong type, ValueError for a wrong value.
+        self.dataset = _check_str(self.dataset, "dataset")
+        if self.dataset not in _data.available():
+            raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
+        for name in ("root", "output", "figures"):
+            _check_path(getattr(self, name), name)
+        for name in ("download", "include_untrained"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {_show(getattr(self, name))}")
+        self.data = _check_table(self.data, "data")
+        self.teacher = _check_str(self.teacher, "teacher")
+        if self.teacher_checkpoint is not None:
+            _check_path(self.teacher_checkpoint, "teacher_checkpoint")
         for name in ("students", "methods", "modes"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            value = tuple(value)
-            if not value:
-                raise ValueError(f"{name} must name at least one entry")
-            setattr(self, name, value)
+            setattr(self, name, _check_names(getattr(self, name), name))
         known_models = _models.available()
-        for name in (self.teacher, *self.students):
-            if name not in known_models:
-                raise ValueError(f"unknown model {name!r}; expected one of {known_models}")
+        for name, values in (("teacher", (self.teacher,)), ("students", self.students)):
+            for value in values:
+                if value not in known_models:
+                    raise ValueError(f"{name}: unknown model {value!r}; expected one of {known_models}")
         known = sorted(set(_losses.available()) | {LABEL_ONLY})
         for m in self.methods:
             if m not in known:
-                raise ValueError(f"unknown method {m!r}; expected one of {known}")
+                raise ValueError(f"methods: unknown method {m!r}; expected one of {known}")
         for m in self.modes:
             if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; expected one of {list(MODES)}")
-        if self.dataset not in _data.available():
-            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {_data.available()}")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
+                raise ValueError(f"modes: unknown mode {m!r}; expected one of {list(MODES)}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int):
+            raise TypeError(f"seeds must be a positive integer, got {_show(self.seeds)}")
+        if not 1 <= self.seeds <= MAX_SEED:
+            raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
+        for name in ("teacher_metric", "student_metric"):
+            if not callable(getattr(self, name)):
+                _check_str(getattr(self, name), name)
+            get_metric(getattr(self, name), name)
+        self.loss_kwargs = _check_table(self.loss_kwargs, "loss_kwargs")
+        for method, kwargs in self.loss_kwargs.items():
+            if method not in _losses.LOSSES:
+                raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
+            _check_table(kwargs, f"loss_kwargs.{method}")
+        self.weights = _check_table(self.weights, "weights")
+        for method, weight in self.weights.items():
+            if method not in _losses.LOSSES:
+                raise ValueError(f"weights: unknown loss {method!r}; expected some of {_losses.available()}")
+            if weight is not None:
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                    raise TypeError(f"weights.{method} must be a positive number, got {_show(weight)}")
+                if not (math.isfinite(weight) and weight > 0):
+                    raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
+        if self.device is not None:
+            _check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device
         for name in ("teacher_train", "student_train"):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, _train_config(value, name))
             elif not isinstance(value, TrainConfig):
-                raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {type(value).__name__}")
+                raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {_show(value)}")
 
     def runs(self) -> list[StudentSpec]:
         """The student runs this configuration asks for, invalid combinations left out."""
@@ -157,48 +191,235 @@ class ExperimentConfig:
         return kwargs
 
 
+def _show(value, limit: int = 60) -> str:
+    """``type value`` for an error message, cut to one short line."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _check_str(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {_show(value)}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _check_path(value, name: str):
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (a string), got {_show(value)}")
+    text = os.fspath(value)
+    if not text or "\0" in str(text):
+        raise ValueError(f"{name} must be a non-empty path without NUL characters, got {text!r}")
+    return value
+
+
+def _check_names(value, name: str) -> tuple:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a name or a list of names, got {_show(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold names (strings), got {_show(item)}")
+    if not value:
+        raise ValueError(f"{name} must name at least one entry")
+    return tuple(value)
+
+
+def _check_table(value, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a table (a mapping of names to values), got {_show(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} must have names (strings) as keys, got {_show(key)}")
+    return dict(value)
+
+
 def _train_config(table: dict, name: str) -> TrainConfig:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    _check_table(table, name)
     unknown = sorted(set(table) - fields)
     if unknown:
         raise ValueError(f"{name} has unknown keys {unknown}; expected some of {sorted(fields)}")
-    return TrainConfig(**table)
+    try:
+        return TrainConfig(**table)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}.{err}") from None
 
 
 def load_config(path) -> dict:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file into a dict.
 
     A bare name (e.g. ``cifar100_resnet32x4_resnet8x4``) is looked up in ``pcoh/configs/``.
+
+    Raises
+    ------
+    ValueError
+        The file is missing, unreadable, not valid YAML/TOML (the message gives the line), not a
+        table, or has keys that are not :class:`ExperimentConfig` fields. Field values are
+        checked by :class:`ExperimentConfig`.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"config must be a path, got {_show(path)}")
     p = Path(path)
     if not p.exists() and not p.suffix:
         for ext in (".yaml", ".toml"):
             if (CONFIGS / (p.name + ext)).exists():
                 p = CONFIGS / (p.name + ext)
                 break
-    if not p.exists():
+    if not p.is_file():
         shipped = sorted(f.stem for f in CONFIGS.glob("*.*"))
         raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped})")
-    text = p.read_text()
+    if p.suffix not in (".yaml", ".yml", ".toml"):
+        raise ValueError(f"config file must end in .yaml, .yml or .toml, got {p.name!r}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {p} cannot be read as UTF-8 text ({err})") from None
     if p.suffix in (".yaml", ".yml"):
         import yaml
 
-        table = yaml.safe_load(text) or {}
-    elif p.suffix == ".toml":
         try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib
-        table = tomllib.loads(text)
+            table = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err)
+            raise ValueError(f"config file {p} is not valid YAML{where}: {' '.join(str(problem).split())}") from None
+        except (ValueError, TypeError, RecursionError, OverflowError) as err:  # e.g. a date out of range
+            raise ValueError(f"config file {p} is not valid YAML: {' '.join(str(err).split())}") from None
+        table = {} if table is None else table
     else:
-        raise ValueError(f"config file must end in .yaml, .yml or .toml, got {p.name!r}")
+        import tomllib
+
+        try:
+            table = tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, ValueError, RecursionError) as err:
+            raise ValueError(f"config file {p} is not valid TOML: {' '.join(str(err).split())}") from None
     if not isinstance(table, dict):
         raise ValueError(f"config file {p} must hold a table of settings, got {type(table).__name__}")
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    bad_keys = [k for k in table if not isinstance(k, str)]
+    if bad_keys:
+        raise ValueError(f"config file {p} has keys that are not names: {bad_keys[:5]}")
     unknown = sorted(set(table) - fields)
     if unknown:
         raise ValueError(f"config file {p} has unknown keys {unknown}; expected some of {sorted(fields)}")
     return table
+
+
+def _check_writable(path, name: str) -> None:
+    """The folder ``path`` exists and is writable, or can be created (nothing is created here)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{name}: {folder} is a file, expected a folder")
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(f"{name}: cannot create {folder}, because {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"{name}: cannot write to {probe} (needed for {folder})")
+
+
+def _min_batch(model: nn.Module) -> int:
+    # Batch normalisation in training mode needs two samples per channel.
+    return 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
+
+
+def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optional["_data.DataSplit"] = None):
+    """Check everything that can fail before any training, and load the data.
+
+    - the data set's files are present (and, for CIFAR, pass their checks);
+    - the teacher checkpoint, if any, exists, is a safe state dict and matches the teacher's
+      architecture (missing and unexpected keys named);
+    - every chosen loss can be built with its ``loss_kwargs`` and the batch size is at least its
+      ``min_samples`` (and two for models with batch normalisation);
+    - the folders of cached runs and, with ``write``, of tables and figures are writable.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    write : bool, default True
+        Check the output and figure folders too.
+    data : DataSplit, optional
+        Already loaded data (skips loading).
+
+    Returns
+    -------
+    DataSplit
+        The loaded data.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A setting that cannot work (the message names it); includes
+        :class:`pcoh.runs.UnsafeCheckpointError` and :class:`pcoh.runs.CorruptFileError`.
+    OSError
+        A missing data set (:class:`pcoh.data.DatasetNotFoundError`), a missing teacher
+        checkpoint, a folder that cannot be written.
+    pcoh.data.DatasetIntegrityError
+        Data files that fail their checks.
+    """
+    from .train import _build
+
+    if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
+        raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
+    if data is None:
+        try:
+            data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"data: {err}") from None
+        except _data.DatasetNotFoundError as err:
+            raise _data.DatasetNotFoundError(f"dataset {cfg.dataset!r}: {err}", err.path, err.missing) from None
+    _check_writable(Path(cfg.root) / "runs", "root")
+    if write:
+        _check_writable(Path(cfg.output) / cfg.dataset, "output")
+        _check_writable(cfg.figures, "figures")
+    teacher = _build(cfg.teacher, data, cfg.teacher_train.seed, {})
+    if cfg.teacher_checkpoint is not None:
+        _runs.load_weights(teacher, cfg.teacher_checkpoint, what="teacher_checkpoint")
+    else:
+        _check_batch("teacher_train", cfg.teacher_train.batch_size, len(data.train), {}, _min_batch(teacher), cfg.teacher)
+    for student in cfg.students:
+        net = _build(student, data, 0, {})
+        needs = {}
+        for method in cfg.methods:
+            if method not in _losses.LOSSES:
+                continue
+            cls = _losses.LOSSES[method]
+            kwargs = dict(cfg._loss_kwargs(method), student_dim=net.feature_dim, teacher_dim=teacher.feature_dim)
+            if "num_samples" in inspect.signature(cls.__init__).parameters:
+                kwargs["num_samples"] = len(data.train)
+            try:
+                _losses.get(method, **kwargs)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"loss_kwargs.{method}: {err}") from None
+            needs[method] = cls
+        _check_batch("student_train", cfg.student_train.batch_size, len(data.train), needs, _min_batch(net), student)
+    return data
+
+
+def _check_batch(name: str, batch_size: int, n_train: int, losses: dict, model_min: int, model: str) -> None:
+    # Every training batch has batch_size samples (the last, smaller one is dropped) unless the
+    # training set is smaller than one batch.
+    batch = min(batch_size, n_train)
+    for method, cls in losses.items():
+        if batch < cls.min_samples:
+            raise ValueError(
+                f"{name}.batch_size: method {method!r} needs at least {cls.min_samples} samples per batch "
+                f"({cls.__name__}.min_samples), got batches of {batch}"
+            )
+    if batch < model_min:
+        raise ValueError(
+            f"{name}.batch_size: model {model!r} uses batch normalisation, which needs at least {model_min} "
+            f"samples per batch in training, got batches of {batch}"
+        )
 
 
 @dataclass
@@ -239,7 +460,7 @@ def _features(model, data, device):
 
 
 def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = False, write: bool = True,
-                   cache: bool = True) -> ExperimentResult:
+                   cache: bool = True, data: Optional["_data.DataSplit"] = None) -> ExperimentResult:
     """Train (or load) the teacher and every student, evaluate them, write tables and figures.
 
     Parameters
@@ -252,9 +473,13 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         Write ``<output>/<dataset>/results.csv``, ``summary.md`` and the figures.
     cache : bool, default True
         Reuse finished runs from ``<root>/runs``.
+    data : DataSplit, optional
+        The data, already loaded by :func:`check_experiment` (otherwise loaded here).
+
+    Everything :func:`check_experiment` checks is checked before any training starts.
     """
     cfg = config or ExperimentConfig()
-    data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
+    data = check_experiment(cfg, write=write, data=data)
     tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
     teacher = train_teacher(tspec, data, root=cfg.root, device=cfg.device, quiet=quiet, cache=cache)
     tkey = tspec.key()
@@ -295,7 +520,7 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
 
 
 def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: int = 2,
-             quiet: bool = True) -> pd.DataFrame:
+             quiet: bool = True, data: "_data.DataSplit | None" = None) -> pd.DataFrame:
     """Projected training time of a configuration on the current device, without training it.
 
     Times ``steps`` steps (after ``warmup``) of the teacher and of each kind of student run
@@ -314,7 +539,8 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     from tqdm.auto import tqdm
 
     cfg = config or ExperimentConfig()
-    data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
+    if data is None:
+        data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
     tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
     tkey = tspec.key()
     groups: dict = {}

@@ -6,7 +6,8 @@ written atomically after every epoch (``checkpoint.pt``), and, once finished, th
 and learning curves (``final.pt``). Asking for the same run again loads it instead of training; a
 run that was interrupted resumes from its last checkpoint and ends with the same weights as an
 uninterrupted run on the same device (each epoch's shuffling is seeded from the run's seed and
-the epoch number).
+the epoch number). The cache's rules (safe loading, damaged files moved aside, one process per
+run, signals, NaN losses) live in :mod:`pcoh.runs`.
 
 Objectives (``docs/method.md`` §3):
 
@@ -20,17 +21,18 @@ a method.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
-import hashlib
 import inspect
 import json
-import os
-import tempfile
+import math
+import signal
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -40,7 +42,13 @@ from torch.utils.data import Dataset
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
+from . import runs as _runs
 from .data import BatchSource, DataSplit
+# The run cache lives in pcoh.runs; these names stay importable from here.
+from .runs import atomic_save as _atomic_save
+from .runs import run_dir
+from .runs import run_key as _hash
+from .runs import write_json as _write_json
 
 __all__ = [
     "TrainConfig",
@@ -60,7 +68,8 @@ MODES = _methods.MODES
 #: Methods that are not transfer losses: labels alone, or no training at all (a reference).
 LABEL_ONLY = "ce"
 UNTRAINED = "untrained"
-_FORMAT = 1  # bump to invalidate every cached run when the checkpoint layout changes
+#: Seeds (and numbers of seeds) stay below this, so every derived torch seed fits in 64 bits.
+MAX_SEED = 2**32
 
 
 @dataclass(frozen=True)
@@ -119,16 +128,23 @@ class TrainConfig:
         _positive_int(self.batch_size, "batch_size")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        for name in ("lr", "gamma"):
+        for name, low in (("lr", "positive"), ("gamma", "positive"), ("momentum", "non-negative"),
+                          ("weight_decay", "non-negative")):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("momentum", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
+                raise TypeError(f"{name} must be a {low} number, got {type(value).__name__} {value!r}{hint}")
+            if not math.isfinite(value) or value < 0 or (low == "positive" and value == 0):
+                raise ValueError(f"{name} must be a {low} finite number, got {value!r}")
+        milestones = self.milestones
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
+            raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
+        for m in milestones:
+            _positive_int(m, "each of milestones")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
         _positive_int(self.seed, "seed", allow_zero=True)
+        if self.seed >= MAX_SEED:  # torch seeds are 64-bit; each epoch's seed is derived from this one
+            raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
         for name in ("amp", "channels_last", "compile"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -235,17 +251,14 @@ class TrainedModel:
 # ----------------------------------------------------------------------------- helpers
 def _positive_int(value, name: str, allow_zero: bool = False) -> None:
     low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _asdict(spec) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str))
-
-
-def _hash(obj: dict) -> str:
-    text = json.dumps({"format": _FORMAT, **obj}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def resolve_device(device: Optional[str] = None) -> torch.device:
@@ -259,31 +272,6 @@ def resolve_device(device: Optional[str] = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
     return dev
-
-
-def run_dir(root, kind: str, key: str) -> Path:
-    """Folder of a cached run: ``<root>/runs/<kind>-<key>``."""
-    return Path(root) / "runs" / f"{kind}-{key}"
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
 
 
 def _make_optimizer(params, cfg: TrainConfig):
@@ -343,10 +331,83 @@ def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
 
 
 # ----------------------------------------------------------------------------- the loop
+#: What a training checkpoint holds; "loss" is the transfer loss's state_dict (parameters and
+#: buffers such as a feature queue or a memory bank), so a resumed run continues exactly.
+_CHECKPOINT_KEYS = ("model", "loss", "optimizer", "scheduler", "rng", "history", "epoch")
+
+
+def _resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt, sched, device) -> tuple:
+    """``(history, first epoch)`` from ``checkpoint.pt``; ``([], 0)`` when there is none.
+
+    A checkpoint that cannot be read or applied is moved aside (:func:`pcoh.runs.quarantine`)
+    and every object is put back in its initial state, so the run restarts exactly as a fresh one.
+    """
+    if not ckpt_path.exists():
+        return [], 0
+    objects = [obj for obj in (model, transfer, opt, sched) if obj is not None]
+    initial = [copy.deepcopy(obj.state_dict()) for obj in objects]
+    try:
+        state = _runs.load_checkpoint(ckpt_path, map_location=device)
+        if not isinstance(state, dict) or not set(_CHECKPOINT_KEYS) <= set(state):
+            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise _runs.CorruptFileError(f"not a training checkpoint of this version (found {found})")
+        history, epoch = state["history"], state["epoch"]
+        if not isinstance(history, list) or not isinstance(epoch, int) or len(history) != epoch:
+            raise _runs.CorruptFileError(f"inconsistent history and epoch ({type(history).__name__}, {epoch!r})")
+        model.load_state_dict(state["model"])
+        if transfer is not None:
+            transfer.load_state_dict(state["loss"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"].cpu())
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+        for obj, saved in zip(objects, initial):
+            obj.load_state_dict(saved)
+        _runs.quarantine(ckpt_path, str(err))
+        return [], 0
+    return history, epoch
+
+
+def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], dataset: Dataset, cfg: TrainConfig,
+               path: Path, *, desc: str, **kwargs) -> list:
+    """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.runs.TrainingInterrupted`.
+
+    The exception names the run folder and the epoch whose checkpoint is on disk; signals that
+    arrive while a checkpoint is written wait until it is complete.
+    """
+    with _runs.Interrupts() as interrupts:
+        try:
+            return _fit(model, objective, transfer, dataset, cfg, path, desc=desc, interrupts=interrupts, **kwargs)
+        except KeyboardInterrupt as err:
+            _close_progress_bars()
+            signum = getattr(err, "signum", signal.SIGINT)
+            raise _runs.TrainingInterrupted(signum, path=path, epoch=interrupts.checkpointed, epochs=cfg.epochs,
+                                            desc=desc) from None
+        except FloatingPointError:
+            _close_progress_bars()
+            raise
+        except (ValueError, RuntimeError) as err:
+            # Weights blown up to NaN/Inf make the loss's input checks fail inside an epoch: the
+            # same divergence as a NaN epoch loss, reported the same way.
+            if "NaN" not in str(err) and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise
+            _close_progress_bars()
+            done = interrupts.checkpointed
+            raise _runs.TrainingDiverged(desc, path, done + 1, done, detail=str(err)) from err
+
+
+def _close_progress_bars() -> None:
+    # A bar left open would put its last frame on the line of the message that follows.
+    from tqdm.auto import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def _fit(
     model: nn.Module,
     objective,
-    extra_params: list,
+    transfer: Optional[nn.Module],
     dataset: Dataset,
     cfg: TrainConfig,
     path: Path,
@@ -355,27 +416,25 @@ def _fit(
     desc: str,
     quiet: bool,
     eval_data: Optional[Dataset] = None,
+    resume: bool = True,
+    interrupts: Optional[_runs.Interrupts] = None,
 ) -> list:
     """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
-    Writes ``checkpoint.pt`` atomically after each epoch and resumes from it when present.
+    ``transfer`` (the transfer loss, or ``None``) is trained along with the model and its state
+    is checkpointed. Writes ``checkpoint.pt`` atomically after each epoch and, with ``resume``,
+    continues from it when present. A non-finite epoch loss raises
+    :class:`pcoh.runs.TrainingDiverged` before that epoch is saved.
     """
-    params = list(model.parameters()) + list(extra_params)
+    params = list(model.parameters()) + (list(transfer.parameters()) if transfer is not None else [])
     opt, sched = _make_optimizer(params, cfg)
+    ckpt_path = path / "checkpoint.pt"
+    history, start = _resume(ckpt_path, model, transfer, opt, sched, device) if resume else ([], 0)
+    hold = interrupts.hold if interrupts is not None else contextlib.nullcontext
+    if interrupts is not None:
+        interrupts.checkpointed = start
     source = _source(dataset, cfg, device)
     step = _train_step(model, objective, opt, cfg, device)
-    history: list = []
-    start = 0
-    ckpt_path = path / "checkpoint.pt"
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        for p, saved in zip(extra_params, state["extra"]):
-            p.data.copy_(saved.to(device))
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        history, start = state["history"], state["epoch"]
     steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
@@ -384,23 +443,26 @@ def _fit(
         sums, count = _run_epoch(source, step, epoch, bar)
         sched.step()
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
-        if not all(np.isfinite(v) for v in record.values()):
-            raise FloatingPointError(f"{desc}: the loss became NaN or Inf at epoch {epoch + 1} ({record})")
+        if not all(math.isfinite(v) for v in record.values()):
+            raise _runs.TrainingDiverged(desc, path, epoch + 1, epoch, record)
         if eval_data is not None:
             record["test_accuracy"] = _accuracy(model, eval_data, device)
         history.append(record)
-        _atomic_save(
-            {
-                "model": model.state_dict(),
-                "extra": [p.detach().cpu() for p in extra_params],
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(),
-                "history": history,
-                "epoch": epoch + 1,
-            },
-            ckpt_path,
-        )
+        with hold():  # a signal waits for the write: the epoch just finished is kept
+            _atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "loss": transfer.state_dict() if transfer is not None else {},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+                ckpt_path,
+            )
+            if interrupts is not None:
+                interrupts.checkpointed = epoch + 1
     bar.close()
     return history
 
@@ -464,6 +526,38 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
         values = torch.stack([v.float() for v in sums.values()]).tolist()  # the epoch's one read
         sums = dict(zip(sums, values))
     return sums, count
+def _load_final(path: Path, model: nn.Module, device) -> Optional[list]:
+    """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
+    usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
+    final = path / "final.pt"
+    if not final.exists():
+        return None
+    initial = copy.deepcopy(model.state_dict())
+    try:
+        state = _runs.load_checkpoint(final, map_location=device)
+        if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("history"), list):
+            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise _runs.CorruptFileError(f"not a finished run (expected 'model' and 'history', found {found})")
+        model.load_state_dict(state["model"])
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+        model.load_state_dict(initial)
+        _runs.quarantine(final, str(err))
+        return None
+    _repair_json(path / "history.json", state["history"])
+    return state["history"]
+
+
+def _repair_json(path: Path, content, *, overwrite: bool = False) -> None:
+    """Write ``content`` to a JSON file that is missing or damaged (moved aside first), or always
+    with ``overwrite``."""
+    if path.exists():
+        try:
+            _runs.read_json(path)
+            if not overwrite:
+                return
+        except (ValueError, OSError) as err:
+            _runs.quarantine(path, str(err))
+    _write_json(content, path)
 
 
 def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
@@ -518,29 +612,38 @@ def train_teacher(
     -------
     TrainedModel
         The teacher in eval mode on ``device``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        ``spec.checkpoint`` is missing, unsafe or damaged (:class:`pcoh.runs.UnsafeCheckpointError`,
+        :class:`pcoh.runs.CorruptFileError`), or does not match the architecture.
+    pcoh.runs.TrainingInterrupted
+        SIGINT or SIGTERM during training (the last finished epoch is saved).
+    pcoh.runs.TrainingDiverged
+        The loss became NaN or infinite (the last finite epoch is saved).
     """
     dev = resolve_device(device)
     model = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     if spec.checkpoint is not None:
-        state = torch.load(spec.checkpoint, map_location=dev, weights_only=False)
-        model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-        return TrainedModel(model.eval(), state.get("history", []) if isinstance(state, dict) else [], Path(spec.checkpoint), True)
+        state = _runs.load_weights(model, spec.checkpoint, what="teacher checkpoint")
+        history = state.get("history", [])
+        return TrainedModel(model.eval(), history if isinstance(history, list) else [], Path(spec.checkpoint), True)
     path = run_dir(root, "teacher", spec.key())
-    final = path / "final.pt"
-    if cache and final.exists():
-        state = torch.load(final, map_location=dev, weights_only=False)
-        model.load_state_dict(state["model"])
-        return TrainedModel(model.eval(), state["history"], path, True)
-    if not cache and path.exists():
-        for stale in ("checkpoint.pt", "final.pt"):
-            (path / stale).unlink(missing_ok=True)
-    _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
-    objective = _teacher_objective()
+    config = {"kind": "teacher", **_asdict(spec)}
+    with _runs.run_lock(path):  # a second process waits here, then finds the finished run
+        if cache:
+            history = _load_final(path, model, dev)
+            if history is not None:
+                _repair_json(path / "config.json", config)
+                return TrainedModel(model.eval(), history, path, True)
+        _repair_json(path / "config.json", config, overwrite=True)
+        objective = _teacher_objective()
 
-    torch.manual_seed(spec.train.seed)
-    history = _fit(model, objective, [], data.train, spec.train, path, device=dev,
-                   desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test)
-    _finish(path, model, history)
+        torch.manual_seed(spec.train.seed)
+        history = _train_run(model, objective, None, data.train, spec.train, path, device=dev,
+                             desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
+        _finish(path, model, history)
     return TrainedModel(model.eval(), history, path, False)
 
 
@@ -652,29 +755,33 @@ def train_student(
     transfer = None
     if spec.method not in (LABEL_ONLY, UNTRAINED):
         transfer = _make_transfer(spec, student, teacher_net, data, dev)
-    path = run_dir(root, "student", spec.key(teacher_key))
-    final = path / "final.pt"
-    if cache and final.exists():
-        state = torch.load(final, map_location=dev, weights_only=False)
-        student.load_state_dict(state["model"])
-        return TrainedModel(student.eval(), state["history"], path, True)
     if spec.method == UNTRAINED:
         return TrainedModel(student.eval(), [], None, False)
-    if not cache and path.exists():
-        for stale in ("checkpoint.pt", "final.pt"):
-            (path / stale).unlink(missing_ok=True)
-    _write_json({"kind": "student", "teacher": teacher_key, **_asdict(spec)}, path / "config.json")
+    path = run_dir(root, "student", spec.key(teacher_key))
+    config = {"kind": "student", "teacher": teacher_key, **_asdict(spec)}
+    with _runs.run_lock(path):  # a second process waits here, then finds the finished run
+        if cache:
+            history = _load_final(path, student, dev)
+            if history is not None:
+                _repair_json(path / "config.json", config)
+                return TrainedModel(student.eval(), history, path, True)
+        _repair_json(path / "config.json", config, overwrite=True)
+        history = _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet, resume=cache)
+    return TrainedModel(student.eval(), history, path, False)
 
+
+def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net: nn.Module, data: DataSplit,
+                   path: Path, dev, *, quiet: bool, resume: bool) -> list:
+    """The student's objective and training loop, run with the run folder locked; its history."""
     class_aware = spec.mode == "class-aware"
     objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
 
     torch.manual_seed(spec.train.seed)
-    extra = list(transfer.parameters()) if transfer is not None else []
-    history = _fit(student, objective, extra, data.train, spec.train, path, device=dev,
-                   desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
-                   eval_data=data.test if class_aware else None)
+    history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
+                         desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
+                         eval_data=data.test if class_aware else None, resume=resume)
     _finish(path, student, history)
-    return TrainedModel(student.eval(), history, path, False)
+    return history
 
 
 # ----------------------------------------------------------------------------- estimates

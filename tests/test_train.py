@@ -95,7 +95,7 @@ def test_fitnet_regressor_is_trained(digits, teacher, tmp_path):
     _, trained, _ = teacher
     spec = T.StudentSpec(model="mlp", method="fitnet", train=T.TrainConfig(epochs=1))
     out = T.train_student(spec, trained, digits, root=tmp_path, quiet=True, device="cpu")
-    state = torch.load(out.path / "final.pt", weights_only=False)
+    state = torch.load(out.path / "final.pt", weights_only=True)
     assert state["history"][0]["transfer"] > 0
 
 

@@ -1,0 +1,527 @@
+"""The run cache: folders, keys, atomic writes, safe loading, quarantine, locks, interruptions.
+
+A training run lives in ``<root>/runs/<kind>-<key>/`` (:func:`run_dir`), ``key`` a hash of
+everything that defines the run (:func:`run_key`). The folder holds
+
+- ``config.json``: the run's settings, for people to read;
+- ``checkpoint.pt``: model, transfer-loss state, optimiser, scheduler, random state and
+  learning curves after the last finished epoch, replaced after every epoch;
+- ``final.pt`` and ``history.json`` once the run has finished (``checkpoint.pt`` is then removed);
+- ``.lock``: the file locked by the process that trains the run.
+
+Rules this module keeps:
+
+- **Nothing half-written.** :func:`atomic_save` and :func:`write_json` write a temporary file in
+  the same folder, flush it to disk and rename it over the target, so a crash, a full disk or a
+  signal leaves either the old file or the new one, never a mix.
+- **Nothing executed.** :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``:
+  tensors, numbers, strings and containers only. A file that needs any other pickled object
+  raises :class:`UnsafeCheckpointError` and runs none of it; a damaged file raises
+  :class:`CorruptFileError`.
+- **Nothing deleted.** A cache file that fails to load is renamed ``<name>.corrupt``
+  (:func:`quarantine`) with a one-line :class:`CacheWarning`, and the run resumes or retrains.
+- **One trainer per run.** :func:`run_lock` holds an exclusive lock on ``<run>/.lock``; a
+  second process asking for the same run waits, then finds the finished run and reuses it.
+- **Interruptions are clean.** :class:`Interrupts` turns SIGINT and SIGTERM into
+  :class:`TrainingInterrupted` (held back while a checkpoint is being written); a loss that
+  stops being finite raises :class:`TrainingDiverged`. Both say which run and which epoch the
+  checkpoint on disk holds.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import io
+import os
+import pickle
+import pickletools
+import signal
+import sys
+import tempfile
+import threading
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+try:  # POSIX; elsewhere runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+__all__ = [
+    "CacheWarning",
+    "CorruptFileError",
+    "UnsafeCheckpointError",
+    "TrainingInterrupted",
+    "TrainingDiverged",
+    "Interrupts",
+    "run_dir",
+    "run_key",
+    "atomic_save",
+    "write_json",
+    "read_json",
+    "load_checkpoint",
+    "load_weights",
+    "quarantine",
+    "run_lock",
+]
+
+_FORMAT = 1  # bump to invalidate every cached run when the checkpoint layout changes
+
+
+class CacheWarning(UserWarning):
+    """A cache file could not be read and was moved aside."""
+
+
+class CorruptFileError(ValueError):
+    """A file is damaged (truncated, overwritten) or is not the kind of file expected."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds pickled objects other than tensors and plain containers; refused."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived during training.
+
+    Attributes
+    ----------
+    signum : int
+        The signal (``signal.SIGINT`` or ``signal.SIGTERM``).
+    path : pathlib.Path or None
+        The run folder, when the signal came during a run.
+    epoch : int
+        Epochs finished and saved in ``path / "checkpoint.pt"`` (0: none).
+    """
+
+    def __init__(self, signum: int, *, path: Optional[Path] = None, epoch: int = 0, epochs: int = 0,
+                 desc: str = ""):
+        self.signum, self.path, self.epoch, self.epochs, self.desc = signum, path, epoch, epochs, desc
+        super().__init__(str(self))
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + int(self.signum)
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.path is None:
+            return f"interrupted by {name}"
+        if self.epoch == 0:
+            saved = "no epoch had finished, so the run will start again from the beginning"
+        else:
+            saved = f"the checkpoint of epoch {self.epoch} of {self.epochs} is saved in {self.path}"
+        return f"{self.desc}: interrupted by {name}; {saved}"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite; the checkpoint on disk is the last finite epoch's.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The run folder.
+    epoch : int
+        The epoch whose loss was not finite (1-based).
+    last_finite : int
+        The last epoch with a finite loss, the one ``path / "checkpoint.pt"`` holds (0: none).
+    """
+
+    def __init__(self, desc: str, path: Path, epoch: int, last_finite: int, record: Optional[dict] = None,
+                 detail: str = ""):
+        self.desc, self.path, self.epoch, self.last_finite = desc, path, epoch, last_finite
+        self.record = record or {}
+        if not detail:
+            detail = ", ".join(f"{k}={v:.4g}" for k, v in self.record.items() if k != "epoch")
+        if last_finite:
+            kept = f"the last finite epoch is {last_finite}, whose checkpoint is kept in {path / 'checkpoint.pt'}"
+        else:
+            kept = f"no epoch ended with a finite loss, so nothing was saved in {path}"
+        super().__init__(
+            f"run {path.name} ({desc}): the loss became NaN or infinite in epoch {epoch} ({_one_line(detail, 120)}); "
+            f"{kept}. Try a lower learning rate or loss weight (a changed setting starts a new run)"
+        )
+
+
+# ----------------------------------------------------------------------------- folders and keys
+def run_dir(root, kind: str, key: str) -> Path:
+    """Folder of a cached run: ``<root>/runs/<kind>-<key>``."""
+    return Path(root) / "runs" / f"{kind}-{key}"
+
+
+def run_key(obj: dict) -> str:
+    """12 hex digits of the SHA-256 of a run's settings (JSON, keys sorted, with the format)."""
+    text = json.dumps({"format": _FORMAT, **obj}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- writing
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a folder be opened.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_save(obj: Any, path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: after a failure the previous file is intact.
+
+    Parameters
+    ----------
+    obj : object
+        Anything :func:`load_checkpoint` can read back: tensors, numbers, strings, and lists,
+        tuples and dicts of them (state dicts of modules and optimisers are).
+    path : path-like
+    """
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_json(obj: Any, path) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# ----------------------------------------------------------------------------- reading
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_json(path) -> Any:
+    """Read a JSON file; a damaged one raises :class:`CorruptFileError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CorruptFileError(f"{path}: damaged or not JSON ({_one_line(err, 120)})") from None
+
+
+def _pickle_bytes(path: Path) -> Optional[bytes]:
+    """The pickle stream of a checkpoint: ``data.pkl`` inside a zip file, else the whole file."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                return zf.read(names[0]) if names else None
+        return path.read_bytes()
+    except (OSError, zipfile.BadZipFile, KeyError, RuntimeError):
+        return None
+
+
+def _callables_in(data: bytes) -> Optional[list]:
+    """Names the pickles in ``data`` would import (``module.name``), read without running them.
+
+    A legacy torch file is several pickles in a row followed by raw bytes, so pickles are read
+    one after another until one fails to parse. ``None`` when not even the first one parses.
+    """
+    names: list = []
+    stream = io.BytesIO(data)
+    for count in range(8):
+        strings: list = []
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    names.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL":
+                    names.append(".".join(strings[-2:]) if len(strings) >= 2 else "?")
+                if isinstance(arg, str):
+                    strings.append(arg)
+        except Exception:  # any parse failure means: no (further) pickle stream
+            return names if count else None
+        if stream.tell() >= len(data):
+            break
+    return names
+
+
+def _unsafe_or_corrupt(path: Path, err: Exception) -> ValueError:
+    """Tell a refused (unsafe) file from a damaged one after ``weights_only`` loading failed."""
+    message = str(err)
+    if "Unsupported global" in message:
+        start = message.find("GLOBAL ") + len("GLOBAL ")
+        what = message[start:].split(" ", 1)[0] if "GLOBAL " in message else "a Python object"
+        return _unsafe(path, what)
+    data = _pickle_bytes(path)
+    names = _callables_in(data) if data is not None else None
+    if names:  # a readable pickle that imports something torch does not allow
+        allowed = ("torch.", "collections.OrderedDict", "collections.Counter", "builtins.set")
+        bad = [n for n in names if not n.startswith(allowed)]
+        return _unsafe(path, bad[0] if bad else names[0])
+    return _corrupt(path, "its bytes are not a pickle stream")
+
+
+def _corrupt(path: Path, reason: str) -> CorruptFileError:
+    return CorruptFileError(f"{path}: damaged or not a PyTorch checkpoint ({reason})")
+
+
+def _unsafe(path: Path, what: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"{path}: refused to load: it holds pickled Python objects (it would call {what}), and loading "
+        "them can run arbitrary code. Only tensors, numbers, strings and containers are accepted; if you "
+        "trust the file, save its state dict alone (torch.save(model.state_dict(), 'weights.pt'))"
+    )
+
+
+def load_checkpoint(path, *, map_location="cpu") -> Any:
+    """Read a file written by ``torch.save`` without executing anything from it.
+
+    Uses ``torch.load(path, weights_only=True)``: only tensors, numbers, strings, ``None`` and
+    lists, tuples, dicts (and ordered dicts, counters) of them can come back. No callable
+    stored in the file is ever called.
+
+    Parameters
+    ----------
+    path : path-like
+    map_location : str or torch.device, default "cpu"
+
+    Returns
+    -------
+    object
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    UnsafeCheckpointError
+        (a :class:`ValueError`) The file needs other pickled objects (a whole pickled model, a
+        custom class, a function): refused, nothing from it ran.
+    CorruptFileError
+        (a :class:`ValueError`) The file is truncated, overwritten, empty or not a checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise CorruptFileError(f"{path}: a folder, expected a checkpoint file")
+    with warnings.catch_warnings():
+        # torch warns about pickle protocols before refusing a file; our error says it better
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise _unsafe_or_corrupt(path, err) from None
+        except (PermissionError, FileNotFoundError):
+            raise
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
+                UnicodeDecodeError, OverflowError, MemoryError, zipfile.BadZipFile) as err:
+            # torch's reader fails with many types on damaged bytes; none of them ran file content
+            if isinstance(err, EOFError):
+                reason = "the file ends too early"
+            elif isinstance(err, (RuntimeError, OSError)) and str(err):
+                reason = _one_line(str(err).split(". ")[0], 120)  # torch's first sentence says what failed
+            else:
+                reason = f"unreadable content, {type(err).__name__}"
+            raise _corrupt(path, reason) from None
+
+
+def _as_state_dict(obj: Any, path: Path) -> dict:
+    """A plain state dict, or the one under ``"model"`` / ``"state_dict"``."""
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        kind = type(obj).__name__
+        keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else ""
+        raise ValueError(
+            f"{path} must hold a state dict (names -> tensors) or a dict with one under 'model', "
+            f"got a {kind}{keys}"
+        )
+    names = list(obj)
+    if all(n.startswith("module.") for n in names):  # saved from DataParallel / DDP
+        obj = {n[len("module."):]: v for n, v in obj.items()}
+    return obj
+
+
+def _listing(keys, limit: int = 6) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
+    """Load a user's weights file into ``model``, strictly, safely.
+
+    Parameters
+    ----------
+    model : nn.Module
+    path : path-like
+        A state dict, or a dict holding one under ``"model"`` (the CIFAR-100 distillation
+        benchmark's layout) or ``"state_dict"``; keys saved from ``DataParallel`` (``module.``
+        prefix) are accepted.
+    what : str
+        How error messages name the file (e.g. ``"teacher_checkpoint"``).
+
+    Returns
+    -------
+    dict
+        The whole loaded object when it was a dict (e.g. with ``"history"``), else ``{}``.
+
+    Raises
+    ------
+    FileNotFoundError, UnsafeCheckpointError, CorruptFileError
+        As :func:`load_checkpoint`.
+    ValueError
+        The file holds no state dict, or its keys or shapes do not match ``model``: the message
+        names the missing and unexpected keys and the mismatched shapes.
+    """
+    path = Path(path)
+    try:
+        obj = load_checkpoint(path, map_location="cpu")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what}: no such file: {path}") from None
+    except ValueError as err:
+        raise type(err)(f"{what}: {err}") from None
+    try:
+        state = _as_state_dict(obj, path)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+    own = model.state_dict()
+    missing = set(own) - set(state)
+    unexpected = set(state) - set(own)
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_listing(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
+        if shapes:
+            parts.append(f"shapes that differ (file vs model): {_listing(shapes, 3)}")
+        raise ValueError(
+            f"{what}: {path} does not match the {type(model).__name__} architecture: " + "; ".join(parts)
+        )
+    model.load_state_dict(state)
+    return obj if isinstance(obj, dict) else {}
+
+
+# ----------------------------------------------------------------------------- quarantine
+def quarantine(path, reason: str = "") -> Path:
+    """Move a damaged cache file aside, as ``<name>.corrupt`` (``.corrupt.1``, ... if taken).
+
+    Never deletes anything. Issues one :class:`CacheWarning` naming the file and the new name.
+
+    Returns
+    -------
+    pathlib.Path
+        Where the file now is.
+    """
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    count = 0
+    while target.exists():
+        count += 1
+        target = path.with_name(f"{path.name}.corrupt.{count}")
+    os.replace(path, target)
+    reason = _one_line(reason, 200)
+    if reason.startswith(f"{path}: "):
+        reason = reason[len(f"{path}: "):]
+    warnings.warn(f"{path}: {reason or 'unreadable'}; moved aside to {target.name}", CacheWarning, stacklevel=2)
+    return target
+
+
+# ----------------------------------------------------------------------------- locks
+@contextlib.contextmanager
+def run_lock(path):
+    """Hold the run folder's lock (``<path>/.lock``) for the duration of the block.
+
+    A second process (or a second lock in this one) asking for the same folder prints one line
+    to stderr and waits until the first releases it; the lock is released on exit, also when the
+    holder crashes or is killed (the operating system drops it with the process).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"pcoh: waiting for another process that is training the run in {path}", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# ----------------------------------------------------------------------------- signals
+class Interrupts:
+    """Context manager: SIGINT and SIGTERM raise :class:`TrainingInterrupted` inside the block.
+
+    Within :meth:`hold` (around a checkpoint write) a signal is remembered and raised once the
+    write has finished, so the epoch just saved is not lost. Handlers are installed only in the
+    main thread (Python allows no other) and the previous ones are restored on exit.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self._pending: Optional[int] = None
+        self._holding = False
+        #: Epochs saved so far; the training loop keeps it up to date for the error message.
+        self.checkpointed = 0
+        self._previous: dict = {}
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self._holding:
+            self._pending = signum
+            return
+        raise TrainingInterrupted(signum)
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Defer signals until the block has finished (then raise the first one that came)."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise TrainingInterrupted(signum)

@@ -1,0 +1,299 @@
+"""The run cache (pcoh.runs): atomic writes, safe loading, quarantine, locks, signals."""
+import errno
+import hashlib
+import json
+import os
+import pickle
+import re
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pcoh import runs
+
+
+class _Evil:
+    """Unpickling this calls ``open(marker, "w")``: the file appears if anything runs it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _good_state():
+    m = nn.Linear(3, 2)
+    opt = torch.optim.Adam(m.parameters())
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2, 4])
+    m(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    sched.step()
+    return {"model": m.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": torch.get_rng_state(), "history": [{"epoch": 1, "loss": 0.5}], "epoch": 1, "loss": {}}
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# ----------------------------------------------------------------------------- writing
+def test_atomic_save_round_trip_through_safe_loading(tmp_path):
+    state = _good_state()
+    runs.atomic_save(state, tmp_path / "c.pt")
+    assert _same(runs.load_checkpoint(tmp_path / "c.pt"), state)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_a_write_failing_midway_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    target = tmp_path / "checkpoint.pt"
+    runs.atomic_save({"epoch": 1, "w": torch.ones(1000)}, target)
+    before = target.read_bytes()
+    real_save = torch.save
+
+    def half_then_disk_full(obj, f):
+        import io
+
+        buf = io.BytesIO()
+        real_save(obj, buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])  # half the bytes reach the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_disk_full)
+    with pytest.raises(OSError, match="No space"):
+        runs.atomic_save({"epoch": 2, "w": torch.zeros(1000)}, target)
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert runs.load_checkpoint(target)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_a_json_write_failing_before_the_rename_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "history.json"
+    runs.write_json([{"epoch": 1}], target)
+
+    def fail(*args):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        runs.write_json([{"epoch": 1}, {"epoch": 2}], target)
+    monkeypatch.undo()
+    assert runs.read_json(target) == [{"epoch": 1}]
+    assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
+
+
+def test_run_key_is_the_sha256_of_the_sorted_settings():
+    expected = hashlib.sha256(json.dumps({"format": 1, "a": 1, "b": [2]}, sort_keys=True).encode()).hexdigest()[:12]
+    assert runs.run_key({"b": [2], "a": 1}) == expected
+    assert runs.run_dir("root", "teacher", expected) == Path("root") / "runs" / f"teacher-{expected}"
+
+
+# ----------------------------------------------------------------------------- reading
+def _damaged(tmp_path):
+    ok = tmp_path / "ok.pt"
+    torch.save({"model": {"w": torch.ones(500)}}, ok)
+    data = ok.read_bytes()
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(500)}, legacy, _use_new_zipfile_serialization=False)
+    files = {
+        "truncated": data[: len(data) // 2],
+        "first 10 bytes": data[:10],
+        "empty": b"",
+        "random bytes": bytes(range(256)) * 3,
+        "text": b"not a checkpoint at all\n",
+        "truncated legacy": legacy.read_bytes()[: legacy.stat().st_size // 2],
+    }
+    out = {}
+    for name, content in files.items():
+        p = tmp_path / (name.replace(" ", "_") + ".pt")
+        p.write_bytes(content)
+        out[name] = p
+    return out
+
+
+def test_damaged_files_raise_corrupt_file_error(tmp_path):
+    for name, path in _damaged(tmp_path).items():
+        with pytest.raises(runs.CorruptFileError, match=re.escape(str(path))):
+            runs.load_checkpoint(path)
+    with pytest.raises(runs.CorruptFileError, match="folder"):
+        runs.load_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        runs.load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("layout", ["zip", "plain pickle"])
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, layout):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    payload = {"model": {"w": torch.ones(2)}, "x": _Evil(marker)}
+    if layout == "zip":
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(payload, f)
+    with pytest.raises(runs.UnsafeCheckpointError, match="refused.*open"):
+        runs.load_checkpoint(path)
+    assert not marker.exists()
+    # The file is really harmful: an unsafe load creates the marker (so the test above can fail).
+    if layout == "zip":
+        torch.load(path, weights_only=False)
+    else:
+        with open(path, "rb") as f:
+            pickle.load(f)
+    assert marker.exists()
+
+
+def test_a_whole_pickled_model_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(nn.Sequential(nn.Linear(2, 2)), path)
+    with pytest.raises(runs.UnsafeCheckpointError, match="torch.nn.modules.container.Sequential"):
+        runs.load_checkpoint(path)
+
+
+def test_read_json_names_a_damaged_file(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text('{"kind": "teach')
+    with pytest.raises(runs.CorruptFileError, match="config.json"):
+        runs.read_json(p)
+    p.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(runs.CorruptFileError):
+        runs.read_json(p)
+
+
+# ----------------------------------------------------------------------------- load_weights
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(3, 4)
+        self.head = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("wrap", ["plain", "model", "state_dict", "module-prefix"])
+def test_load_weights_accepts_the_usual_layouts(tmp_path, wrap):
+    src = _Net()
+    sd = src.state_dict()
+    obj = {"plain": sd, "model": {"model": sd, "epoch": 240, "accuracy": torch.tensor(79.4)},
+           "state_dict": {"state_dict": sd}, "module-prefix": {f"module.{k}": v for k, v in sd.items()}}[wrap]
+    torch.save(obj, tmp_path / "w.pt")
+    dst = _Net()
+    runs.load_weights(dst, tmp_path / "w.pt")
+    assert _same(dst.state_dict(), sd)
+
+
+def test_load_weights_names_missing_unexpected_and_reshaped_keys(tmp_path):
+    sd = _Net().state_dict()
+    bad = {k: v for k, v in sd.items() if not k.startswith("head")}
+    bad["extra.weight"] = torch.zeros(1)
+    bad["body.weight"] = torch.zeros(5, 3)
+    torch.save({"model": bad}, tmp_path / "w.pt")
+    with pytest.raises(ValueError) as err:
+        runs.load_weights(_Net(), tmp_path / "w.pt", what="teacher_checkpoint")
+    message = str(err.value)
+    assert message.startswith("teacher_checkpoint:")
+    assert "missing keys (2): head.bias, head.weight" in message
+    assert "unexpected keys (1): extra.weight" in message
+    assert "body.weight (5, 3) vs (4, 3)" in message
+    assert "\n" not in message
+
+
+def test_load_weights_refuses_what_is_not_a_state_dict(tmp_path):
+    torch.save([torch.ones(2)], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="must hold a state dict"):
+        runs.load_weights(_Net(), tmp_path / "list.pt")
+    with pytest.raises(FileNotFoundError, match="teacher"):
+        runs.load_weights(_Net(), tmp_path / "nope.pt", what="teacher")
+
+
+# ----------------------------------------------------------------------------- quarantine
+def test_quarantine_moves_aside_with_a_counter_and_one_line(tmp_path):
+    p = tmp_path / "final.pt"
+    for i in range(3):
+        p.write_bytes(f"damaged {i}".encode())
+        with pytest.warns(runs.CacheWarning) as record:
+            moved = runs.quarantine(p, f"{p}: damaged\nsecond line")
+        assert len(record) == 1
+        message = str(record[0].message)
+        assert "\n" not in message and "final.pt" in message and moved.name in message
+        assert not p.exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["final.pt.corrupt", "final.pt.corrupt.1", "final.pt.corrupt.2"]
+    assert (tmp_path / "final.pt.corrupt.1").read_bytes() == b"damaged 1"  # nothing lost
+
+
+# ----------------------------------------------------------------------------- locks
+def test_run_lock_is_exclusive_and_released(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    folder = tmp_path / "runs" / "teacher-x"
+    with runs.run_lock(folder):
+        fd = os.open(folder / ".lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    fd = os.open(folder / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_become_training_interrupted(signum, status):
+    before = signal.getsignal(signum)
+    with pytest.raises(runs.TrainingInterrupted) as err:
+        with runs.Interrupts():
+            os.kill(os.getpid(), signum)
+            for _ in range(10_000_000):  # the handler runs between bytecodes
+                pass
+    assert err.value.signum == signum and err.value.exit_status == status
+    assert isinstance(err.value, KeyboardInterrupt)
+    assert signal.getsignal(signum) is before
+
+
+def test_a_signal_during_a_checkpoint_write_waits_for_the_write(tmp_path):
+    written = []
+    with pytest.raises(runs.TrainingInterrupted):
+        with runs.Interrupts() as interrupts:
+            with interrupts.hold():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100_000):
+                    pass
+                runs.atomic_save({"epoch": 3}, tmp_path / "c.pt")
+                written.append(True)
+    assert written == [True] and runs.load_checkpoint(tmp_path / "c.pt") == {"epoch": 3}
+
+
+def test_messages_of_interruption_and_divergence_name_the_run():
+    path = Path("data/runs/teacher-abc")
+    text = str(runs.TrainingInterrupted(signal.SIGTERM, path=path, epoch=3, epochs=10, desc="teacher mlp"))
+    assert "SIGTERM" in text and "epoch 3 of 10" in text and str(path) in text
+    text = str(runs.TrainingDiverged("teacher mlp", path, 4, 3, {"epoch": 4, "loss": float("nan")}))
+    assert "teacher-abc" in text and "epoch 4" in text and "last finite epoch is 3" in text and "loss=nan" in text
+
+
+# ----------------------------------------------------------------------------- the package
+def test_every_torch_load_in_the_package_is_weights_only():
+    root = Path(runs.__file__).parent
+    calls = []
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for match in re.finditer(r"torch\.load\(", text):
+            depth, i = 1, match.end()
+            while depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            calls.append((path.name, text[match.start():i]))
+    assert calls, "expected at least the one in pcoh/runs.py"
+    for name, call in calls:
+        assert "weights_only=True" in call, f"{name}: {call}"
