@@ -27,7 +27,7 @@ column                meaning
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Union
+from typing import Mapping, Union
 
 import numpy as np
 import pandas as pd
