@@ -42,7 +42,7 @@ def _soft_rank_reference(theta: np.ndarray, eps: float) -> np.ndarray:
 
 
 def pc_loss_reference(student, teacher, student_metric, teacher_metric, eps) -> float:
-    """DESIGN §1.3 written out with numpy/scipy/sklearn, one reference at a time."""
+    """The PC loss written out with numpy/scipy/sklearn, one reference at a time."""
     s = np.asarray(student, dtype=np.float64)
     t = np.asarray(teacher, dtype=np.float64)
     ds, dt = cdist(s, s, student_metric), cdist(t, t, teacher_metric)
@@ -51,7 +51,8 @@ def pc_loss_reference(student, teacher, student_metric, teacher_metric, eps) -> 
     for i in range(n):
         keep = np.arange(n) != i
         row = ds[i, keep]
-        z = (row - row.mean()) / row.std()
+        m = row.size
+        z = (row - row.mean()) / row.std() * np.sqrt((m * m - 1) / 12.0)  # scaled to the ranks' spread
         soft = _soft_rank_reference(z, eps)
         hard = rankdata(dt[i, keep])
         terms.append(1.0 - np.corrcoef(soft, hard)[0, 1])
