@@ -244,7 +244,7 @@ def _pc_correlations(
         # Average ranks always sum to m (m + 1) / 2, ties or not: centre by the known mean.
         target = rank(d_t).to(d_s.dtype) - 0.5 * (m + 1)
         tiny = torch.finfo(d_s.dtype).eps
-        target = target / torch.linalg.vector_norm(target, dim=1, keepdim=True).clamp_min(tiny)
+        target_norm = torch.linalg.vector_norm(target, dim=1).clamp_min(tiny)
     if self_offset is not None:
         d_s = _exclude_self(d_s, self_offset)
     var, mean = torch.var_mean(d_s, dim=1, correction=0, keepdim=True)
@@ -256,7 +256,7 @@ def _pc_correlations(
     # (d - mean) * scale in one pass: z-standardised row, stretched to the spread of the ranks.
     z = torch.addcmul(-mean * scale, d_s, scale)
     centred = soft_rank(z, regularization_strength) - 0.5 * (m + 1)  # soft ranks also sum to m (m + 1) / 2
-    norm = torch.linalg.vector_norm(centred, dim=1).clamp_min(tiny)
+    norm = torch.linalg.vector_norm(centred, dim=1).clamp_min(tiny) * target_norm
     corr = torch.linalg.vecdot(centred, target, dim=1) / norm
     return torch.where(ok.squeeze(1), corr, torch.zeros_like(corr))
 
