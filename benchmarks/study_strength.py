@@ -146,22 +146,27 @@ def train_and_evaluate(ctx: dict, strength: float, batch: int, seed: int, queue_
 _CTX: dict = {}
 
 
-def _worker(job):
+def _init(contexts: dict) -> None:
     torch.set_num_threads(1)
+    _CTX.update(contexts)
+
+
+def _worker(job):
     name, strength, batch, seed, queue, epochs, device = job
     return train_and_evaluate(_CTX[name], strength, batch, seed, queue, epochs, device)
 
 
 def run_jobs(jobs, contexts: dict, n_jobs: int) -> list:
     """Run (data, strength, batch, seed, queue, epochs, device) jobs, in parallel when n_jobs > 1."""
-    _CTX.update(contexts)
     results = []
     if n_jobs <= 1:
+        _CTX.update(contexts)
         it = map(_worker, jobs)
     else:
         import multiprocessing as mp
 
-        pool = mp.get_context("fork").Pool(n_jobs)
+        # spawn, not fork: a forked child of a process that already ran torch's thread pool can hang.
+        pool = mp.get_context("spawn").Pool(n_jobs, initializer=_init, initargs=(contexts,))
         it = pool.imap_unordered(_worker, jobs)
     for r in it:
         print(f"  {r['data']:>15} strength {r['strength']:<6g} batch {r['batch']:<4d} queue {r['queue']:<5d} "
@@ -208,7 +213,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
 
 def header(args) -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"device {args.device or 'auto'}, {args.jobs} job(s)")
+          f"device {args.device or 'auto'}, {args.jobs} job(s)", flush=True)
     print(f"students: digits_cnn, PC loss alone (class-unaware), {args.epochs} epochs, Adam 1e-3, seeds {args.seeds}")
 
 
