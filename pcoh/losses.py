@@ -242,7 +242,7 @@ def _pc_correlations(
             d_t = _exclude_self(d_t, self_offset)
         m = d_t.shape[1]
         # Average ranks always sum to m (m + 1) / 2, ties or not: centre by the known mean.
-        target = rank(d_t).to(d_s.dtype) - 0.5 * (m + 1)
+        target = rank(d_t).to(d_s.dtype).sub_(0.5 * (m + 1))  # in place: a fresh tensor, no grad
         tiny = torch.finfo(d_s.dtype).eps
         target_norm = torch.linalg.vector_norm(target, dim=1).clamp_min(tiny)
     if self_offset is not None:
@@ -471,9 +471,9 @@ def get(name, **kwargs) -> TransferLoss:
     name : str or TransferLoss
         One of :func:`available` (e.g. ``"pc"``, ``"rkd"``), or a loss instance.
     **kwargs
-        Constructor arguments. ``student_dim`` and ``teacher_dim`` (feature widths) are passed
-        only to losses whose constructor takes them (FitNet's regressor), so a training loop can
-        always pass them.
+        Constructor arguments. ``student_dim`` and ``teacher_dim`` (feature widths) and
+        ``num_samples`` (training-set size) are passed only to losses whose constructor takes
+        them (FitNet's regressor, the PC loss's queue), so a training loop can always pass them.
 
     Raises
     ------
