@@ -108,7 +108,8 @@ def test_available_and_get_pc():
     loss = get("pc")
     assert type(loss) is PerceptionCoherenceLoss and isinstance(loss, TransferLoss)
     assert loss.teacher_metric == "cosine" and loss.student_metric == "cosine"
-    assert loss.regularization_strength == 0.03  # the default chosen by benchmarks/study_strength.py
+    assert loss.regularization_strength == 1.0  # the default chosen by benchmarks/study_strength.py
+    assert loss.queue_size == 0  # no queue by default (benchmarks/study_queue.py)
     assert loss.uses == "features" and loss.min_samples == 3
 
 
