@@ -126,6 +126,7 @@ class TransferLoss(nn.Module):
     class_aware_only = False
     min_samples = 2
     needs_indices = False
+    _takes_indices = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
