@@ -73,7 +73,8 @@ class Cosine(Dissimilarity):
     def _matrix(self, x, y):
         xn = torch.nn.functional.normalize(x, dim=1, eps=_EPS)
         yn = xn if y is x else torch.nn.functional.normalize(y, dim=1, eps=_EPS)
-        return 1.0 - xn @ yn.T
+        # 1 - xn yn^T as one fused product (no separate pass over the (n, m) result).
+        return torch.addmm(xn.new_ones(()), xn, yn.T, alpha=-1.0)
 
 
 class SqEuclidean(Dissimilarity):

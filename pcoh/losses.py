@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dissimilarity import MetricLike, _check_features, get_metric, pairwise
-from .ranking import _row_pearson, rank, soft_rank
+from .dissimilarity import Dissimilarity, MetricLike, _check_features, get_metric, pairwise
+from .ranking import rank, soft_rank
 
 __all__ = [
     "TransferLoss",
@@ -98,10 +99,12 @@ def _check_positive(value, name: str) -> float:
 
 
 class TransferLoss(nn.Module):
-    """Base of every transfer loss: one call, ``loss(student, teacher) -> scalar``.
+    """Base of every transfer loss: one call, ``loss(student, teacher, *, indices=None) -> scalar``.
 
     Subclasses set ``uses`` (``"features"`` or ``"logits"``), ``default_weight``, and implement
-    ``_loss(student, teacher)`` on validated 2-D tensors (the teacher already detached).
+    ``_loss(student, teacher)`` on validated 2-D tensors (the teacher already detached). A
+    subclass whose ``_loss`` has an ``indices`` keyword receives the batch's positions in the
+    training set (``indices=``, a LongTensor (n,) or None); the others never see them.
 
     Attributes
     ----------
@@ -126,15 +129,143 @@ class TransferLoss(nn.Module):
     class_aware_only = False
     min_samples = 2
     needs_indices = False
+    _takes_indices = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Decided once per class, so forward() stays free of introspection.
+        cls._takes_indices = "indices" in inspect.signature(cls._loss).parameters
 
     def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
         _check_batch(s, t, self.min_samples)
+        if self._takes_indices:
+            return self._loss(s, t.detach(), indices=indices)
         return self._loss(s, t.detach())
 
     def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _check_indices(indices, n: int):
+    """``indices`` as given (a 1-D integer tensor of length n), or None."""
+    if indices is None:
+        return None
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(f"indices must be a 1-D integer torch.Tensor or None, got {type(indices).__name__}")
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+    if tuple(indices.shape) != (n,):
+        raise ValueError(f"indices must have shape (n,) = ({n},), one per sample of the batch, got {tuple(indices.shape)}")
+    return indices
+
+
+def _exclude_self(matrix: torch.Tensor, offset: int) -> torch.Tensor:
+    """Drop column ``offset + i`` from row ``i`` of ``matrix`` (n, M): (n, M - 1).
+
+    The columns of a row are not kept in their original order (the block of the references
+    first, then the columns before and after it); ranks and correlations do not depend on the
+    order, as long as the student's and the teacher's matrices are cut the same way.
+    """
+    n, m = matrix.shape
+    block = off_diagonal(matrix[:, offset:offset + n])
+    if m == n:
+        return block
+    return torch.cat([block, matrix[:, :offset], matrix[:, offset + n:]], dim=1)
+
+
+def _cross_dissimilarities(ref: torch.Tensor, compared: torch.Tensor, metric, offset) -> torch.Tensor:
+    """(n, M) dissimilarities of the reference rows to the compared rows (validated inputs).
+
+    Built-in metrics compute only the (n, M) block, without the diagonal corrections of
+    :func:`pcoh.dissimilarity.pairwise` (the self-pairs are cut away anyway). A plain callable
+    ``fn(x) -> (M, M)`` is evaluated on the compared set (with the references prepended when
+    they are not part of it) and its rows of the references kept.
+    """
+    fn = get_metric(metric)
+    if isinstance(fn, Dissimilarity):
+        return fn._matrix(ref, compared)
+    n = ref.shape[0]
+    if offset is not None:
+        return pairwise(compared, fn)[offset:offset + n]
+    return pairwise(torch.cat([ref, compared.to(ref.dtype)]), fn)[:n, n:]
+
+
+def _pc_correlations(
+    student_ref: torch.Tensor,
+    teacher_ref: torch.Tensor,
+    student_compared: torch.Tensor,
+    teacher_compared: torch.Tensor,
+    self_offset: int | None,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    regularization_strength: float,
+) -> torch.Tensor:
+    r"""Per-reference correlation of the PC loss: soft student ranks against hard teacher ranks.
+
+    Reference ``i`` (row ``i`` of ``*_ref``) is compared with every row of ``*_compared``
+    except its own, at row ``self_offset + i`` (none excluded when ``self_offset`` is None).
+    With :math:`m` the size of that compared set and :math:`s_m = \sqrt{(m^2 - 1) / 12}` the
+    standard deviation of the ranks :math:`1..m`:
+
+    .. math::
+
+        c_i = \operatorname{corr}\big(\operatorname{softrank}_\varepsilon(s_m\, z(\delta_S(x_i, \cdot))),\;
+              \operatorname{rank}(\delta_T(x_i, \cdot))\big)
+
+    The function behind :class:`PerceptionCoherenceLoss` (batch, or batch + feature queue) and
+    reusable wherever local references are ranked against a larger set (a gathered global batch).
+
+    Parameters
+    ----------
+    student_ref, teacher_ref : torch.Tensor, shapes (n, d_S) and (n, d_T)
+        Features of the references; gradients flow through ``student_ref``.
+    student_compared, teacher_compared : torch.Tensor, shapes (M, d_S) and (M, d_T)
+        Features of the compared set; rows ``self_offset .. self_offset + n - 1`` are the
+        references themselves when ``self_offset`` is an int (then pass the same tensors, so
+        that the gradient reaches both roles).
+    self_offset : int or None
+        Row of reference 0 in the compared set.
+    student_metric, teacher_metric : str or callable
+        As :class:`PerceptionCoherenceLoss`.
+    regularization_strength : float
+        :math:`\varepsilon`, relative to the spread of the ranks.
+
+    Returns
+    -------
+    torch.Tensor, shape (n,)
+        :math:`c_i \in [-1, 1]`, in the student's dtype; 0 for a reference whose student
+        dissimilarities are all equal.
+    """
+    d_s = _cross_dissimilarities(student_ref, student_compared, student_metric, self_offset)
+    with torch.no_grad():
+        d_t = _cross_dissimilarities(teacher_ref, teacher_compared, teacher_metric, self_offset)
+        if self_offset is not None:
+            d_t = _exclude_self(d_t, self_offset)
+        m = d_t.shape[1]
+        # Average ranks always sum to m (m + 1) / 2, ties or not: centre by the known mean.
+        target = rank(d_t).to(d_s.dtype).sub_(0.5 * (m + 1))  # in place: a fresh tensor, no grad
+        tiny = torch.finfo(d_s.dtype).eps
+        target_norm = torch.linalg.vector_norm(target, dim=1).clamp_min(tiny)
+    if self_offset is not None:
+        d_s = _exclude_self(d_s, self_offset)
+    var, mean = torch.var_mean(d_s, dim=1, correction=0, keepdim=True)
+    # A reference whose student dissimilarities are all equal has nothing to standardise: its
+    # row becomes 0 (correlation 0). rsqrt is only taken where it is safe, so no NaN flows back.
+    ok = var > tiny * tiny
+    spread = math.sqrt((m * m - 1) / 12.0)
+    scale = torch.where(ok, spread * torch.where(ok, var, torch.ones_like(var)).rsqrt(), torch.zeros_like(var))
+    # (d - mean) * scale in one pass: z-standardised row, stretched to the spread of the ranks.
+    z = torch.addcmul(-mean * scale, d_s, scale)
+    centred = soft_rank(z, regularization_strength) - 0.5 * (m + 1)  # soft ranks also sum to m (m + 1) / 2
+    norm = torch.linalg.vector_norm(centred, dim=1).clamp_min(tiny) * target_norm
+    corr = torch.linalg.vecdot(centred, target, dim=1) / norm
+    return torch.where(ok.squeeze(1), corr, torch.zeros_like(corr))
+
+
+_QUEUE_BUFFERS = ("queue_student", "queue_teacher", "queue_index", "queue_ptr", "queue_count")
 
 
 class PerceptionCoherenceLoss(TransferLoss):
@@ -146,25 +277,42 @@ class PerceptionCoherenceLoss(TransferLoss):
     .. math::
 
         L_{PC} = \frac1n \sum_i \Big[ 1 - \operatorname{corr}\big(
-            \operatorname{softrank}_\varepsilon(z(\delta_S(x_i, \cdot))),\;
-            \operatorname{rank}(\delta_T(x_i, \cdot)) \big) \Big]
+            \operatorname{softrank}_\varepsilon(s_m\, z(\delta_S(x_i, \cdot))),\;
+            \operatorname{rank}(\delta_T(x_i, \cdot)) \big) \Big],
+        \qquad s_m = \sqrt{(m^2 - 1) / 12},
 
     with :math:`z` the standardisation of a reference's row of student dissimilarities (so that
-    :math:`\varepsilon` does not depend on the scale of the student's features), hard average
-    ranks on the teacher side (no gradient), and ``corr`` the Pearson correlation of the two
-    centred rank vectors, i.e. a Spearman correlation. Self-pairs are excluded. The loss lies in
-    :math:`[0, 2]`: 0 when, from every reference, the student's dissimilarities are a strictly
-    increasing function of the teacher's (in the hard-rank limit), near 2 when the order is
-    reversed. The two feature widths may differ; no projector is needed.
+    the loss does not depend on the scale of the student's features), :math:`s_m` the standard
+    deviation of the ranks :math:`1..m` of a compared set of size :math:`m` (so that
+    :math:`\varepsilon` means the same at every batch size: the standardised row is put on the
+    scale of the ranks it is compared with), hard average ranks on the teacher side (no
+    gradient), and ``corr`` the Pearson correlation of the two centred rank vectors, i.e. a
+    Spearman correlation. Self-pairs are excluded. The loss lies in :math:`[0, 2]`: 0 when, from
+    every reference, the student's dissimilarities are a strictly increasing function of the
+    teacher's (in the hard-rank limit), near 2 when the order is reversed. The two feature widths
+    may differ; no projector is needed.
 
     Parameters
     ----------
     teacher_metric, student_metric : str or callable, default "cosine"
         Dissimilarity of each model on its own features: ``"cosine"``, ``"euclidean"``,
         ``"sqeuclidean"`` or a callable ``fn(x) -> (n, n)`` (see :mod:`pcoh.dissimilarity`).
-    regularization_strength : float, default 0.03
-        :math:`\varepsilon` of the soft rank, applied to standardised dissimilarities.
-        Chosen from the study in ``benchmarks/study_strength.py`` (see the README).
+    regularization_strength : float, default 1.0
+        :math:`\varepsilon` of the soft rank, applied to the standardised rows scaled to the
+        spread of the ranks. Small values approach the hard ranks; above about
+        :math:`\max|z| / \sqrt3` (1 to 2 on typical rows, whatever the batch size) the soft rank
+        is an affine function of :math:`z` and the strength stops mattering. Chosen from the
+        study in ``benchmarks/study_strength.py`` (see the README).
+    queue_size : int, default 0
+        K, the number of past training samples whose teacher and student features are kept in a
+        FIFO queue. Each batch sample is then a reference ranked against the batch *and* the
+        queue (teacher ranks over the same set), which brings the batch ranks closer to the
+        probabilistic ranks of the data distribution at cost :math:`O(n (n + K) \log(n + K))`.
+        0 (default) uses the batch alone.
+    num_samples : int, optional
+        Size of the training set (a training loop passes it). When given, the queue holds at
+        most ``num_samples`` entries (a warning says so if ``queue_size`` is larger): a longer
+        queue would only hold several stale copies of the same samples.
 
     Notes
     -----
@@ -172,6 +320,22 @@ class PerceptionCoherenceLoss(TransferLoss):
     matrices, one sort per row, the PAV pass; nothing of size :math:`n^3` or :math:`n^2 d`.
     A reference whose student dissimilarities are all equal (a collapsed student) contributes
     ``1`` (correlation 0) instead of NaN.
+
+    **The queue.** Buffers ``queue_student`` (K, d_S), ``queue_teacher`` (K, d_T) (dtype and
+    device of the features, allocated at the first training call), ``queue_index`` (K,) (the
+    training-set positions of the queued samples, -1 when unknown), ``queue_ptr`` and
+    ``queue_count`` are registered buffers: ``state_dict()`` holds them, and a checkpoint that
+    saves it resumes exactly. The batch's features are enqueued (FIFO) after the loss is
+    computed, and only in training mode (``loss.train()``, the default of a module); a batch
+    larger than K keeps its last K samples. Queued features are detached: the gradient flows
+    through the batch's student features only. The student features in the queue were computed
+    by older weights of the student (as the key queue of MoCo, He et al. 2020): they are stale by
+    up to K / n steps; with a small learning rate the drift is small, and the teacher's side,
+    which sets the target ranks, is exact. When ``forward`` gets ``indices=`` (the batch's
+    positions in the training set), a queued copy of a batch sample is dropped from the compared
+    set of every reference: it is a stale duplicate of a sample already in the batch, and a sample
+    is never compared with its own copy. Without ``indices`` only the self-pairs are excluded.
+    With a queue, reading its fill level synchronises with the host once per step on a GPU.
     """
 
     uses = "features"
@@ -181,7 +345,9 @@ class PerceptionCoherenceLoss(TransferLoss):
         self,
         teacher_metric: MetricLike = "cosine",
         student_metric: MetricLike = "cosine",
-        regularization_strength: float = 0.03,
+        regularization_strength: float = 1.0,
+        queue_size: int = 0,
+        num_samples: int | None = None,
     ):
         super().__init__()
         self.teacher_metric = teacher_metric
@@ -191,27 +357,104 @@ class PerceptionCoherenceLoss(TransferLoss):
         get_metric(teacher_metric, "teacher_metric")
         get_metric(student_metric, "student_metric")
         _check_positive(regularization_strength, "regularization_strength")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int):
+            raise TypeError(f"queue_size must be a non-negative int, got {type(queue_size).__name__}")
+        if queue_size < 0:
+            raise ValueError(f"queue_size must be a non-negative int, got {queue_size}")
+        if num_samples is not None:
+            _check_dim(num_samples, "num_samples")
+        self.queue_size = queue_size
+        self.num_samples = num_samples
+        self._capacity = queue_size if num_samples is None else min(queue_size, num_samples)
+        if self._capacity < queue_size:
+            warnings.warn(
+                f"queue_size={queue_size} is larger than the training set (num_samples={num_samples}); "
+                f"the queue holds {num_samples} samples",
+                UserWarning,
+                stacklevel=2,
+            )
+        if queue_size:
+            # Shapes and dtype are those of the first batch's features (allocated on first use).
+            self.register_buffer("queue_student", torch.zeros(0, 0))
+            self.register_buffer("queue_teacher", torch.zeros(0, 0))
+            self.register_buffer("queue_index", torch.zeros(0, dtype=torch.long))
+            self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+            self.register_buffer("queue_count", torch.zeros((), dtype=torch.long))
 
     def extra_repr(self) -> str:
-        return (
+        out = (
             f"teacher_metric={self.teacher_metric!r}, student_metric={self.student_metric!r}, "
             f"regularization_strength={self.regularization_strength}"
         )
+        return out + (f", queue_size={self.queue_size}" if self.queue_size else "")
 
-    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        d_s = off_diagonal(pairwise(student, self.student_metric))
-        with torch.no_grad():
-            target = rank(off_diagonal(pairwise(teacher, self.teacher_metric))).to(d_s.dtype)
-        centred = d_s - d_s.mean(dim=1, keepdim=True)
-        var = centred.pow(2).mean(dim=1, keepdim=True)
-        # A reference whose student dissimilarities are all equal has nothing to standardise:
-        # its row stays 0 (correlation 0). sqrt is only taken where it is safe, so no NaN flows
-        # back through sqrt'(0).
-        ok = var > torch.finfo(d_s.dtype).eps ** 2
-        z = torch.where(ok, centred / torch.where(ok, var, torch.ones_like(var)).sqrt(), torch.zeros_like(centred))
-        ranks = soft_rank(z, self.regularization_strength)
-        corr = _row_pearson(ranks, target)
+    def _loss(self, student: torch.Tensor, teacher: torch.Tensor, indices=None) -> torch.Tensor:
+        strength = self.regularization_strength
+        metrics = dict(student_metric=self.student_metric, teacher_metric=self.teacher_metric)
+        if not self.queue_size:
+            corr = _pc_correlations(student, teacher, student, teacher, 0, regularization_strength=strength, **metrics)
+            return (1.0 - corr).mean()
+        indices = _check_indices(indices, student.shape[0])
+        q_s, q_t = self._queued(student, teacher, indices)
+        s_all = torch.cat([student, q_s.to(student.dtype)]) if q_s.shape[0] else student
+        t_all = torch.cat([teacher, q_t.to(teacher.dtype)]) if q_t.shape[0] else teacher
+        corr = _pc_correlations(student, teacher, s_all, t_all, 0, regularization_strength=strength, **metrics)
+        if self.training:
+            self._enqueue(student.detach(), teacher, indices)
         return (1.0 - corr).mean()
+
+    def _queued(self, student, teacher, indices):
+        """The valid queue entries (student, teacher), without copies of the batch's samples."""
+        count = int(self.queue_count)
+        if count == 0:
+            return student.new_zeros(0, student.shape[1]), teacher.new_zeros(0, teacher.shape[1])
+        for name, x, q in (("student", student, self.queue_student), ("teacher", teacher, self.queue_teacher)):
+            if x.shape[1] != q.shape[1]:
+                raise ValueError(
+                    f"{name} features have width {x.shape[1]}, but the queue holds features of width {q.shape[1]}"
+                )
+        q_s, q_t = self.queue_student[:count], self.queue_teacher[:count]
+        if indices is not None:
+            keep = ~torch.isin(self.queue_index[:count], indices.to(self.queue_index.device))
+            q_s, q_t = q_s[keep], q_t[keep]
+        return q_s.to(student.device), q_t.to(teacher.device)
+
+    @torch.no_grad()
+    def _enqueue(self, student, teacher, indices) -> None:
+        cap = self._capacity
+        if self.queue_student.shape != (cap, student.shape[1]) or self.queue_teacher.shape != (cap, teacher.shape[1]):
+            # First training call (or a queue never filled): allocate in the features' dtype/device.
+            self.queue_student = student.new_zeros(cap, student.shape[1])
+            self.queue_teacher = teacher.new_zeros(cap, teacher.shape[1])
+            self.queue_index = torch.full((cap,), -1, dtype=torch.long, device=student.device)
+            self.queue_ptr = self.queue_ptr.to(student.device).zero_()
+            self.queue_count = self.queue_count.to(student.device).zero_()
+        n = student.shape[0]
+        if n > cap:  # only the last cap samples of the batch fit
+            student, teacher, n = student[-cap:], teacher[-cap:], cap
+            indices = indices[-cap:] if indices is not None else None
+        ptr = int(self.queue_ptr)
+        pos = (torch.arange(n, device=self.queue_student.device) + ptr) % cap
+        self.queue_student[pos] = student.to(self.queue_student.dtype)
+        self.queue_teacher[pos] = teacher.to(self.queue_teacher.device, self.queue_teacher.dtype)
+        self.queue_index[pos] = -1 if indices is None else indices.to(self.queue_index.device, torch.long)
+        self.queue_ptr.fill_((ptr + n) % cap)
+        self.queue_count.fill_(min(int(self.queue_count) + n, cap))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The queue's shapes and dtype are set by the features of the run that saved it: take
+        # them from the checkpoint before the values are copied in.
+        for name in _QUEUE_BUFFERS[:3]:
+            key = prefix + name
+            if self.queue_size and key in state_dict:
+                saved = state_dict[key]
+                if saved.shape[0] not in (0, self._capacity):
+                    raise ValueError(
+                        f"the checkpoint's {name} holds {saved.shape[0]} entries, but this loss keeps a queue of "
+                        f"{self._capacity} (queue_size={self.queue_size})"
+                    )
+                self._buffers[name] = torch.empty_like(saved, device=self._buffers[name].device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 LOSSES: dict[str, type[TransferLoss]] = {
@@ -234,8 +477,8 @@ def get(name, **kwargs) -> TransferLoss:
     **kwargs
         Constructor arguments. ``student_dim`` and ``teacher_dim`` (feature widths) and
         ``num_samples`` (training-set size) are passed only to losses whose constructor takes
-        them (FitNet's regressor, CRD's embeddings and memory), so a training loop can always
-        pass them.
+        them (FitNet's regressor, CRD's embeddings and memory, the PC loss's queue), so a training
+        loop can always pass them.
 
     Raises
     ------

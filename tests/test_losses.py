@@ -51,7 +51,8 @@ def pc_loss_reference(student, teacher, student_metric, teacher_metric, eps) -> 
     for i in range(n):
         keep = np.arange(n) != i
         row = ds[i, keep]
-        z = (row - row.mean()) / row.std()
+        m = row.size
+        z = (row - row.mean()) / row.std() * np.sqrt((m * m - 1) / 12.0)  # scaled to the ranks' spread
         soft = _soft_rank_reference(z, eps)
         hard = rankdata(dt[i, keep])
         terms.append(1.0 - np.corrcoef(soft, hard)[0, 1])
@@ -107,7 +108,8 @@ def test_available_and_get_pc():
     loss = get("pc")
     assert type(loss) is PerceptionCoherenceLoss and isinstance(loss, TransferLoss)
     assert loss.teacher_metric == "cosine" and loss.student_metric == "cosine"
-    assert loss.regularization_strength == 0.03  # the default chosen by benchmarks/study_strength.py
+    assert loss.regularization_strength == 1.0  # the default chosen by benchmarks/study_strength.py
+    assert loss.queue_size == 0  # no queue by default (benchmarks/study_queue.py)
     assert loss.uses == "features" and loss.min_samples == 3
 
 
@@ -394,3 +396,243 @@ def test_pc_loss_rejects_wrong_types(side):
         args = (bad, t) if side == "student" else (s, bad)
         with pytest.raises(exc, match=f"{side} {msg}" if "floating" in msg else msg):
             PerceptionCoherenceLoss()(*args)
+
+
+# ----------------------------------------------------------------------------- base class: indices
+def test_losses_without_indices_ignore_them_and_pc_without_queue_too():
+    from pcoh.losses import PKTLoss
+
+    s, t = _pair(20)
+    idx = torch.arange(12)
+    assert float(PKTLoss()(s, t, indices=idx)) == float(PKTLoss()(s, t))
+    loss = PerceptionCoherenceLoss()
+    assert float(loss(s, t, indices=idx)) == float(loss(s, t))
+    assert loss.state_dict() == {} and not PerceptionCoherenceLoss.needs_indices
+
+
+# ----------------------------------------------------------------------------- strength scale
+def test_pc_loss_strength_is_relative_to_the_spread_of_ranks():
+    """eps on the rank scale: the loss at (n, eps) equals the unscaled formula at eps / s_m."""
+    for n in (8, 40):
+        s, t = _pair(21, n=n, d_s=3, d_t=5)
+        m = n - 1
+        spread = np.sqrt((m * m - 1) / 12.0)
+        d = off_diagonal(pairwise(s, "cosine"))
+        z = (d - d.mean(1, keepdim=True)) / d.std(1, correction=0, keepdim=True)
+        hard = torch.tensor(rankdata(off_diagonal(pairwise(t, "cosine")).numpy(), axis=1))
+        from pcoh.ranking import soft_rank
+
+        soft = soft_rank(z, 0.5 / spread)
+        expected = float((1 - torch.stack([torch.corrcoef(torch.stack([a, b]))[0, 1] for a, b in zip(soft, hard)])).mean())
+        assert float(PerceptionCoherenceLoss(regularization_strength=0.5)(s, t)) == pytest.approx(expected, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- feature queue
+def pc_queue_reference(s, t, q_s, q_t, q_idx, idx, eps, metric="cosine"):
+    """Batch + queue PC loss with numpy/scipy/sklearn: reference i is compared with the batch
+    without i and with the queued samples whose index is not in the batch (all when idx is None)."""
+    s, t = np.asarray(s, np.float64), np.asarray(t, np.float64)
+    q_s, q_t = np.asarray(q_s, np.float64).reshape(-1, s.shape[1]), np.asarray(q_t, np.float64).reshape(-1, t.shape[1])
+    keep = np.ones(len(q_s), bool) if idx is None else ~np.isin(np.asarray(q_idx), np.asarray(idx))
+    all_s, all_t = np.vstack([s, q_s[keep]]), np.vstack([t, q_t[keep]])
+    terms = []
+    for i in range(len(s)):
+        cols = np.arange(len(all_s)) != i
+        row = cdist(s[i:i + 1], all_s, metric)[0, cols]
+        m = row.size
+        z = (row - row.mean()) / row.std() * np.sqrt((m * m - 1) / 12.0)
+        hard = rankdata(cdist(t[i:i + 1], all_t, metric)[0, cols])
+        terms.append(1.0 - np.corrcoef(_soft_rank_reference(z, eps), hard)[0, 1])
+    return float(np.mean(terms))
+
+
+def _stream(seed, steps, n, d_s=3, d_t=5, num=40, dtype=torch.float64):
+    """Batches (student, teacher, indices) drawn from a fixed 'training set' of num samples."""
+    g = torch.Generator().manual_seed(seed)
+    data_s = torch.randn(num, d_s, generator=g, dtype=torch.float64).to(dtype)
+    data_t = torch.randn(num, d_t, generator=g, dtype=torch.float64).to(dtype)
+    out = []
+    for _ in range(steps):
+        idx = torch.randperm(num, generator=g)[:n]
+        # Student features drift between steps (a stale queue); teacher ones move a little too
+        # (augmentation), so that two queued copies of a sample are not exact teacher ties, which
+        # matrix products may break differently from scipy's cdist.
+        noise_s = 0.1 * torch.randn(n, d_s, generator=g, dtype=torch.float64).to(dtype)
+        noise_t = 1e-3 * torch.randn(n, d_t, generator=g, dtype=torch.float64).to(dtype)
+        out.append((data_s[idx] + noise_s, data_t[idx] + noise_t, idx))
+    return out
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.5])
+@pytest.mark.parametrize("with_indices", [True, False])
+def test_pc_queue_matches_brute_force_reference(eps, with_indices):
+    k, n = 10, 6
+    batches = _stream(22, 4, n)
+    loss = PerceptionCoherenceLoss(regularization_strength=eps, queue_size=k)
+    seen_s, seen_t, seen_i = [], [], []
+    for s, t, idx in batches:
+        got = float(loss(s, t, indices=idx if with_indices else None))
+        q = slice(max(0, len(seen_s) - k), len(seen_s))  # the last k samples seen, in any order
+        q_i = torch.tensor(seen_i[q]) if with_indices else torch.full((len(seen_i[q]),), -1)
+        expected = pc_queue_reference(s, t, seen_s[q], seen_t[q], q_i, idx if with_indices else None, eps)
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        seen_s += list(s.numpy())
+        seen_t += list(t.numpy())
+        seen_i += idx.tolist()
+    assert int(loss.queue_count) == k and int(loss.queue_ptr) == (4 * n) % k
+
+
+def test_pc_queue_hard_rank_limit_is_spearman_over_batch_and_queue():
+    """Tiny strength: 1 - mean Spearman (scipy) of each reference over batch + queue."""
+    from scipy.stats import spearmanr
+
+    batches = _stream(23, 3, 8, num=30)
+    loss = PerceptionCoherenceLoss("euclidean", "euclidean", 1e-6, queue_size=12)
+    for s, t, idx in batches[:2]:
+        loss(s, t, indices=idx)
+    s, t, idx = batches[2]
+    q_idx = loss.queue_index
+    keep = ~np.isin(q_idx.numpy(), idx.numpy())
+    all_s = np.vstack([s.numpy(), loss.queue_student.numpy()[keep]])
+    all_t = np.vstack([t.numpy(), loss.queue_teacher.numpy()[keep]])
+    rhos = []
+    for i in range(len(s)):
+        cols = np.arange(len(all_s)) != i
+        rhos.append(spearmanr(cdist(s.numpy()[i:i + 1], all_s)[0, cols], cdist(t.numpy()[i:i + 1], all_t)[0, cols])[0])
+    assert float(loss(s, t, indices=idx)) == pytest.approx(1.0 - np.mean(rhos), abs=1e-6)
+
+
+def test_pc_queue_never_compares_a_sample_with_its_own_copy():
+    # Queue the batch itself, then rank it again with its indices: every queued entry is a copy
+    # of a batch sample and is dropped, so the loss is the batch-only loss.
+    s, t = _pair(24, n=10)
+    idx = torch.arange(100, 110)
+    loss = PerceptionCoherenceLoss(queue_size=32)
+    loss(s, t, indices=idx)
+    assert int(loss.queue_count) == 10
+    assert torch.equal(loss.queue_index[:10], idx)
+    plain = float(PerceptionCoherenceLoss()(s, t))
+    assert float(loss(s, t, indices=idx)) == pytest.approx(plain, rel=1e-12)
+    # Without indices the copies are compared like any other sample (only self-pairs excluded).
+    # (Queued copies slightly moved, so that no dissimilarity is an exact tie that matrix
+    # products and scipy's cdist could break differently.)
+    g = torch.Generator().manual_seed(0)
+    s_q = s + 0.05 * torch.randn(s.shape, generator=g, dtype=s.dtype)
+    t_q = t + 1e-3 * torch.randn(t.shape, generator=g, dtype=t.dtype)
+    fresh = PerceptionCoherenceLoss(queue_size=32)
+    fresh(s_q, t_q)
+    without = float(fresh(s, t))
+    assert without == pytest.approx(pc_queue_reference(s, t, s_q, t_q, -np.ones(10), None, 1.0), rel=1e-9)
+    assert without != pytest.approx(plain, rel=1e-6)
+    # Only the copies are dropped: other queued samples stay.
+    s2, t2 = _pair(25, n=10)
+    loss(s2, t2, indices=torch.arange(10))  # queue: 100..109 twice (two calls above), then 0..9
+    assert int(loss.queue_count) == 30
+    expected = pc_queue_reference(s, t, loss.queue_student[:30], loss.queue_teacher[:30], loss.queue_index[:30], idx, 1.0)
+    assert float(loss(s, t, indices=idx)) == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(plain, rel=1e-6)
+
+
+def test_pc_queue_fifo_eval_mode_and_large_batches():
+    loss = PerceptionCoherenceLoss(queue_size=5)
+    batches = _stream(26, 3, 3, dtype=torch.float32)
+    for s, t, idx in batches:
+        loss(s, t, indices=idx)
+    # 9 samples through a queue of 5: positions hold samples 5..8 then 4 (written at ptr 4 -> 0..3)
+    seen = torch.cat([b[2] for b in batches])
+    assert loss.queue_student.dtype == torch.float32 and loss.queue_student.shape == (5, 3)
+    assert int(loss.queue_ptr) == 9 % 5 and int(loss.queue_count) == 5
+    assert sorted(loss.queue_index.tolist()) == sorted(seen[-5:].tolist())
+    assert torch.equal(loss.queue_index[4], seen[4]) and torch.equal(loss.queue_index[:4], seen[5:9])
+    before = {k: v.clone() for k, v in loss.state_dict().items()}
+    loss.eval()
+    loss(*batches[0][:2], indices=batches[0][2])
+    assert all(torch.equal(before[k], v) for k, v in loss.state_dict().items())  # eval: no enqueue
+    loss.train()
+    s, t = _pair(27, n=8, d_s=3, d_t=5)
+    loss(s.float(), t.float(), indices=torch.arange(8))  # larger than the queue: its last 5 stay
+    assert sorted(loss.queue_index.tolist()) == [3, 4, 5, 6, 7]
+    torch.testing.assert_close(loss.queue_student[loss.queue_index.argsort()], s.float()[3:])
+
+
+def test_pc_queue_gradients_flow_to_the_batch_only():
+    batches = _stream(28, 3, 5, num=20)
+    loss = PerceptionCoherenceLoss("euclidean", "cosine", 1.0, queue_size=8)
+    for s, t, idx in batches[:2]:
+        loss(s, t, indices=idx)
+    assert not any(b.requires_grad for b in loss.buffers())
+    s, t, idx = batches[2]
+    loss.eval()  # keep the queue fixed for gradcheck's repeated calls
+    x = s.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a: loss(a, t, indices=idx), (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+    loss.train()
+    x = s.clone().requires_grad_()
+    loss(x, t, indices=idx).backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all()) and float(x.grad.abs().sum()) > 0
+    assert not loss.queue_student.requires_grad and loss.queue_student.grad is None
+
+
+def test_pc_queue_state_dict_round_trip_resumes_identically():
+    import io
+
+    batches = _stream(29, 6, 4, num=16, dtype=torch.float32)
+    a = PerceptionCoherenceLoss(queue_size=10)
+    for s, t, idx in batches[:3]:
+        a(s, t, indices=idx)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = PerceptionCoherenceLoss(queue_size=10)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    assert set(b.state_dict()) == {"queue_student", "queue_teacher", "queue_index", "queue_ptr", "queue_count"}
+    for s, t, idx in batches[3:]:
+        assert float(a(s, t, indices=idx)) == float(b(s, t, indices=idx))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]) and v.dtype == b.state_dict()[k].dtype
+    with pytest.raises(ValueError, match="holds 10 entries, but this loss keeps a queue of 4"):
+        PerceptionCoherenceLoss(queue_size=4).load_state_dict(a.state_dict())
+    # an empty (never used) queue loads too
+    PerceptionCoherenceLoss(queue_size=10).load_state_dict(PerceptionCoherenceLoss(queue_size=10).state_dict())
+
+
+def test_pc_queue_capped_at_the_training_set_size():
+    with pytest.warns(UserWarning, match="queue_size=64 is larger than the training set"):
+        loss = get("pc", queue_size=64, num_samples=20, student_dim=3, teacher_dim=5)
+    for s, t, idx in _stream(30, 5, 6, num=20):
+        loss(s, t, indices=idx)
+    assert loss.queue_student.shape == (20, 3) and int(loss.queue_count) == 20
+    assert get("pc", num_samples=20).queue_size == 0  # num_samples is accepted without a queue
+
+
+@pytest.mark.parametrize("bad", [-1, -100])
+def test_pc_queue_rejects_negative_size(bad):
+    with pytest.raises(ValueError, match="queue_size must be a non-negative int, got -"):
+        PerceptionCoherenceLoss(queue_size=bad)
+
+
+@pytest.mark.parametrize("bad", [2.5, 4.0, "8", True, None])
+def test_pc_queue_rejects_non_int_size(bad):
+    with pytest.raises(TypeError, match="queue_size must be a non-negative int"):
+        PerceptionCoherenceLoss(queue_size=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_pc_loss_rejects_bad_num_samples(bad):
+    with pytest.raises(ValueError, match="num_samples"):
+        PerceptionCoherenceLoss(queue_size=4, num_samples=bad)
+    with pytest.raises(TypeError, match="num_samples"):
+        PerceptionCoherenceLoss(queue_size=4, num_samples=3.0)
+
+
+def test_pc_queue_rejects_bad_indices_and_width_changes():
+    s, t = _pair(31)
+    loss = PerceptionCoherenceLoss(queue_size=8)
+    with pytest.raises(TypeError, match="indices must be a 1-D integer torch.Tensor"):
+        loss(s, t, indices=list(range(12)))
+    with pytest.raises(TypeError, match="indices must be an integer tensor, got dtype torch.float32"):
+        loss(s, t, indices=torch.arange(12.0))
+    with pytest.raises(ValueError, match=r"indices must have shape \(n,\) = \(12,\).*got \(11,\)"):
+        loss(s, t, indices=torch.arange(11))
+    loss(s, t, indices=torch.arange(12))
+    with pytest.raises(ValueError, match="student features have width 2, but the queue holds features of width 4"):
+        loss(s[:, :2], t, indices=torch.arange(12))
