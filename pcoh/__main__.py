@@ -5,6 +5,9 @@ students trained with every method in both modes and three seeds; tables go to
 ``results/digits/`` and figures to ``figures/``. ``--config FILE`` reads a YAML/TOML file (or a
 shipped config by name, e.g. ``cifar100_resnet32x4_resnet8x4``); options given on the command line
 override it.
+
+``torchrun --nproc_per_node N -m pcoh ...`` runs the same job on N processes (GPUs, or CPU
+processes with gloo); ``--batch-size`` stays the global batch. See :mod:`pcoh.distributed`.
 """
 from __future__ import annotations
 
@@ -74,6 +77,24 @@ def _config(args: argparse.Namespace):
     return ExperimentConfig(**table)
 
 
+def _distributed_setup(cfg) -> None:
+    """Join torchrun's process group (if any), each process on its own GPU; check batch sizes."""
+    from . import distributed as _dist
+    from .train import resolve_device
+
+    dev = resolve_device(cfg.device)
+    if not _dist.init(dev):
+        return
+    if dev.type == "cuda":
+        cfg.device = f"cuda:{_dist.local_rank()}"
+    try:
+        _dist.check_batch_size(cfg.student_train.batch_size, "--batch-size")
+        _dist.check_batch_size(cfg.teacher_train.batch_size, "--teacher-batch-size")
+    except ValueError:
+        _dist.teardown()
+        raise
+
+
 def main(argv=None) -> int:
     """Entry point; returns the exit status (2 for bad options)."""
     parser = build_parser()
@@ -83,8 +104,12 @@ def main(argv=None) -> int:
     for flag in ("quiet", "no_cache"):
         if hasattr(args, flag):
             delattr(args, flag)
+    from . import distributed as _dist
+
     try:
         cfg = _config(args)
+        # Under torchrun: join the process group (one process per GPU, or gloo on CPUs).
+        _distributed_setup(cfg)
     except (ValueError, TypeError) as err:
         parser.error(str(err))  # exits with status 2
     from .data import DatasetNotFoundError
@@ -92,10 +117,14 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     try:
-        result = run_experiment(cfg, quiet=quiet, cache=cache)
+        result = run_experiment(cfg, quiet=quiet or not _dist.is_main(), cache=cache)
     except DatasetNotFoundError as err:
         print(f"pcoh: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _dist.teardown()
+    if result is None:  # a process of rank > 0: rank 0 evaluates and reports
+        return 0
     elapsed = time.perf_counter() - start
     print(summary_table(result.results))
     print()

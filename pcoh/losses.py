@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as _distributed
 from .dissimilarity import MetricLike, _check_features, get_metric, pairwise
 from .ranking import _row_pearson, rank, soft_rank
 
@@ -113,6 +114,11 @@ class TransferLoss(nn.Module):
         Smallest batch the loss is defined on.
     ce_weight : float
         Multiplier of the cross-entropy term in the class-aware objective (1; 0.1 for KD).
+    relational : bool
+        True for losses that compare samples with each other (PC, RKD, PKT, SP, CC): in a
+        process group of several processes (``torchrun``), ``forward`` gathers the global
+        batch first (student features with gradient), so the loss does not depend on the
+        number of processes (:mod:`pcoh.distributed`).
     """
 
     uses = "features"
@@ -120,10 +126,17 @@ class TransferLoss(nn.Module):
     ce_weight = 1.0
     class_aware_only = False
     min_samples = 2
+    relational = False
 
-    def forward(self, student, teacher) -> torch.Tensor:
+    def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
+        if self.relational and _distributed.is_distributed():
+            # Under torchrun every process ranks against the whole global batch (see
+            # pcoh.distributed): student rows with gradient, teacher rows and indices without.
+            s = _distributed.gather_with_grad(s)
+            t = _distributed.gather_no_grad(t)
+            indices = _distributed.gather_no_grad(indices) if indices is not None else None
         _check_batch(s, t, self.min_samples)
         return self._loss(s, t.detach())
 
@@ -169,6 +182,7 @@ class PerceptionCoherenceLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     min_samples = 3
 
     def __init__(
@@ -378,6 +392,7 @@ class RKDLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 1.0
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0):
@@ -451,6 +466,7 @@ class PKTLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 30000.0
 
     def __init__(self, eps: float = 1e-7):
@@ -492,6 +508,7 @@ class SPLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 3000.0
 
     @staticmethod
@@ -540,6 +557,7 @@ class CCLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 0.02
 
     def __init__(self, gamma: float = 0.4, p_order: int = 2):

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from . import distributed as _dist
 from . import losses as _losses
 from . import models as _models
 from .data import DataSplit
@@ -323,7 +324,10 @@ def _fit(
     """Train ``model`` on ``objective(model, batch) -> dict of named losses, 'loss' the total``.
 
     Writes ``checkpoint.pt`` atomically after each epoch and resumes from it when present.
+    Under ``torchrun`` (:mod:`pcoh.distributed`) every process trains on its shard of each
+    global batch of ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes.
     """
+    _dist.check_batch_size(cfg.batch_size, "batch_size")
     params = list(model.parameters()) + list(extra_params)
     opt, sched = _make_optimizer(params, cfg)
     history: list = []
@@ -339,6 +343,9 @@ def _fit(
         torch.set_rng_state(state["rng"])
         history, start = state["history"], state["epoch"]
     steps = len(dataset) // cfg.batch_size if len(dataset) > cfg.batch_size else 1
+    # Every process has loaded the same weights; batch norm then uses global-batch statistics
+    # and DDP averages the gradients (both no-ops in one process).
+    net = _dist.wrap(_dist.sync_batchnorm(model))
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
     for epoch in range(start, cfg.epochs):
@@ -348,10 +355,11 @@ def _fit(
         sums: dict = {}
         count = 0
         for batch in loader:
-            batch = [b.to(device) for b in batch]
-            terms = objective(model, batch)
+            batch = [b.to(device) for b in _dist.shard(batch)]
+            terms = objective(net, batch)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
+            _dist.average_gradients(extra_params)
             opt.step()
             k = batch[0].shape[0]
             for name, value in terms.items():
@@ -360,25 +368,31 @@ def _fit(
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms['loss'].detach()):.4f}")
         sched.step()
+        if _dist.is_distributed():  # means over the global batch, identical on every process
+            names = sorted(sums)
+            *totals, count = _dist.all_reduce_sum([sums[k] for k in names] + [count], device)
+            sums = dict(zip(names, totals))
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
         if not all(np.isfinite(v) for v in record.values()):
             raise FloatingPointError(f"{desc}: the loss became NaN or Inf at epoch {epoch + 1} ({record})")
-        if eval_data is not None:
+        if eval_data is not None and _dist.is_main():
             record["test_accuracy"] = _accuracy(model, eval_data, device)
         history.append(record)
-        _atomic_save(
-            {
-                "model": model.state_dict(),
-                "extra": [p.detach().cpu() for p in extra_params],
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": torch.get_rng_state(),
-                "history": history,
-                "epoch": epoch + 1,
-            },
-            ckpt_path,
-        )
+        if _dist.is_main():
+            _atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "extra": [p.detach().cpu() for p in extra_params],
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+                ckpt_path,
+            )
     bar.close()
+    _dist.unsync_batchnorm(model)
     return history
 
 
@@ -437,10 +451,12 @@ def train_teacher(
         state = torch.load(final, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
         return TrainedModel(model.eval(), state["history"], path, True)
-    if not cache and path.exists():
-        for stale in ("checkpoint.pt", "final.pt"):
-            (path / stale).unlink(missing_ok=True)
-    _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
+    if _dist.is_main():
+        if not cache and path.exists():
+            for stale in ("checkpoint.pt", "final.pt"):
+                (path / stale).unlink(missing_ok=True)
+        _write_json({"kind": "teacher", **_asdict(spec)}, path / "config.json")
+    _dist.barrier()  # nobody looks for a checkpoint before rank 0 has removed stale ones
     ce = nn.CrossEntropyLoss()
 
     def objective(net, batch):
@@ -450,7 +466,9 @@ def train_teacher(
     torch.manual_seed(spec.train.seed)
     history = _fit(model, objective, [], data.train, spec.train, path, device=dev,
                    desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test)
-    _finish(path, model, history)
+    if _dist.is_main():
+        _finish(path, model, history)
+    _dist.barrier()  # the next run's cache check sees final.pt on every process
     return TrainedModel(model.eval(), history, path, False)
 
 
@@ -513,10 +531,12 @@ def train_student(
         return TrainedModel(student.eval(), state["history"], path, True)
     if spec.method == UNTRAINED:
         return TrainedModel(student.eval(), [], None, False)
-    if not cache and path.exists():
-        for stale in ("checkpoint.pt", "final.pt"):
-            (path / stale).unlink(missing_ok=True)
-    _write_json({"kind": "student", "teacher": teacher_key, **_asdict(spec)}, path / "config.json")
+    if _dist.is_main():
+        if not cache and path.exists():
+            for stale in ("checkpoint.pt", "final.pt"):
+                (path / stale).unlink(missing_ok=True)
+        _write_json({"kind": "student", "teacher": teacher_key, **_asdict(spec)}, path / "config.json")
+    _dist.barrier()
 
     weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
     ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
@@ -549,5 +569,7 @@ def train_student(
     history = _fit(student, objective, extra, dataset, spec.train, path, device=dev,
                    desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                    eval_data=data.test if class_aware else None)
-    _finish(path, student, history)
+    if _dist.is_main():
+        _finish(path, student, history)
+    _dist.barrier()
     return TrainedModel(student.eval(), history, path, False)
