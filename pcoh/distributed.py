@@ -31,6 +31,7 @@ for ever; ``torchrun`` itself also stops the remaining workers once one has fail
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from typing import Optional, Sequence
 
@@ -172,22 +173,13 @@ def barrier() -> None:
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     r"""Concatenate every process's ``x`` (n_r, ...) along dim 0, in rank order, with gradient.
 
-    The backward pass sums, over processes, the gradients that reach each process's rows
-    (``torch.distributed.nn.functional.all_gather``), so a loss computed identically on every
-    process sends :math:`N` times its gradient to each shard; DDP's average divides it again.
-    Shards may differ in size. In one process: ``x`` itself.
+    The backward pass sums, over processes, the gradients that reach each process's rows, so a
+    loss computed identically on every process sends :math:`N` times its gradient to each shard;
+    DDP's average divides it again. Shards may differ in size. In one process: ``x`` itself.
     """
     if not is_distributed():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    sizes = _sizes(x)
-    if len(set(sizes)) == 1:
-        return torch.cat(all_gather(x), dim=0)
-    # all_gather needs equal shapes: pad to the largest shard, then cut the padding off.
-    pad = max(sizes) - x.shape[0]
-    padded = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) if pad else x
-    return torch.cat([part[:n] for part, n in zip(all_gather(padded), sizes)], dim=0)
+    return _AllGather.apply(x)
 
 
 @torch.no_grad()
@@ -195,21 +187,57 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate every process's ``x`` along dim 0, in rank order, without gradient."""
     if not is_distributed():
         return x
-    x = x.detach().contiguous()
-    sizes = _sizes(x)
+    return _all_gather(x.detach())[0]
+
+
+def _all_gather(x: torch.Tensor):
+    """All-gather along dim 0 for shards of any sizes (padded to the largest, then cut).
+
+    Returns the concatenation and the list of shard sizes.
+    """
+    x = x.contiguous()
+    local = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    sizes = [torch.empty_like(local) for _ in range(world_size())]
+    dist.all_gather(sizes, local)
+    sizes = [int(s) for s in sizes]
     pad = max(sizes) - x.shape[0]
     padded = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) if pad else x
     parts = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(parts, padded)
-    return torch.cat([part[:n] for part, n in zip(parts, sizes)], dim=0)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)], dim=0), sizes
 
 
-def _sizes(x: torch.Tensor) -> list:
-    """Leading sizes of ``x`` on every process."""
-    local = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
-    sizes = [torch.empty_like(local) for _ in range(world_size())]
-    dist.all_gather(sizes, local)
-    return [int(s) for s in sizes]
+class _AllGather(torch.autograd.Function):
+    """All-gather whose backward sums the processes' gradients and keeps this process's rows."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out, sizes = _all_gather(x)
+        ctx.start = sum(sizes[:rank()])
+        ctx.n = x.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # gloo has no reduce-scatter: sum everything, keep our rows
+        return grad[ctx.start:ctx.start + ctx.n]
+
+
+class _AllReduce(torch.autograd.Function):
+    """Sum over processes; the backward pass sums the gradients of every process's copy."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 @torch.no_grad()
@@ -252,10 +280,10 @@ def wrap(model: nn.Module) -> nn.Module:
     """``model`` in DistributedDataParallel (gradients averaged), or ``model`` in one process.
 
     The wrapper shares the module's parameters: save and load ``model.state_dict()`` (the
-    unwrapped keys). ``find_unused_parameters`` is on because a class-unaware student never
-    uses its classifier; buffers are not broadcast (batch-norm statistics are kept identical
-    by :func:`sync_batchnorm`). DDP also broadcasts rank 0's weights once, so every process
-    starts from the same weights.
+    unwrapped keys). ``static_graph`` because a class-unaware student never uses its
+    classifier (the same parameters go unused at every step); buffers are not broadcast at each
+    step (batch-norm statistics are kept identical by :func:`sync_batchnorm`). DDP broadcasts
+    rank 0's weights and buffers once, so every process starts from the same state.
     """
     if not is_distributed():
         return model
@@ -263,7 +291,9 @@ def wrap(model: nn.Module) -> nn.Module:
 
     dev = next(model.parameters()).device
     ids = [dev] if dev.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False)
+    accepted = inspect.signature(DistributedDataParallel.__init__).parameters
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in accepted else {"broadcast_buffers": False}
+    return DistributedDataParallel(model, device_ids=ids, static_graph=True, **no_sync)
 
 
 @torch.no_grad()
@@ -298,8 +328,7 @@ class _GlobalBatchNorm:
     def forward(self, x):  # noqa: D401 - the layer's forward
         if not (self.training and is_distributed()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _AllReduce.apply
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = x.new_tensor([x.numel() / x.shape[1]])
