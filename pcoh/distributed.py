@@ -280,8 +280,8 @@ def wrap(model: nn.Module) -> nn.Module:
     """``model`` in DistributedDataParallel (gradients averaged), or ``model`` in one process.
 
     The wrapper shares the module's parameters: save and load ``model.state_dict()`` (the
-    unwrapped keys). ``static_graph`` because a class-unaware student never uses its
-    classifier (the same parameters go unused at every step); buffers are not broadcast at each
+    unwrapped keys). ``find_unused_parameters`` because a class-unaware student never uses
+    its classifier (``static_graph`` does not accept that); buffers are not broadcast at each
     step (batch-norm statistics are kept identical by :func:`sync_batchnorm`). DDP broadcasts
     rank 0's weights and buffers once, so every process starts from the same state.
     """
@@ -293,7 +293,7 @@ def wrap(model: nn.Module) -> nn.Module:
     ids = [dev] if dev.type == "cuda" else None
     accepted = inspect.signature(DistributedDataParallel.__init__).parameters
     no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in accepted else {"broadcast_buffers": False}
-    return DistributedDataParallel(model, device_ids=ids, static_graph=True, **no_sync)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True, **no_sync)
 
 
 @torch.no_grad()

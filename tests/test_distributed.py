@@ -71,6 +71,12 @@ def _loss_worker(rank, size, port, out):
             results[method] = _step(method, xs, ts, student, loss)
         results["shard_sizes"] = [len(distributed.shard([torch.arange(7)])[0])]
         results["uneven"] = distributed.gather_no_grad(torch.arange(rank * 3, rank * 3 + 1 + rank))
+        # Unequal shards with gradient: rank 0 holds 1 row, rank 1 two. Every process computes
+        # the same loss sum_j j * g_j, so each row's gradient is 2 x its global position.
+        v = torch.ones(1 + rank, 2, dtype=torch.float64, requires_grad=True)
+        g = distributed.gather_with_grad(v)
+        (g * torch.arange(3.0, dtype=torch.float64).view(-1, 1)).sum().backward()
+        results["uneven_grad"] = v.grad
         torch.save(results, f"{out}-{rank}.pt")
     finally:
         distributed.teardown()
@@ -97,6 +103,8 @@ def test_two_processes_match_one_process_on_the_whole_batch(tmp_path):
     # shards of 7 items over 2 processes: 3 and 4; a gather of unequal parts keeps rank order.
     assert [g["shard_sizes"][0] for g in got] == [3, 4]
     assert got[0]["uneven"].tolist() == [0, 3, 4]
+    assert got[0]["uneven_grad"].tolist() == [[0.0, 0.0]]
+    assert got[1]["uneven_grad"].tolist() == [[2.0, 2.0], [4.0, 4.0]]
 
 
 def test_one_process_changes_nothing(monkeypatch):
@@ -249,23 +257,41 @@ def test_batch_size_must_split_over_the_processes(tmp_path):
     assert "--batch-size" in out.stdout + out.stderr and "divisible" in out.stdout + out.stderr
 
 
+TRAIN_SCRIPT = """
+import sys
+from pcoh import data, distributed, models, train
+distributed.init("cpu")
+split = data.load("digits")
+teacher = models.create("mlp", num_classes=10, in_channels=1, image_size=8, seed=1)
+spec = train.StudentSpec("mlp", "pc", train=train.TrainConfig(epochs=int(sys.argv[2]), batch_size=32))
+train.train_student(spec, teacher, split, teacher_key="t", root=sys.argv[1], device="cpu", quiet=True)
+distributed.teardown()
+"""
+
+
 @pytest.mark.slow
 def test_a_dead_process_stops_the_job_and_the_checkpoint_stays_valid(tmp_path):
     """Kill rank 1 once rank 0 has written a checkpoint: the job fails fast; resume works."""
-    root = tmp_path / "data"
-    job = _job(tmp_path, "dead", 2, "--epochs", "4", "--batch-size", "32", root=root, wait=False)
+    script = tmp_path / "train_one.py"
+    script.write_text(TRAIN_SCRIPT)
+    root, epochs = tmp_path / "data", 6
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PCOH_DIST_TIMEOUT": "30"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    cmd = [*TORCHRUN, "--nproc_per_node", "2", "--master_port", str(_free_port()), str(script), str(root), str(epochs)]
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           start_new_session=True)
     try:
-        deadline = time.time() + 150
+        deadline = time.time() + 120
         ckpt = None
-        while time.time() < deadline and ckpt is None:
+        while time.time() < deadline and ckpt is None and job.poll() is None:
             found = list(root.glob("runs/student-*/checkpoint.pt"))
             ckpt = found[0] if found else None
-            time.sleep(0.2)
-        assert ckpt is not None, "no student checkpoint appeared"
+            time.sleep(0.1)
+        assert ckpt is not None, "no checkpoint appeared"
         workers = _children(job.pid)
         assert len(workers) == 2, workers
-        ranks = {pid: _rank_of(pid) for pid in workers}
-        victim = next(pid for pid, r in ranks.items() if r == 1)
+        victim = next(pid for pid in workers if _rank_of(pid) == 1)
         os.kill(victim, signal.SIGKILL)
         start = time.time()
         out, _ = job.communicate(timeout=60)
@@ -275,12 +301,13 @@ def test_a_dead_process_stops_the_job_and_the_checkpoint_stays_valid(tmp_path):
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
     state = torch.load(ckpt, weights_only=False)  # whole and loadable
-    assert 1 <= state["epoch"] < 4 and len(state["history"]) == state["epoch"]
+    assert 1 <= state["epoch"] < epochs and len(state["history"]) == state["epoch"]
     # Resuming (here in one process, same global batch) finishes the run from that checkpoint.
-    again = _job(tmp_path, "dead", 0, "--epochs", "4", "--batch-size", "32", root=root)
+    again = subprocess.run([sys.executable, str(script), str(root), str(epochs)], env=env,
+                           capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     final = torch.load(ckpt.parent / "final.pt", weights_only=False)
-    assert len(final["history"]) == 4
+    assert len(final["history"]) == epochs
     assert final["history"][: state["epoch"]] == state["history"]
 
 
