@@ -51,6 +51,7 @@ __all__ = [
     "barrier",
     "gather_with_grad",
     "gather_no_grad",
+    "shard_sizes",
     "all_reduce_sum",
     "shard",
     "check_batch_size",
@@ -170,36 +171,48 @@ def barrier() -> None:
         dist.barrier()
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+def gather_with_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Tensor:
     r"""Concatenate every process's ``x`` (n_r, ...) along dim 0, in rank order, with gradient.
 
     The backward pass sums, over processes, the gradients that reach each process's rows, so a
     loss computed identically on every process sends :math:`N` times its gradient to each shard;
-    DDP's average divides it again. Shards may differ in size. In one process: ``x`` itself.
+    DDP's average divides it again. Shards may differ in size; ``sizes`` (from
+    :func:`shard_sizes`) saves the exchange of sizes when several tensors of one batch are
+    gathered. In one process: ``x`` itself.
     """
     if not is_distributed():
         return x
-    return _AllGather.apply(x)
+    return _AllGather.apply(x, sizes)
 
 
 @torch.no_grad()
-def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+def gather_no_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Tensor:
     """Concatenate every process's ``x`` along dim 0, in rank order, without gradient."""
     if not is_distributed():
         return x
-    return _all_gather(x.detach())[0]
+    return _all_gather(x.detach(), sizes)[0]
 
 
-def _all_gather(x: torch.Tensor):
+def shard_sizes(x: torch.Tensor) -> list:
+    """Leading size of ``x`` on every process, in rank order (``[len(x)]`` in one process)."""
+    if not is_distributed():
+        return [x.shape[0]]
+    local = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    sizes = [torch.empty_like(local) for _ in range(world_size())]
+    dist.all_gather(sizes, local)
+    return [int(s) for s in sizes]
+
+
+def _all_gather(x: torch.Tensor, sizes: Optional[list] = None):
     """All-gather along dim 0 for shards of any sizes (padded to the largest, then cut).
 
     Returns the concatenation and the list of shard sizes.
     """
     x = x.contiguous()
-    local = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
-    sizes = [torch.empty_like(local) for _ in range(world_size())]
-    dist.all_gather(sizes, local)
-    sizes = [int(s) for s in sizes]
+    if sizes is None:
+        sizes = shard_sizes(x)
+    if sizes[rank()] != x.shape[0]:
+        raise ValueError(f"sizes[{rank()}] = {sizes[rank()]} but this process holds {x.shape[0]} rows")
     pad = max(sizes) - x.shape[0]
     padded = torch.cat([x, x.new_zeros((pad, *x.shape[1:]))]) if pad else x
     parts = [torch.empty_like(padded) for _ in sizes]
@@ -211,8 +224,8 @@ class _AllGather(torch.autograd.Function):
     """All-gather whose backward sums the processes' gradients and keeps this process's rows."""
 
     @staticmethod
-    def forward(ctx, x):
-        out, sizes = _all_gather(x)
+    def forward(ctx, x, sizes):
+        out, sizes = _all_gather(x, sizes)
         ctx.start = sum(sizes[:rank()])
         ctx.n = x.shape[0]
         return out
@@ -221,7 +234,7 @@ class _AllGather(torch.autograd.Function):
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)  # gloo has no reduce-scatter: sum everything, keep our rows
-        return grad[ctx.start:ctx.start + ctx.n]
+        return grad[ctx.start:ctx.start + ctx.n], None
 
 
 class _AllReduce(torch.autograd.Function):

@@ -134,9 +134,10 @@ class TransferLoss(nn.Module):
         if self.relational and _distributed.is_distributed():
             # Under torchrun every process ranks against the whole global batch (see
             # pcoh.distributed): student rows with gradient, teacher rows and indices without.
-            s = _distributed.gather_with_grad(s)
-            t = _distributed.gather_no_grad(t)
-            indices = _distributed.gather_no_grad(indices) if indices is not None else None
+            sizes = _distributed.shard_sizes(s)
+            s = _distributed.gather_with_grad(s, sizes)
+            t = _distributed.gather_no_grad(t, sizes)
+            indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
         _check_batch(s, t, self.min_samples)
         return self._loss(s, t.detach())
 
