@@ -101,8 +101,9 @@ def init(device=None, *, backend: Optional[str] = None, timeout=None) -> bool:
     Parameters
     ----------
     device : str or torch.device, optional
-        The device the job trains on: ``"cuda"`` selects NCCL and the GPU ``LOCAL_RANK``
-        (``torch.cuda.set_device``), anything else gloo. ``None``: CUDA when available.
+        The device the job trains on: ``"cuda"`` (any index) selects NCCL and the GPU
+        ``LOCAL_RANK`` (``torch.cuda.set_device``), anything else gloo. ``None``: CUDA when
+        available.
     backend : str, optional
         Overrides the choice above (``"nccl"``, ``"gloo"``).
     timeout : float or datetime.timedelta, optional
@@ -129,7 +130,8 @@ def init(device=None, *, backend: Optional[str] = None, timeout=None) -> bool:
     if backend is None:
         backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
-        torch.cuda.set_device(_env_int("LOCAL_RANK", 0) if dev.index is None else dev.index)
+        # One GPU per process, whatever index was asked for: cuda:LOCAL_RANK.
+        torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
     dist.init_process_group(backend=backend, timeout=td)
     return True
 
