@@ -11,6 +11,9 @@ mistake ends with exit status 2 and one line on stderr. Ctrl-C or SIGTERM during
 the last finished epoch's checkpoint and says how to resume (run the same command again); the
 exit status is 130 or 143. A loss that turns NaN ends with status 1, naming the run and the last
 finite epoch.
+
+``torchrun --nproc_per_node N -m pcoh ...`` runs the same job on N processes (GPUs, or CPU
+processes with gloo); ``--batch-size`` stays the global batch. See :mod:`pcoh.distributed`.
 """
 from __future__ import annotations
 
@@ -157,6 +160,24 @@ def _signals_and_warnings():
             signal.signal(signal.SIGTERM, previous)
 
 
+def _distributed_setup(cfg) -> None:
+    """Join torchrun's process group (if any), each process on its own GPU; check batch sizes."""
+    from . import distributed as _dist
+    from .train import resolve_device
+
+    dev = resolve_device(cfg.device)
+    if not _dist.init(dev):
+        return
+    if dev.type == "cuda":
+        cfg.device = f"cuda:{_dist.local_rank()}"
+    try:
+        _dist.check_batch_size(cfg.student_train.batch_size, "--batch-size")
+        _dist.check_batch_size(cfg.teacher_train.batch_size, "--teacher-batch-size")
+    except ValueError:
+        _dist.teardown()
+        raise
+
+
 def main(argv=None) -> int:
     """Entry point; returns the exit status.
 
@@ -173,8 +194,12 @@ def main(argv=None) -> int:
     for flag in ("quiet", "no_cache", "estimate", "check"):
         if hasattr(args, flag):
             delattr(args, flag)
+    from . import distributed as _dist
+
     try:
         cfg = _config(args)
+        # Under torchrun: join the process group (one process per GPU, or gloo on CPUs).
+        _distributed_setup(cfg)
     except (ValueError, TypeError) as err:
         return _fail(err)
     from .data import DatasetIntegrityError
@@ -195,7 +220,7 @@ def main(argv=None) -> int:
                 return 0
             start = time.perf_counter()
             try:
-                result = run_experiment(cfg, quiet=quiet, cache=cache, data=data)
+                result = run_experiment(cfg, quiet=quiet or not _dist.is_main(), cache=cache, data=data)
             except TrainingDiverged as err:
                 return _fail(err, 1)
             except OSError as err:  # a full disk, a folder removed while running
@@ -207,6 +232,10 @@ def main(argv=None) -> int:
             print(f"pcoh: interrupted; finished runs are kept, to resume run the same command: {resume}",
                   file=sys.stderr)
             return 128 + signal.SIGINT
+        finally:
+            _dist.teardown()
+    if result is None:  # a process of rank > 0: rank 0 evaluates and reports
+        return 0
     elapsed = time.perf_counter() - start
     print(summary_table(result.results))
     print()

@@ -23,6 +23,7 @@ import pandas as pd
 from torch import nn
 
 from . import data as _data
+from . import distributed as _dist
 from . import evaluate as _eval
 from . import losses as _losses
 from . import methods as _methods
@@ -477,12 +478,32 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         The data, already loaded by :func:`check_experiment` (otherwise loaded here).
 
     Everything :func:`check_experiment` checks is checked before any training starts.
+
+    Returns
+    -------
+    ExperimentResult or None
+        ``None`` on the processes of rank > 0 under ``torchrun``: they train, rank 0 evaluates
+        and writes (see :mod:`pcoh.distributed`).
     """
     cfg = config or ExperimentConfig()
+    if not _dist.is_main():
+        _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
+    if _dist.is_main():
+        _dist.barrier()
     tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
     teacher = train_teacher(tspec, data, root=cfg.root, device=cfg.device, quiet=quiet, cache=cache)
     tkey = tspec.key()
+    specs = cfg.runs()
+    trained_here = {}
+    if _dist.is_distributed():
+        # Under torchrun every process trains every student (each on its shard of the global
+        # batches); then rank 0 alone evaluates and writes, and the others are done.
+        for i, spec in enumerate(specs):
+            trained_here[i] = train_student(spec, teacher, data, teacher_key=tkey, root=cfg.root,
+                                            device=cfg.device, quiet=True, cache=cache)
+        if not _dist.is_main():
+            return None
     feats = {"teacher": _features(teacher.model, data, cfg.device)}
     t = feats["teacher"]
 
@@ -500,12 +521,11 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     row = evaluate("teacher", t, cfg.teacher_metric, t["test_logits"])
     rows.append({"student": cfg.teacher, "method": "teacher", "mode": "-", "seed": cfg.teacher_train.seed,
                  "params": _models.count_parameters(teacher.model), **row})
-    specs = cfg.runs()
     from tqdm.auto import tqdm
 
-    for spec in tqdm(specs, desc="students", disable=quiet, dynamic_ncols=True):
-        trained = train_student(spec, teacher, data, teacher_key=tkey, root=cfg.root, device=cfg.device,
-                                quiet=True, cache=cache)
+    for i, spec in enumerate(tqdm(specs, desc="students", disable=quiet, dynamic_ncols=True)):
+        trained = trained_here.get(i) or train_student(spec, teacher, data, teacher_key=tkey, root=cfg.root,
+                                                       device=cfg.device, quiet=True, cache=cache)
         key = (spec.model, spec.method, spec.mode, spec.train.seed)
         students[key] = trained
         feats[key] = f = _features(trained.model, data, cfg.device)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed as _distributed
 from .dissimilarity import Dissimilarity, MetricLike, _check_features, get_metric, pairwise
 from .ranking import rank, soft_rank
 
@@ -121,6 +122,11 @@ class TransferLoss(nn.Module):
     needs_indices : bool
         True for losses that need the batch samples' positions in the training set
         (``indices=``, CRD's memory); the others ignore ``indices``.
+    relational : bool
+        True for losses that compare samples with each other (PC, RKD, PKT, SP, CC): in a
+        process group of several processes (``torchrun``), ``forward`` gathers the global
+        batch first (student features with gradient), so the loss does not depend on the
+        number of processes (:mod:`pcoh.distributed`).
     """
 
     uses = "features"
@@ -129,6 +135,7 @@ class TransferLoss(nn.Module):
     class_aware_only = False
     min_samples = 2
     needs_indices = False
+    relational = False
     _takes_indices = False
 
     def __init_subclass__(cls, **kwargs):
@@ -139,6 +146,13 @@ class TransferLoss(nn.Module):
     def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
+        if self.relational and _distributed.is_distributed():
+            # Under torchrun every process ranks against the whole global batch (see
+            # pcoh.distributed): student rows with gradient, teacher rows and indices without.
+            sizes = _distributed.shard_sizes(s)
+            s = _distributed.gather_with_grad(s, sizes)
+            t = _distributed.gather_no_grad(t, sizes)
+            indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
         _check_batch(s, t, self.min_samples)
         if self._takes_indices:
             return self._loss(s, t.detach(), indices=indices)
@@ -339,6 +353,7 @@ class PerceptionCoherenceLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     min_samples = 3
 
     def __init__(
@@ -628,6 +643,7 @@ class RKDLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 1.0
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0):
@@ -701,6 +717,7 @@ class PKTLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 30000.0
 
     def __init__(self, eps: float = 1e-7):
@@ -742,6 +759,7 @@ class SPLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 3000.0
 
     @staticmethod
@@ -790,6 +808,7 @@ class CCLoss(TransferLoss):
     """
 
     uses = "features"
+    relational = True
     default_weight = 0.02
 
     def __init__(self, gamma: float = 0.4, p_order: int = 2):

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from . import distributed as _dist
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
@@ -368,6 +369,12 @@ def _resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], op
     return history, epoch
 
 
+def _run_lock(path: Path):
+    """The run folder's lock (:func:`pcoh.runs.run_lock`), held by rank 0 alone under torchrun:
+    the other processes follow rank 0 through barriers and must not wait for its lock."""
+    return _runs.run_lock(path) if _dist.is_main() else contextlib.nullcontext()
+
+
 def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], dataset: Dataset, cfg: TrainConfig,
                path: Path, *, desc: str, **kwargs) -> list:
     """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.runs.TrainingInterrupted`.
@@ -424,8 +431,11 @@ def _fit(
     ``transfer`` (the transfer loss, or ``None``) is trained along with the model and its state
     is checkpointed. Writes ``checkpoint.pt`` atomically after each epoch and, with ``resume``,
     continues from it when present. A non-finite epoch loss raises
-    :class:`pcoh.runs.TrainingDiverged` before that epoch is saved.
+    :class:`pcoh.runs.TrainingDiverged` before that epoch is saved. Under ``torchrun``
+    (:mod:`pcoh.distributed`) every process trains on its shard of each global batch of
+    ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes.
     """
+    _dist.check_batch_size(cfg.batch_size, "batch_size")
     params = list(model.parameters()) + (list(transfer.parameters()) if transfer is not None else [])
     opt, sched = _make_optimizer(params, cfg)
     ckpt_path = path / "checkpoint.pt"
@@ -434,7 +444,7 @@ def _fit(
     if interrupts is not None:
         interrupts.checkpointed = start
     source = _source(dataset, cfg, device)
-    step = _train_step(model, objective, opt, cfg, device)
+    step = _train_step(model, objective, opt, cfg, device, shared=params[len(list(model.parameters())):])
     steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
@@ -442,28 +452,34 @@ def _fit(
         model.train()
         sums, count = _run_epoch(source, step, epoch, bar)
         sched.step()
+        if _dist.is_distributed():  # means over the global batch, identical on every process
+            names = sorted(sums)
+            *totals, count = _dist.all_reduce_sum([sums[k] for k in names] + [count], device)
+            sums = dict(zip(names, totals))
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
         if not all(math.isfinite(v) for v in record.values()):
             raise _runs.TrainingDiverged(desc, path, epoch + 1, epoch, record)
-        if eval_data is not None:
+        if eval_data is not None and _dist.is_main():
             record["test_accuracy"] = _accuracy(model, eval_data, device)
         history.append(record)
         with hold():  # a signal waits for the write: the epoch just finished is kept
-            _atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "loss": transfer.state_dict() if transfer is not None else {},
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng": torch.get_rng_state(),
-                    "history": history,
-                    "epoch": epoch + 1,
-                },
-                ckpt_path,
-            )
+            if _dist.is_main():
+                _atomic_save(
+                    {
+                        "model": model.state_dict(),
+                        "loss": transfer.state_dict() if transfer is not None else {},
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "history": history,
+                        "epoch": epoch + 1,
+                    },
+                    ckpt_path,
+                )
             if interrupts is not None:
                 interrupts.checkpointed = epoch + 1
     bar.close()
+    _dist.unsync_batchnorm(model)
     return history
 
 
@@ -473,29 +489,37 @@ def _source(dataset: Dataset, cfg: TrainConfig, device: torch.device) -> BatchSo
                        seed=cfg.seed, num_workers=cfg.num_workers)
 
 
-def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torch.device):
+def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torch.device, *, shared=()):
     """``step(x, y, idx) -> dict of detached loss terms``: forward, backward, optimiser step.
 
     Nothing here reads a value back to the host, so steps queue up on an accelerator. With
-    ``cfg.compile`` the whole step goes through ``torch.compile`` (CUDA graphs on CUDA).
+    ``cfg.compile`` the whole step goes through ``torch.compile`` (CUDA graphs on CUDA). Under
+    ``torchrun`` the model runs in DistributedDataParallel with global-batch batch norm, and the
+    gradients of ``shared`` (a transfer loss's own parameters) are averaged over processes.
     """
     amp = cfg.amp and device.type == "cuda"
     if cfg.amp and not amp:
         warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU", stacklevel=3)
     channels_last = cfg.channels_last
 
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    # Every process has loaded the same weights; batch norm then uses global-batch statistics
+    # and DDP averages the gradients (both no-ops in one process).
+    net = _dist.wrap(_dist.sync_batchnorm(model))
+    shared = list(shared)
+
     def step(x, y, idx):
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            terms = objective(model, x, y, idx)
+            terms = objective(net, x, y, idx)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        _dist.average_gradients(shared)
         opt.step()
         return {name: value.detach() for name, value in terms.items()}
 
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
     if cfg.compile:
         return torch.compile(step, mode="reduce-overhead" if device.type == "cuda" else None)
     return step
@@ -511,7 +535,8 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
     sums: dict = {}
     count = 0
     shown, last = 0, time.perf_counter()
-    for i, (x, y, idx) in enumerate(source.epoch(epoch)):
+    for i, batch in enumerate(source.epoch(epoch)):
+        x, y, idx = _dist.shard(batch)  # this process's slice of the global batch (all of it in one)
         terms = step(x, y, idx)
         k = x.shape[0]
         for name, value in terms.items():
@@ -526,6 +551,8 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
         values = torch.stack([v.float() for v in sums.values()]).tolist()  # the epoch's one read
         sums = dict(zip(sums, values))
     return sums, count
+
+
 def _load_final(path: Path, model: nn.Module, device) -> Optional[list]:
     """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
     usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
@@ -631,19 +658,24 @@ def train_teacher(
         return TrainedModel(model.eval(), history if isinstance(history, list) else [], Path(spec.checkpoint), True)
     path = run_dir(root, "teacher", spec.key())
     config = {"kind": "teacher", **_asdict(spec)}
-    with _runs.run_lock(path):  # a second process waits here, then finds the finished run
+    with _run_lock(path):  # a second process waits here, then finds the finished run
         if cache:
             history = _load_final(path, model, dev)
             if history is not None:
-                _repair_json(path / "config.json", config)
+                if _dist.is_main():
+                    _repair_json(path / "config.json", config)
                 return TrainedModel(model.eval(), history, path, True)
-        _repair_json(path / "config.json", config, overwrite=True)
+        if _dist.is_main():
+            _repair_json(path / "config.json", config, overwrite=True)
+        _dist.barrier()  # nobody trains before rank 0 has written the run's config
         objective = _teacher_objective()
 
         torch.manual_seed(spec.train.seed)
         history = _train_run(model, objective, None, data.train, spec.train, path, device=dev,
                              desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
-        _finish(path, model, history)
+        if _dist.is_main():
+            _finish(path, model, history)
+        _dist.barrier()  # the next run's cache check sees final.pt on every process
     return TrainedModel(model.eval(), history, path, False)
 
 
@@ -759,13 +791,16 @@ def train_student(
         return TrainedModel(student.eval(), [], None, False)
     path = run_dir(root, "student", spec.key(teacher_key))
     config = {"kind": "student", "teacher": teacher_key, **_asdict(spec)}
-    with _runs.run_lock(path):  # a second process waits here, then finds the finished run
+    with _run_lock(path):  # a second process waits here, then finds the finished run
         if cache:
             history = _load_final(path, student, dev)
             if history is not None:
-                _repair_json(path / "config.json", config)
+                if _dist.is_main():
+                    _repair_json(path / "config.json", config)
                 return TrainedModel(student.eval(), history, path, True)
-        _repair_json(path / "config.json", config, overwrite=True)
+        if _dist.is_main():
+            _repair_json(path / "config.json", config, overwrite=True)
+        _dist.barrier()  # nobody trains before rank 0 has written the run's config
         history = _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet, resume=cache)
     return TrainedModel(student.eval(), history, path, False)
 
@@ -780,7 +815,9 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
     history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
                          desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                          eval_data=data.test if class_aware else None, resume=resume)
-    _finish(path, student, history)
+    if _dist.is_main():
+        _finish(path, student, history)
+    _dist.barrier()  # the next run's cache check sees final.pt on every process
     return history
 
 
