@@ -155,11 +155,22 @@ class TransferLoss(nn.Module):
             indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
         _check_batch(s, t, self.min_samples)
         if self._takes_indices:
-            return self._loss(s, t.detach(), indices=indices)
-        return self._loss(s, t.detach())
+            loss = self._loss(s, t.detach(), indices=indices)
+        else:
+            loss = self._loss(s, t.detach())
+        return _poisoned(loss, s, t)
 
     def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _poisoned(loss: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """``loss`` on the CPU (its inputs were checked finite); on an accelerator, ``loss`` made NaN
+    when a feature is NaN or infinite, without a host round trip: the training loop then reports
+    the divergence at the end of the epoch, where it reads the loss once."""
+    if student.device.type == "cpu":
+        return loss
+    return loss + 0.0 * (student.detach().sum() + teacher.detach().sum()).to(loss.dtype)
 
 
 def _check_indices(indices, n: int):

@@ -701,9 +701,12 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
     ce = nn.CrossEntropyLoss()
     cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
     amp = spec.train.amp and dev.type == "cuda"
-    # Under torch.compile the loss runs eagerly between the compiled graphs: its input checks
-    # read values back and its soft rank may call numba, which dynamo cannot trace.
-    transfer_loss = torch.compiler.disable(transfer) if transfer is not None else None
+    # On the CPU, under torch.compile the loss runs eagerly between the compiled graphs: its input
+    # checks read values back and its soft rank calls numba, which dynamo cannot trace. On an
+    # accelerator neither happens (Triton soft rank, no host sync), so the whole step is captured.
+    transfer_loss = transfer
+    if transfer is not None and dev.type == "cpu":
+        transfer_loss = torch.compiler.disable(transfer)
     if transfer is not None and spec.train.channels_last:
         teacher_net.to(memory_format=torch.channels_last)
 

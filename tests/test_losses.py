@@ -636,3 +636,18 @@ def test_pc_queue_rejects_bad_indices_and_width_changes():
     loss(s, t, indices=torch.arange(12))
     with pytest.raises(ValueError, match="student features have width 2, but the queue holds features of width 4"):
         loss(s[:, :2], t, indices=torch.arange(12))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("name", ["pc", "rkd", "pkt", "sp", "cc"])
+def test_cuda_nonfinite_features_make_the_loss_nan_without_a_host_sync(name):
+    # On an accelerator the inputs are not checked on the host: a NaN must still reach the value.
+    from pcoh import losses as L
+
+    s = torch.randn(32, 8, device="cuda", requires_grad=True)
+    t = torch.randn(32, 16, device="cuda")
+    loss_fn = L.get(name)
+    assert torch.isfinite(loss_fn(s, t))
+    bad = t.clone()
+    bad[3, 2] = float("nan")
+    assert torch.isnan(loss_fn(s, bad))
