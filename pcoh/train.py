@@ -710,6 +710,8 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
     if transfer is not None and spec.train.channels_last:
         teacher_net.to(memory_format=torch.channels_last)
 
+    compiled = spec.train.compile
+
     def objective(net, x, y, idx):
         out = net(x)
         terms = {}
@@ -718,10 +720,14 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
             if cached_teacher is not None:
                 t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
             else:
-                with torch.inference_mode():
-                    t_out = teacher_net(x)
-                # Inference tensors cannot be saved for backward; a copy of two small matrices can.
-                t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
+                if compiled:  # torch.compile cannot trace into inference mode; no_grad is the same work
+                    with torch.no_grad():
+                        t_out = teacher_net(x)
+                else:
+                    with torch.inference_mode():
+                        t_out = teacher_net(x)
+                    # Inference tensors cannot be saved for backward; a copy of two small matrices can.
+                    t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
             if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
                 out = _models.ModelOutput(out.features.float(), out.logits.float())
                 t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
