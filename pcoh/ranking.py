@@ -52,6 +52,36 @@ except ImportError:  # pragma: no cover - numba is a declared dependency
     _prange = range
 
 
+@_njit
+def _radix_argsort(keys, bits):
+    """``(sorted copy of keys, permutation)`` of one row of unsigned integer keys of ``bits`` bits.
+
+    A stable least-significant-digit radix sort on 11-bit digits (3 passes for 32-bit keys, 6
+    for 64-bit): linear in the row length, several times faster than a comparison sort.
+    """
+    m = keys.shape[0]
+    a = keys.copy()
+    b = np.empty_like(a)
+    ia = np.arange(m)
+    ib = np.empty_like(ia)
+    count = np.empty(2049, np.int64)
+    for shift in range(0, bits, 11):
+        count[:] = 0
+        for j in range(m):
+            count[((a[j] >> shift) & 2047) + 1] += 1
+        for k in range(2048):
+            count[k + 1] += count[k]
+        for j in range(m):
+            d = (a[j] >> shift) & 2047
+            q = count[d]
+            count[d] = q + 1
+            b[q] = a[j]
+            ib[q] = ia[j]
+        a, b = b, a
+        ia, ib = ib, ia
+    return a, ia
+
+
 def _pav_rows(sorted_vals, primal, block_start, block_end):
     """Projection onto the permutahedron from each row's values sorted in decreasing order.
 
@@ -100,25 +130,7 @@ def _sort_pav_scatter_rows(scaled, keys, bits, out, perm, block_end):
     """
     rows, m = scaled.shape
     for r in _prange(rows):
-        a = keys[r].copy()
-        b = np.empty_like(a)
-        ia = np.arange(m)
-        ib = np.empty_like(ia)
-        count = np.empty(2049, np.int64)
-        for shift in range(0, bits, 11):
-            count[:] = 0
-            for j in range(m):
-                count[((a[j] >> shift) & 2047) + 1] += 1
-            for k in range(2048):
-                count[k + 1] += count[k]
-            for j in range(m):
-                d = (a[j] >> shift) & 2047
-                q = count[d]
-                count[d] = q + 1
-                b[q] = a[j]
-                ib[q] = ia[j]
-            a, b = b, a
-            ia, ib = ib, ia
+        a, ia = _radix_argsort(keys[r], bits)
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
@@ -558,25 +570,7 @@ def _radix_ranks(keys, bits, out):
     """
     rows, m = keys.shape
     for r in numba.prange(rows):
-        a = keys[r].copy()
-        b = np.empty_like(a)
-        ia = np.arange(m)
-        ib = np.empty_like(ia)
-        count = np.empty(2049, np.int64)
-        for shift in range(0, bits, 11):
-            count[:] = 0
-            for j in range(m):
-                count[((a[j] >> shift) & 2047) + 1] += 1
-            for k in range(2048):
-                count[k + 1] += count[k]
-            for j in range(m):
-                d = (a[j] >> shift) & 2047
-                p = count[d]
-                count[d] = p + 1
-                b[p] = a[j]
-                ib[p] = ia[j]
-            a, b = b, a
-            ia, ib = ib, ia
+        a, ia = _radix_argsort(keys[r], bits)
         lo = 0
         while lo < m:
             hi = lo + 1

@@ -595,6 +595,29 @@ def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] =
         ckpt.unlink()
 
 
+def _cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, train) -> TrainedModel:
+    """The run cache around one training run: with the run folder locked, load the finished run
+    (``cache``) or write its ``config.json``, call ``train() -> history`` and write ``final.pt``.
+
+    Under torchrun, rank 0 alone holds the lock and writes; the others follow through barriers.
+    """
+    with _run_lock(path):  # a second process waits here, then finds the finished run
+        if cache:
+            history = _load_final(path, model, dev)
+            if history is not None:
+                if _dist.is_main():
+                    _repair_json(path / "config.json", config)
+                return TrainedModel(model.eval(), history, path, True)
+        if _dist.is_main():
+            _repair_json(path / "config.json", config, overwrite=True)
+        _dist.barrier()  # nobody trains before rank 0 has written the run's config
+        history = train()
+        if _dist.is_main():
+            _finish(path, model, history)
+        _dist.barrier()  # the next run's cache check sees final.pt on every process
+    return TrainedModel(model.eval(), history, path, False)
+
+
 def _build(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
     kwargs = dict(num_classes=data.num_classes, in_channels=data.in_channels or 1, image_size=data.image_size or 8)
     return _models.create(name, **kwargs, seed=seed, **model_kwargs)
@@ -657,26 +680,13 @@ def train_teacher(
         history = state.get("history", [])
         return TrainedModel(model.eval(), history if isinstance(history, list) else [], Path(spec.checkpoint), True)
     path = run_dir(root, "teacher", spec.key())
-    config = {"kind": "teacher", **_asdict(spec)}
-    with _run_lock(path):  # a second process waits here, then finds the finished run
-        if cache:
-            history = _load_final(path, model, dev)
-            if history is not None:
-                if _dist.is_main():
-                    _repair_json(path / "config.json", config)
-                return TrainedModel(model.eval(), history, path, True)
-        if _dist.is_main():
-            _repair_json(path / "config.json", config, overwrite=True)
-        _dist.barrier()  # nobody trains before rank 0 has written the run's config
-        objective = _teacher_objective()
 
+    def train() -> list:
         torch.manual_seed(spec.train.seed)
-        history = _train_run(model, objective, None, data.train, spec.train, path, device=dev,
-                             desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
-        if _dist.is_main():
-            _finish(path, model, history)
-        _dist.barrier()  # the next run's cache check sees final.pt on every process
-    return TrainedModel(model.eval(), history, path, False)
+        return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
+                          desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
+
+    return _cached_run(path, {"kind": "teacher", **_asdict(spec)}, model, dev, cache, train)
 
 
 def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
@@ -800,18 +810,9 @@ def train_student(
         return TrainedModel(student.eval(), [], None, False)
     path = run_dir(root, "student", spec.key(teacher_key))
     config = {"kind": "student", "teacher": teacher_key, **_asdict(spec)}
-    with _run_lock(path):  # a second process waits here, then finds the finished run
-        if cache:
-            history = _load_final(path, student, dev)
-            if history is not None:
-                if _dist.is_main():
-                    _repair_json(path / "config.json", config)
-                return TrainedModel(student.eval(), history, path, True)
-        if _dist.is_main():
-            _repair_json(path / "config.json", config, overwrite=True)
-        _dist.barrier()  # nobody trains before rank 0 has written the run's config
-        history = _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet, resume=cache)
-    return TrainedModel(student.eval(), history, path, False)
+    return _cached_run(path, config, student, dev, cache,
+                       lambda: _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet,
+                                              resume=cache))
 
 
 def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net: nn.Module, data: DataSplit,
@@ -824,9 +825,6 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
     history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
                          desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                          eval_data=data.test if class_aware else None, resume=resume)
-    if _dist.is_main():
-        _finish(path, student, history)
-    _dist.barrier()  # the next run's cache check sees final.pt on every process
     return history
 
 
