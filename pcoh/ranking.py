@@ -559,7 +559,6 @@ def soft_rank(values: torch.Tensor, regularization_strength: float = 1.0) -> tor
     return _soft_rank(values, float(regularization_strength), _choose_backend(values))
 
 
-@(numba.njit(cache=True, nogil=True, parallel=True) if numba is not None else _njit)
 def _radix_ranks(keys, bits, out):
     """Average ranks of each row of unsigned integer ``keys`` (same order as the values).
 
@@ -569,7 +568,7 @@ def _radix_ranks(keys, bits, out):
     of the same rows.
     """
     rows, m = keys.shape
-    for r in numba.prange(rows):
+    for r in _prange(rows):
         a, ia = _radix_argsort(keys[r], bits)
         lo = 0
         while lo < m:
@@ -580,6 +579,12 @@ def _radix_ranks(keys, bits, out):
             for j in range(lo, hi):
                 out[r, ia[j]] = value
             lo = hi
+
+
+# Parallel over rows only for large inputs: waking numba's thread pool costs milliseconds, more
+# than a whole small batch (64 x 63) takes serially.
+_radix_ranks_parallel = _njit_parallel(_renamed(_radix_ranks, "_parallel"))
+_radix_ranks_serial = _njit(_radix_ranks)
 
 
 def _average_ranks_torch(keys: torch.Tensor, perm: torch.Tensor, dtype, all_rows: bool | None = None) -> torch.Tensor:
@@ -670,7 +675,8 @@ def rank(values: torch.Tensor) -> torch.Tensor:
         # Flipping the sign bit maps signed order onto unsigned order, which radix digits follow.
         flipped = keys.contiguous().numpy().view(unsigned) ^ unsigned(1 << (8 * keys.element_size() - 1))
         out = np.empty((rows, m), dtype=np.float64)
-        _radix_ranks(flipped, 8 * keys.element_size(), out)
+        kernel = _radix_ranks_parallel if keys.numel() >= _PARALLEL_MIN_ELEMENTS else _radix_ranks_serial
+        kernel(flipped, 8 * keys.element_size(), out)
         ranks = torch.from_numpy(out).to(dtype)
     else:
         sorted_keys, perm = torch.sort(keys, dim=-1)

@@ -467,3 +467,17 @@ def test_cpu_pav_parallel_over_rows_matches_serial_and_reference(dtype):
     for r in (0, 1, 150, 299):
         np.testing.assert_allclose(out[r].double().numpy(), isotonic_reference(x[r].double().numpy(), 1.0),
                                    atol=1e-9 if dtype == torch.float64 else 1e-3, rtol=1e-6)
+
+
+def test_rank_parallel_and_serial_kernels_agree_with_scipy():
+    # 300 x 450 values reach the parallel kernel; its first rows, ranked alone, take the serial one.
+    from scipy.stats import rankdata
+
+    from pcoh import ranking as R
+
+    rng = np.random.default_rng(11)
+    x = torch.from_numpy(rng.integers(0, 40, size=(300, 450)).astype(np.float64))  # many ties
+    assert x.numel() >= R._PARALLEL_MIN_ELEMENTS > x[:5].numel()
+    big, small = R.rank(x), R.rank(x[:5])
+    np.testing.assert_array_equal(big.numpy(), rankdata(x.numpy(), axis=1))
+    np.testing.assert_array_equal(small.numpy(), big[:5].numpy())
