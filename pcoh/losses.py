@@ -146,13 +146,8 @@ class TransferLoss(nn.Module):
     def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
-        if self.relational and _distributed.is_distributed():
-            # Under torchrun every process ranks against the whole global batch (see
-            # pcoh.distributed): student rows with gradient, teacher rows and indices without.
-            sizes = _distributed.shard_sizes(s)
-            s = _distributed.gather_with_grad(s, sizes)
-            t = _distributed.gather_no_grad(t, sizes)
-            indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
+        if self.relational:
+            s, t, indices = _global_batch(s, t, indices)
         _check_batch(s, t, self.min_samples)
         if self._takes_indices:
             loss = self._loss(s, t.detach(), indices=indices)
@@ -162,6 +157,18 @@ class TransferLoss(nn.Module):
 
     def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+def _global_batch(student: torch.Tensor, teacher: torch.Tensor, indices):
+    """The global batch under torchrun (every process's rows, in rank order): student rows with
+    gradient, teacher rows and indices without (see :mod:`pcoh.distributed`); as given otherwise."""
+    if not _distributed.is_distributed():
+        return student, teacher, indices
+    sizes = _distributed.shard_sizes(student)
+    student = _distributed.gather_with_grad(student, sizes)
+    teacher = _distributed.gather_no_grad(teacher, sizes)
+    indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
+    return student, teacher, indices
 
 
 def _poisoned(loss: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -1018,6 +1025,7 @@ class CRDLoss(TransferLoss):
     default_weight = 0.8
     min_samples = 1
     needs_indices = True
+    relational = True  # it contrasts samples with each other: under torchrun, the global batch
 
     def __init__(
         self,
@@ -1062,6 +1070,9 @@ class CRDLoss(TransferLoss):
     def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
+        # Under torchrun every process contrasts the global batch and updates its memories with
+        # it, so the memories stay identical on every process.
+        s, t, indices = _global_batch(s, t, indices)
         _check_batch(s, t, self.min_samples)
         if s.shape[1] != self.student_dim or t.shape[1] != self.teacher_dim:
             raise ValueError(
