@@ -36,11 +36,13 @@ from .train import (
 )
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
-           "estimate_table", "load_config",
-           "DEFAULT_METHODS", "CONFIGS"]
+           "estimate_table", "load_config", "summary_table", "comparison_tables",
+           "DEFAULT_METHODS", "CONFIGS", "COMPARED_METRICS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
+#: Metrics whose paired comparisons over seeds ``summary.md`` and the command line show.
+COMPARED_METRICS = ("pc_n", "knn_accuracy")
 #: The shipped configuration files.
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -630,6 +632,50 @@ def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "ke
     return "\n".join(lines)
 
 
+def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level: float = 0.95) -> str:
+    """Markdown sections: each method against the best other method of its mode, paired by seed.
+
+    One section per metric, made by :func:`pcoh.stats.paired_comparison` (grouped by student and
+    mode) and :func:`pcoh.stats.format_comparison`. The references (``teacher``, ``untrained``)
+    are left out: they are not candidates. A method is marked **best** only when it has the
+    highest mean of its group and its paired interval against the runner-up lies above 0.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run, as :attr:`ExperimentResult.results`.
+    metrics : sequence of str, default COMPARED_METRICS
+        Metric columns to compare (those missing from ``results`` are skipped).
+    level : float, default 0.95
+        Confidence level of the paired t-intervals.
+
+    Returns
+    -------
+    str
+        The sections, separated by blank lines; ``""`` when no metric is present.
+    """
+    from . import stats as _stats
+
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    students = results[~results["method"].isin(list(_methods.REFERENCES))]
+    sections = []
+    for metric in metrics:
+        if metric not in students.columns or students[metric].notna().sum() == 0:
+            continue
+        comparison = _stats.paired_comparison(students, metric, by=("student", "mode"), level=level)
+        sections.append(f"### {metric}: paired difference to the best other method\n\n"
+                        + _stats.format_comparison(comparison, metric=metric, level=level))
+    return "\n\n".join(sections)
+
+
+_COMPARISON_NOTE = (
+    "Each method against the best other method of its mode (highest mean), paired by seed (runs of one "
+    "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
+    "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
+)
+
+
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     """Write results.csv, summary.md and the key figures; returns their paths."""
     import matplotlib
@@ -644,9 +690,12 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     paths = {"results": folder / "results.csv", "summary": folder / "summary.md"}
     result.results.to_csv(paths["results"], index=False)
     text = summary_table(result.results)
+    comparisons = comparison_tables(result.results)
+    if comparisons:
+        comparisons = f"\n## Comparisons\n\n{_COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
     paths["summary"].write_text(
         f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n"
+        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
     )
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     plots.style()
