@@ -37,6 +37,7 @@ from .train import (
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
+           "evaluation_path", "cached_evaluation",
            "DEFAULT_METHODS", "CONFIGS", "COMPARED_METRICS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
