@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as err:
         return _fail(err)
     from .data import DatasetIntegrityError
-    from .experiment import check_experiment, run_experiment, summary_table
+    from .experiment import check_experiment, comparison_tables, run_experiment, summary_table
     from .runs import TrainingDiverged, TrainingInterrupted
 
     resume = "python -m pcoh" + ("" if not argv else " " + shlex.join(argv))
@@ -239,6 +239,10 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     print(summary_table(result.results))
     print()
+    comparisons = comparison_tables(result.results)
+    if comparisons:
+        print(comparisons)
+        print()
     for name, path in result.paths.items():
         print(f"{name}: {path}")
     print(f"finished in {elapsed:.0f} s")

@@ -36,11 +36,14 @@ from .train import (
 )
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
-           "estimate_table", "load_config",
-           "DEFAULT_METHODS", "CONFIGS"]
+           "estimate_table", "load_config", "summary_table", "comparison_tables",
+           "evaluation_path", "cached_evaluation",
+           "DEFAULT_METHODS", "CONFIGS", "COMPARED_METRICS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
+#: Metrics whose paired comparisons over seeds ``summary.md`` and the command line show.
+COMPARED_METRICS = ("pc_n", "knn_accuracy")
 #: The shipped configuration files.
 CONFIGS = Path(__file__).parent / "configs"
 
@@ -453,11 +456,94 @@ class ExperimentResult:
     paths: dict = field(default_factory=dict)
 
 
+def _eval_defaults() -> dict:
+    """The default parameters of :func:`pcoh.evaluate.evaluate_model` (part of the cache key)."""
+    params = inspect.signature(_eval.evaluate_model).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            and p.name not in ("test_logits", "metric", "teacher_metric", "return_per_reference")}
+
+
 def _features(model, data, device):
     tr, _, ytr = predict(model, data.train, device=device)
     te, logits, yte = predict(model, data.test, device=device)
     return {"train": tr.numpy(), "test": te.numpy(), "test_logits": logits.numpy(),
             "y_train": ytr.numpy(), "y_test": yte.numpy()}
+
+
+#: Version of the cached evaluations' format and of what :func:`pcoh.evaluate.evaluate_model`
+#: computes; raising it makes every cached evaluation stale.
+EVALUATION_FORMAT = 1
+
+
+def _digest(*arrays) -> str:
+    """SHA-256 of arrays' dtypes, shapes and bytes (None for a missing one)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def evaluation_path(root, run: str, settings: dict) -> Path:
+    """Where the evaluation of one run under some measure settings is cached.
+
+    ``<root>/evaluations/<run>-<hash>.json``: ``run`` names the run's folder (``student-<key>``,
+    as under ``<root>/runs``), ``hash`` is :func:`pcoh.runs.run_key` of ``settings`` (the
+    dissimilarities, the evaluation's parameters, a digest of the features evaluated).
+    """
+    return Path(root) / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
+
+
+def cached_evaluation(path, compute, n_test: int):
+    """``compute()`` -> ``(row, per_reference)``, read from ``path`` when it was computed before.
+
+    The cache file is JSON (no code can run on reading it), written atomically. A damaged file,
+    or one whose content does not have the expected form, is moved aside
+    (:func:`pcoh.runs.quarantine`) and the evaluation recomputed.
+
+    Parameters
+    ----------
+    path : path-like
+        From :func:`evaluation_path`.
+    compute : callable
+        ``() -> (dict of str -> float, (n_test,) array)``.
+    n_test : int
+        Length of the per-reference values, checked on reading.
+
+    Returns
+    -------
+    (dict, numpy.ndarray)
+    """
+    import numpy as np
+
+    path = Path(path)
+    if path.exists():
+        try:
+            cached = _runs.read_json(path)
+            row, names, rho = cached["row"], cached["columns"], cached["per_reference"]
+            if not (isinstance(row, dict) and isinstance(rho, list) and len(rho) == n_test
+                    and isinstance(names, list) and sorted(names) == sorted(row)
+                    and all(isinstance(v, (int, float)) or v is None for v in row.values())):
+                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references")
+            # The columns in the order they were computed (the JSON object's keys are sorted).
+            return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
+                    np.asarray(rho, dtype=np.float64))
+        except (_runs.CorruptFileError, KeyError, TypeError) as err:
+            _runs.quarantine(path, str(err))
+    row, rho = compute()
+    rho = np.asarray(rho, dtype=np.float64)
+    # NaN (a metric that does not apply) is written as null: strict JSON.
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    _runs.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
+    return row, rho
 
 
 def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = False, write: bool = True,
@@ -509,16 +595,27 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
 
     rows, per_ref, students = [], {}, {}
 
-    def evaluate(key, f, metric, logits):
-        row, rho = _eval.evaluate_model(
-            f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
-            test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
-            return_per_reference=True,
-        )
+    def evaluate(key, run, f, metric, logits):
+        def compute():
+            return _eval.evaluate_model(
+                f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
+                test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
+                return_per_reference=True,
+            )
+
+        if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
+            # Keyed by the run and everything the measures depend on, features included, so a
+            # notebook or a second job re-evaluates nothing it evaluated before.
+            settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
+                        "evaluate": _eval_defaults(),
+                        "features": _digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
+            row, rho = cached_evaluation(evaluation_path(cfg.root, run, settings), compute, len(f["test"]))
+        else:
+            row, rho = compute()
         per_ref[key] = rho
         return row
 
-    row = evaluate("teacher", t, cfg.teacher_metric, t["test_logits"])
+    row = evaluate("teacher", f"teacher-{tkey}", t, cfg.teacher_metric, t["test_logits"])
     rows.append({"student": cfg.teacher, "method": "teacher", "mode": "-", "seed": cfg.teacher_train.seed,
                  "params": _models.count_parameters(teacher.model), **row})
     from tqdm.auto import tqdm
@@ -531,7 +628,8 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         feats[key] = f = _features(trained.model, data, cfg.device)
         logits = f["test_logits"] if spec.mode == "class-aware" else None
         rows.append({"student": spec.model, "method": spec.method, "mode": spec.mode, "seed": spec.train.seed,
-                     "params": _models.count_parameters(trained.model), **evaluate(key, f, cfg.student_metric, logits)})
+                     "params": _models.count_parameters(trained.model),
+                     **evaluate(key, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits)})
     results = pd.DataFrame(rows)
     out = ExperimentResult(results, teacher, students, per_ref, feats, data)
     if write:
@@ -630,6 +728,50 @@ def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "ke
     return "\n".join(lines)
 
 
+def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level: float = 0.95) -> str:
+    """Markdown sections: each method against the best other method of its mode, paired by seed.
+
+    One section per metric, made by :func:`pcoh.stats.paired_comparison` (grouped by student and
+    mode) and :func:`pcoh.stats.format_comparison`. The references (``teacher``, ``untrained``)
+    are left out: they are not candidates. A method is marked **best** only when it has the
+    highest mean of its group and its paired interval against the runner-up lies above 0.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run, as :attr:`ExperimentResult.results`.
+    metrics : sequence of str, default COMPARED_METRICS
+        Metric columns to compare (those missing from ``results`` are skipped).
+    level : float, default 0.95
+        Confidence level of the paired t-intervals.
+
+    Returns
+    -------
+    str
+        The sections, separated by blank lines; ``""`` when no metric is present.
+    """
+    from . import stats as _stats
+
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    students = results[~results["method"].isin(list(_methods.REFERENCES))]
+    sections = []
+    for metric in metrics:
+        if metric not in students.columns or students[metric].notna().sum() == 0:
+            continue
+        comparison = _stats.paired_comparison(students, metric, by=("student", "mode"), level=level)
+        sections.append(f"### {metric}: paired difference to the best other method\n\n"
+                        + _stats.format_comparison(comparison, metric=metric, level=level))
+    return "\n\n".join(sections)
+
+
+_COMPARISON_NOTE = (
+    "Each method against the best other method of its mode (highest mean), paired by seed (runs of one "
+    "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
+    "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
+)
+
+
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     """Write results.csv, summary.md and the key figures; returns their paths."""
     import matplotlib
@@ -644,9 +786,12 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     paths = {"results": folder / "results.csv", "summary": folder / "summary.md"}
     result.results.to_csv(paths["results"], index=False)
     text = summary_table(result.results)
+    comparisons = comparison_tables(result.results)
+    if comparisons:
+        comparisons = f"\n## Comparisons\n\n{_COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
     paths["summary"].write_text(
         f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n"
+        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
     )
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     plots.style()

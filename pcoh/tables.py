@@ -51,10 +51,10 @@ def per_reference_frame(per_reference: dict, *, include_teacher: bool = False) -
 def style_results(results: pd.DataFrame, columns: Sequence[str] = (
         "pc_n", "global_spearman", "kendall_tau", "topk_overlap", "trustworthiness", "continuity", "cka",
         "knn_accuracy", "linear_probe", "accuracy"), *, digits: int = 3):
-    """The results table for display: mean over seeds, best value of each column bold per mode.
+    """The results table for display: mean over seeds, highest mean of each column bold per mode.
 
     One row per (mode, method) in the order of ``results``, the teacher first; each cell the
-    mean over seeds. Within each mode the best student of each column is bold on a light red
+    mean over seeds. Within each mode the highest mean of each column is bold on a light red
     background (every column is higher-is-better); the teacher is a reference, never marked.
     ``accuracy`` is blank for class-unaware students (their classifier head is not trained).
 
@@ -92,4 +92,5 @@ def style_results(results: pd.DataFrame, columns: Sequence[str] = (
         return marks
 
     return (table.style.apply(best, axis=0).format(precision=digits, na_rep="–", subset=cols)
-            .set_caption("Mean over seeds; bold: the best student of each column within its mode"))
+            .set_caption("Mean over seeds; bold: the highest mean of each column within its mode "
+                         "(which differences are resolved: pcoh.stats.paired_comparison)"))

@@ -2,9 +2,11 @@
 
     python scripts/execute_notebooks.py notebooks/*.ipynb
 
-Outputs are kept (so the notebooks read well on a code-hosting page); what changes from run to
-run without meaning is removed: execution timestamps, kernel and language versions, widget
-state. Run from the project root; each notebook runs with its own folder as working directory.
+Outputs are kept (so the notebooks read well on a code-hosting page), and so is the widgets'
+state (``store_widget_state``), so that their controls show when the notebook is opened, before
+any cell runs; what changes from run to run without meaning is removed: execution timestamps,
+kernel and language versions. Run from the project root; each notebook runs with its own folder
+as working directory.
 """
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from nbclient import NotebookClient
 
 KEEP_NOTEBOOK_METADATA = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                           "language_info": {"name": "python"}}
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def normalise(nb) -> None:
+    widgets = nb.metadata.get("widgets")
     nb.metadata = nbformat.from_dict(KEEP_NOTEBOOK_METADATA)
+    if widgets and widgets.get(WIDGET_STATE, {}).get("state"):
+        nb.metadata["widgets"] = widgets
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i:02d}"
         cell.metadata.pop("execution", None)
@@ -30,9 +36,6 @@ def normalise(nb) -> None:
         if cell.cell_type == "code":
             for out in cell.get("outputs", []):
                 out.get("metadata", {}).pop("execution", None)
-                # Widget views cannot be shown without a kernel; keep their text fallback only.
-                data = out.get("data", {})
-                data.pop("application/vnd.jupyter.widget-view+json", None)
 
 
 def main(argv=None) -> int:
@@ -45,7 +48,7 @@ def main(argv=None) -> int:
         nb = nbformat.read(path, as_version=4)
         if not args.no_execute:
             start = time.perf_counter()
-            NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+            NotebookClient(nb, timeout=args.timeout, kernel_name="python3", store_widget_state=True,
                            resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
             print(f"{path}: executed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         normalise(nb)

@@ -23,7 +23,7 @@ from ._base import METHOD_COLORS, savefig, style
 from .toy import plot_points, plot_dissimilarity_matrix
 from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin
 from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_per_reference,
-                      plot_per_reference_distributions)
+                      plot_per_reference_by_mode, plot_per_reference_distributions)
 from .training import plot_learning_curves
 from .images import plot_class_dissimilarities, plot_images, plot_neighbors
 from .embedding import plot_embedding, plot_embedding_grid
@@ -43,6 +43,7 @@ __all__ = [
     "plot_metric_bars",
     "plot_per_reference",
     "plot_per_reference_distributions",
+    "plot_per_reference_by_mode",
     "plot_global_vs_per_reference",
     "plot_learning_curves",
     "plot_class_dissimilarities",

@@ -119,6 +119,45 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
     return ax
 
 
+def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("class-unaware", "class-aware"), *,
+                               figsize=(15, 4.5), kind: str = "violin"):
+    """One :func:`plot_per_reference_distributions` panel per mode, side by side, sharing the y axis.
+
+    Panel widths follow the number of methods of each mode; references of every seed are pooled.
+
+    Parameters
+    ----------
+    per_reference : dict
+        ``(student, method, mode, seed) -> (n,)`` values (and ``"teacher"``, left out), as
+        :attr:`pcoh.experiment.ExperimentResult.per_reference`.
+    modes : sequence of str, default both modes
+        Panels from left to right; modes without runs are skipped.
+    figsize : (float, float), default (15, 4.5)
+    kind : {"violin", "box"}, default "violin"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from ..tables import per_reference_frame
+
+    frame = per_reference_frame(per_reference)
+    if isinstance(modes, str) or not isinstance(modes, Sequence):
+        raise TypeError(f"modes must be a sequence of mode names, got {modes!r}")
+    shown = [m for m in modes if (frame["mode"] == m).any()]
+    if not shown:
+        raise ValueError(f"per_reference has no runs of the modes {list(modes)}; it has {sorted(set(frame['mode']))}")
+    widths = [frame.loc[frame["mode"] == mode, "method"].nunique() for mode in shown]
+    fig, axes = plt.subplots(1, len(shown), figsize=figsize, sharey=True, squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, mode in zip(axes[0], shown):
+        plot_per_reference_distributions(frame[frame["mode"] == mode], ax=ax, title=mode, kind=kind)
+    fig.tight_layout()
+    return fig
+
+
 _MODE_MARKERS = {"class-unaware": "o", "class-aware": "^"}
 
 
