@@ -345,32 +345,6 @@ def load_checkpoint(path, *, map_location="cpu") -> Any:
             raise _corrupt(path, reason) from None
 
 
-def _as_state_dict(obj: Any, path: Path) -> dict:
-    """A plain state dict, or the one under ``"model"`` / ``"state_dict"``."""
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        kind = type(obj).__name__
-        keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else ""
-        raise ValueError(
-            f"{path} must hold a state dict (names -> tensors) or a dict with one under 'model', "
-            f"got a {kind}{keys}"
-        )
-    names = list(obj)
-    if all(n.startswith("module.") for n in names):  # saved from DataParallel / DDP
-        obj = {n[len("module."):]: v for n, v in obj.items()}
-    return obj
-
-
-def _listing(keys, limit: int = 6) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
     """Load a user's weights file into ``model``, strictly, safely.
 
@@ -404,27 +378,12 @@ def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
         raise FileNotFoundError(f"{what}: no such file: {path}") from None
     except ValueError as err:
         raise type(err)(f"{what}: {err}") from None
+    from .models import load_benchmark_state  # the one check of keys and shapes
+
     try:
-        state = _as_state_dict(obj, path)
-    except ValueError as err:
-        raise ValueError(f"{what}: {err}") from None
-    own = model.state_dict()
-    missing = set(own) - set(state)
-    unexpected = set(state) - set(own)
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {_listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
-        if shapes:
-            parts.append(f"shapes that differ (file vs model): {_listing(shapes, 3)}")
-        raise ValueError(
-            f"{what}: {path} does not match the {type(model).__name__} architecture: " + "; ".join(parts)
-        )
-    model.load_state_dict(state)
+        load_benchmark_state(model, obj)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: {path}: {err}") from None
     return obj if isinstance(obj, dict) else {}
 
 

@@ -200,15 +200,15 @@ def test_load_weights_names_missing_unexpected_and_reshaped_keys(tmp_path):
         runs.load_weights(_Net(), tmp_path / "w.pt", what="teacher_checkpoint")
     message = str(err.value)
     assert message.startswith("teacher_checkpoint:")
-    assert "missing keys (2): head.bias, head.weight" in message
-    assert "unexpected keys (1): extra.weight" in message
-    assert "body.weight (5, 3) vs (4, 3)" in message
+    assert "missing keys 2 (head.weight, head.bias)" in message
+    assert "unexpected keys 1 (extra.weight)" in message
+    assert "body.weight (5, 3) instead of (4, 3)" in message
     assert "\n" not in message
 
 
 def test_load_weights_refuses_what_is_not_a_state_dict(tmp_path):
     torch.save([torch.ones(2)], tmp_path / "list.pt")
-    with pytest.raises(ValueError, match="must hold a state dict"):
+    with pytest.raises(ValueError, match="must be a state dict or a dict with a 'model' state dict"):
         runs.load_weights(_Net(), tmp_path / "list.pt")
     with pytest.raises(FileNotFoundError, match="teacher"):
         runs.load_weights(_Net(), tmp_path / "nope.pt", what="teacher")

@@ -270,8 +270,10 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
     this function only checks and copies, so it can be tested without files.
     """
     state = obj
-    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
-        state = obj["model"]
+    for key in ("model", "state_dict"):  # the benchmark's layout; PyTorch Lightning's
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            state = obj[key]
+            break
     if not isinstance(state, Mapping):
         raise TypeError(
             f"a checkpoint must be a state dict or a dict with a 'model' state dict, got {type(obj).__name__}"
