@@ -3,9 +3,7 @@
 The multi-process tests start real processes (``torch.multiprocessing`` or ``torchrun``) on a
 free local port; each is kept small for two shared CPU cores.
 """
-import datetime
 import os
-import shutil
 import signal
 import socket
 import subprocess

@@ -1,6 +1,5 @@
 """The helpers the notebooks share (pcoh.notebook) and the per-mode violin figure."""
 import math
-import os
 from types import SimpleNamespace
 
 import matplotlib
