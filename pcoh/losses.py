@@ -146,14 +146,23 @@ class TransferLoss(nn.Module):
     def forward(self, student, teacher, *, indices=None) -> torch.Tensor:
         s = _select(student, self.uses, "student")
         t = _select(teacher, self.uses, "teacher")
+        refs, offset = (s, t), None
         if self.relational:
-            s, t, indices = _global_batch(s, t, indices)
+            s, t, indices, offset = _global_batch(s, t, indices)
         _check_batch(s, t, self.min_samples)
-        if self._takes_indices:
-            loss = self._loss(s, t.detach(), indices=indices)
-        else:
-            loss = self._loss(s, t.detach())
+        loss = None
+        if offset is not None:  # several processes: this one's references against the global batch
+            loss = self._own_references_loss(refs[0], refs[1].detach(), offset, s, t.detach())
+        if loss is None:
+            loss = self._loss(s, t.detach(), indices=indices) if self._takes_indices else self._loss(s, t.detach())
         return _poisoned(loss, s, t)
+
+    def _own_references_loss(self, student_ref, teacher_ref, offset: int, student, teacher):
+        """Under torchrun, the loss of this process's references (rows ``offset ..`` of the
+        gathered ``student``/``teacher``) against the whole global batch, such that the mean over
+        processes is the loss of the global batch; ``None`` (the default) computes the loss of the
+        whole global batch on every process instead."""
+        return None
 
     def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -161,14 +170,15 @@ class TransferLoss(nn.Module):
 
 def _global_batch(student: torch.Tensor, teacher: torch.Tensor, indices):
     """The global batch under torchrun (every process's rows, in rank order): student rows with
-    gradient, teacher rows and indices without (see :mod:`pcoh.distributed`); as given otherwise."""
+    gradient, teacher rows and indices without (see :mod:`pcoh.distributed`), and the row of this
+    process's first sample in it; as given, with offset ``None``, in one process."""
     if not _distributed.is_distributed():
-        return student, teacher, indices
+        return student, teacher, indices, None
     sizes = _distributed.shard_sizes(student)
     student = _distributed.gather_with_grad(student, sizes)
     teacher = _distributed.gather_no_grad(teacher, sizes)
     indices = _distributed.gather_no_grad(indices, sizes) if indices is not None else None
-    return student, teacher, indices
+    return student, teacher, indices, sum(sizes[:_distributed.rank()])
 
 
 def _poisoned(loss: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -434,6 +444,19 @@ class PerceptionCoherenceLoss(TransferLoss):
         corr = _pc_correlations(student, teacher, s_all, t_all, 0, regularization_strength=strength, **metrics)
         if self.training:
             self._enqueue(student.detach(), teacher, indices)
+        return (1.0 - corr).mean()
+
+    def _own_references_loss(self, student_ref, teacher_ref, offset, student, teacher):
+        # The cheap way under torchrun: O((n/N) n log n) per process. The mean over processes of
+        # these means is the global loss (the shards are equal: the batch size divides by the
+        # number of processes), and the gathered batch's backward sums every process's
+        # contribution into each row. With a queue, the whole global batch is ranked instead
+        # (every process then enqueues the same rows and the queues stay identical).
+        if self.queue_size or student_ref.shape[0] * _distributed.world_size() != student.shape[0]:
+            return None
+        corr = _pc_correlations(student_ref, teacher_ref, student, teacher, offset,
+                                student_metric=self.student_metric, teacher_metric=self.teacher_metric,
+                                regularization_strength=self.regularization_strength)
         return (1.0 - corr).mean()
 
     def _queued(self, student, teacher, indices):
@@ -1072,7 +1095,7 @@ class CRDLoss(TransferLoss):
         t = _select(teacher, self.uses, "teacher")
         # Under torchrun every process contrasts the global batch and updates its memories with
         # it, so the memories stay identical on every process.
-        s, t, indices = _global_batch(s, t, indices)
+        s, t, indices, _ = _global_batch(s, t, indices)
         _check_batch(s, t, self.min_samples)
         if s.shape[1] != self.student_dim or t.shape[1] != self.teacher_dim:
             raise ValueError(
