@@ -82,6 +82,28 @@ def _radix_argsort(keys, bits):
     return a, ia
 
 
+@(numba.njit(nogil=True, inline="always") if numba is not None else _njit)  # inlined into both kernels
+def _pav_pool(y, starts, sums, counts):
+    """Pool-adjacent-violators for the decreasing isotonic fit of ``y`` (float64, length m).
+
+    Fills the blocks' first positions, sums and sizes (``starts``, ``sums``, ``counts``, each of
+    length m) and returns the index of the last block; block ``b`` ends where ``b + 1`` starts
+    (the last one at m).
+    """
+    top = -1
+    for i in range(y.shape[0]):
+        top += 1
+        starts[top] = i
+        sums[top] = y[i]
+        counts[top] = 1.0
+        # A decreasing fit is violated when a block's mean is not below its predecessor's.
+        while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
+            sums[top - 1] += sums[top]
+            counts[top - 1] += counts[top]
+            top -= 1
+    return top
+
+
 def _pav_rows(sorted_vals, primal, block_start, block_end):
     """Projection onto the permutahedron from each row's values sorted in decreasing order.
 
@@ -94,20 +116,13 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
     """
     rows, m = sorted_vals.shape
     for r in _prange(rows):
+        y = np.empty(m, np.float64)
+        for i in range(m):
+            y[i] = np.float64(sorted_vals[r, i]) - (m - i)
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
-        top = -1
-        for i in range(m):
-            top += 1
-            starts[top] = i
-            sums[top] = np.float64(sorted_vals[r, i]) - (m - i)
-            counts[top] = 1.0
-            # A decreasing fit is violated when a block's mean is not below its predecessor's.
-            while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
-                sums[top - 1] += sums[top]
-                counts[top - 1] += counts[top]
-                top -= 1
+        top = _pav_pool(y, starts, sums, counts)
         for b in range(top + 1):
             mean = sums[b] / counts[b]
             lo = starts[b]
@@ -131,21 +146,15 @@ def _sort_pav_scatter_rows(scaled, keys, bits, out, perm, block_end):
     rows, m = scaled.shape
     for r in _prange(rows):
         a, ia = _radix_argsort(keys[r], bits)
-        starts = np.empty(m, np.int64)
-        sums = np.empty(m, np.float64)
-        counts = np.empty(m, np.float64)
-        top = -1
+        y = np.empty(m, np.float64)
         for i in range(m):
             p = ia[m - 1 - i]
             perm[r, i] = p
-            top += 1
-            starts[top] = i
-            sums[top] = np.float64(scaled[r, p]) - (m - i)
-            counts[top] = 1.0
-            while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
-                sums[top - 1] += sums[top]
-                counts[top - 1] += counts[top]
-                top -= 1
+            y[i] = np.float64(scaled[r, p]) - (m - i)
+        starts = np.empty(m, np.int64)
+        sums = np.empty(m, np.float64)
+        counts = np.empty(m, np.float64)
+        top = _pav_pool(y, starts, sums, counts)
         for blk in range(top + 1):
             mean = sums[blk] / counts[blk]
             lo = starts[blk]
