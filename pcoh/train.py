@@ -436,7 +436,8 @@ def _fit(
     ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes.
     """
     _dist.check_batch_size(cfg.batch_size, "batch_size")
-    params = list(model.parameters()) + (list(transfer.parameters()) if transfer is not None else [])
+    loss_params = list(transfer.parameters()) if transfer is not None else []
+    params = list(model.parameters()) + loss_params
     opt, sched = _make_optimizer(params, cfg)
     ckpt_path = path / "checkpoint.pt"
     history, start = _resume(ckpt_path, model, transfer, opt, sched, device) if resume else ([], 0)
@@ -444,7 +445,7 @@ def _fit(
     if interrupts is not None:
         interrupts.checkpointed = start
     source = _source(dataset, cfg, device)
-    step = _train_step(model, objective, opt, cfg, device, shared=params[len(list(model.parameters())):])
+    step = _train_step(model, objective, opt, cfg, device, shared=loss_params)
     steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
