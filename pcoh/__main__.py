@@ -38,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import data, methods, models
+    from .experiment import STUDENT_TRAIN as S
+    from .experiment import TEACHER_TRAIN as T
     from .train import MODES
 
     p = _Parser(
@@ -58,16 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
     p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
-    p.add_argument("--epochs", type=int, help="student epochs (default 20)")
-    p.add_argument("--teacher-epochs", type=int, help="teacher epochs (default 20)")
-    p.add_argument("--batch-size", type=int, help="batch size of the students (default 64)")
-    p.add_argument("--teacher-batch-size", type=int, help="batch size of the teacher (default 128)")
-    p.add_argument("--lr", type=float, help="student learning rate (default 1e-3, Adam)")
+    p.add_argument("--epochs", type=int, help=f"student epochs (default {S.epochs})")
+    p.add_argument("--teacher-epochs", type=int, help=f"teacher epochs (default {T.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"batch size of the students (default {S.batch_size})")
+    p.add_argument("--teacher-batch-size", type=int, help=f"batch size of the teacher (default {T.batch_size})")
+    p.add_argument("--lr", type=float, help=f"student learning rate (default {S.lr:g}, {S.optimizer})")
     p.add_argument("--strength", type=float, help="soft-rank regularization strength of the pc loss")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--output", help="folder for the tables (default results)")
-    p.add_argument("--figures", help="folder for the figures (default figures, or OUTPUT/DATASET beside the "
-                   "tables when --output is given)")
+    p.add_argument("--figures", help="folder for the figures (default figures; OUTPUT/DATASET, beside the "
+                   "tables, when --output names another folder)")
     p.add_argument("--no-cache", action="store_true", help="retrain even when a finished run is cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--estimate", action="store_true",
@@ -83,7 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _section(table: dict, section: str) -> dict:
+    """``table[section]`` as a dict of the fields set so far (created empty)."""
+    value = table.setdefault(section, {})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = table[section] = dataclasses.asdict(value)
+    if not isinstance(value, dict):
+        raise TypeError(f"{section} must be a table of settings, got {type(value).__name__}")
+    return value
+
+
 def _config(args: argparse.Namespace):
+    """The configuration: the config file's fields, then the options given on the command line.
+
+    Only what is given is set; every other field keeps the job's default (``ExperimentConfig``
+    resolves a partial ``student_train`` / ``teacher_train`` table against its own defaults).
+    """
     from .experiment import ExperimentConfig, load_config
 
     given = vars(args)
@@ -92,25 +109,16 @@ def _config(args: argparse.Namespace):
                  "modes", "seeds", "device", "output", "figures"):
         if name in given:
             table[name] = given[name]
-    if "output" in table and "figures" not in table:  # --output alone: the figures go with the tables
-        table["figures"] = str(Path(table["output"]) / str(table.get("dataset", ExperimentConfig.dataset)))
-    for section, options in (("student_train", {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"}),
-                             ("teacher_train", {"teacher_epochs": "epochs", "teacher_batch_size": "batch_size"})):
-        for option, name in options.items():
+    options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},
+               "teacher_train": {"teacher_epochs": "epochs", "teacher_batch_size": "batch_size"}}
+    for section, names in options.items():
+        for option, name in names.items():
             if option in given:
-                table.setdefault(section, {})
-                if dataclasses.is_dataclass(table[section]):
-                    table[section] = dataclasses.asdict(table[section])
-                if not isinstance(table[section], dict):
-                    raise TypeError(f"{section} must be a table of settings, got {type(table[section]).__name__}")
-                table[section][name] = given[option]
+                _section(table, section)[name] = given[option]
     for option in ("amp", "channels_last", "compile", "num_workers"):  # speed options: teacher and students
         if option in given:
             for section in ("teacher_train", "student_train"):
-                table.setdefault(section, {})
-                if not isinstance(table[section], dict):
-                    table[section] = dataclasses.asdict(table[section])
-                table[section][option] = given[option]
+                _section(table, section)[option] = given[option]
     if "strength" in given:
         kwargs = table.setdefault("loss_kwargs", {})
         if not isinstance(kwargs, dict) or not isinstance(kwargs.setdefault("pc", {}), dict):

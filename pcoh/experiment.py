@@ -46,6 +46,14 @@ DEFAULT_METHODS = _methods.default_methods()
 COMPARED_METRICS = ("pc_n", "knn_accuracy")
 #: The shipped configuration files.
 CONFIGS = Path(__file__).parent / "configs"
+#: The main job's optimisation settings. A field a user does not set (on the command line or in a
+#: config file's ``teacher_train`` / ``student_train`` table) keeps the value given here.
+TEACHER_TRAIN = TrainConfig(epochs=20, batch_size=128)
+STUDENT_TRAIN = TrainConfig(epochs=20, batch_size=64)
+#: Where the tables go unless ``output`` says otherwise; the figures go to ``figures/`` with it,
+#: and beside the tables (``<output>/<dataset>/``) for any other ``output``.
+DEFAULT_OUTPUT = "results"
+DEFAULT_FIGURES = "figures"
 
 
 @dataclass
@@ -66,11 +74,16 @@ class ExperimentConfig:
     teacher_checkpoint : str, optional
         Path of a user's teacher weights (a state dict, or a dict with a ``"model"`` entry).
     students : tuple of str, default ("digits_cnn",)
-    methods : tuple of str, default DEFAULT_METHODS
+    methods : tuple of str, optional
+        Default: every method of :data:`DEFAULT_METHODS` that runs in one of ``modes`` (``kd``
+        and ``ce`` need labels, so they run class-aware only). A method named here that runs in
+        none of ``modes`` is an error.
     modes : tuple of str, default ("class-unaware", "class-aware")
     seeds : int, default 3
         Students are trained with seeds 0 .. seeds-1.
-    teacher_train, student_train : TrainConfig
+    teacher_train, student_train : TrainConfig or dict
+        A table sets only the fields it names; the others keep :data:`TEACHER_TRAIN` /
+        :data:`STUDENT_TRAIN` (20 epochs; batch 128 for the teacher, 64 for the students; Adam, lr 1e-3).
     teacher_metric, student_metric : str, default "cosine"
         Dissimilarities for evaluation and for losses that take them (``pc``).
     loss_kwargs : dict
@@ -83,7 +96,9 @@ class ExperimentConfig:
         ``"auto"`` (default), ``"cpu"``, ``"cuda"``.
     output : str, default "results"
         Tables go to ``<output>/<dataset>/``.
-    figures : str, default "figures"
+    figures : str, optional
+        Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
+        (the figures go with the tables).
     """
 
     dataset: str = "digits"
@@ -93,19 +108,19 @@ class ExperimentConfig:
     teacher: str = "digits_resnet"
     teacher_checkpoint: Optional[str] = None
     students: tuple = ("digits_cnn",)
-    methods: tuple = DEFAULT_METHODS
+    methods: Optional[tuple] = None
     modes: tuple = MODES
     seeds: int = 3
-    teacher_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, batch_size=128))
-    student_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=20, batch_size=64))
+    teacher_train: TrainConfig = TEACHER_TRAIN
+    student_train: TrainConfig = STUDENT_TRAIN
     teacher_metric: str = "cosine"
     student_metric: str = "cosine"
     loss_kwargs: dict = field(default_factory=dict)
     weights: dict = field(default_factory=dict)
     include_untrained: bool = True
     device: Optional[str] = None
-    output: str = "results"
-    figures: str = "figures"
+    output: str = DEFAULT_OUTPUT
+    figures: Optional[str] = None
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -113,6 +128,10 @@ class ExperimentConfig:
         self.dataset = _check_str(self.dataset, "dataset")
         if self.dataset not in _data.available():
             raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
+        _check_path(self.output, "output")
+        if self.figures is None:
+            same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
+            self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
         for name in ("root", "output", "figures"):
             _check_path(getattr(self, name), name)
         for name in ("download", "include_untrained"):
@@ -123,7 +142,12 @@ class ExperimentConfig:
         if self.teacher_checkpoint is not None:
             _check_path(self.teacher_checkpoint, "teacher_checkpoint")
         for name in ("students", "methods", "modes"):
+            if name == "methods" and self.methods is None:
+                continue
             setattr(self, name, _check_names(getattr(self, name), name))
+        if self.methods is None:
+            self.methods = tuple(m for m in DEFAULT_METHODS
+                                 if any(mode not in MODES or method_allows_mode(m, mode) for mode in self.modes))
         known_models = _models.available()
         for name, values in (("teacher", (self.teacher,)), ("students", self.students)):
             for value in values:
@@ -161,12 +185,21 @@ class ExperimentConfig:
         if self.device is not None:
             _check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device
-        for name in ("teacher_train", "student_train"):
+        for name, default in (("teacher_train", TEACHER_TRAIN), ("student_train", STUDENT_TRAIN)):
             value = getattr(self, name)
             if isinstance(value, dict):
-                setattr(self, name, _train_config(value, name))
+                setattr(self, name, _train_config(value, name, default))
             elif not isinstance(value, TrainConfig):
                 raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {_show(value)}")
+        if self.student_train.epochs < 1:
+            raise ValueError("student_train.epochs must be at least 1 (a student trained for 0 epochs is the "
+                             "'untrained' reference, which the job evaluates anyway)")
+        if self.teacher_train.epochs < 1 and self.teacher_checkpoint is None:
+            raise ValueError("teacher_train.epochs must be at least 1, or give teacher_checkpoint")
+        for method in self.methods:
+            if not any(method_allows_mode(method, mode) for mode in self.modes):
+                raise ValueError(f"methods: {method!r} uses labels and runs only in mode 'class-aware', "
+                                 f"but modes are {list(self.modes)}")
 
     def runs(self) -> list[StudentSpec]:
         """The student runs this configuration asks for, invalid combinations left out."""
@@ -230,6 +263,9 @@ def _check_names(value, name: str) -> tuple:
             raise TypeError(f"{name} must hold names (strings), got {_show(item)}")
     if not value:
         raise ValueError(f"{name} must name at least one entry")
+    repeated = sorted({item for item in value if value.count(item) > 1})
+    if repeated:
+        raise ValueError(f"{name}: {_some(repeated)} given more than once; name each once")
     return tuple(value)
 
 
@@ -242,14 +278,22 @@ def _check_table(value, name: str) -> dict:
     return dict(value)
 
 
-def _train_config(table: dict, name: str) -> TrainConfig:
+def _some(names, limit: int = 5) -> str:
+    """At most ``limit`` names, and how many more: error messages stay one short line."""
+    names = [str(n)[:40] for n in names]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:
+    """``default`` with the fields ``table`` names replaced (and checked)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     _check_table(table, name)
     unknown = sorted(set(table) - fields)
     if unknown:
-        raise ValueError(f"{name} has unknown keys {unknown}; expected some of {sorted(fields)}")
+        raise ValueError(f"{name} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
     try:
-        return TrainConfig(**table)
+        return dataclasses.replace(default, **table)
     except (TypeError, ValueError) as err:
         raise type(err)(f"{name}.{err}") from None
 
@@ -308,10 +352,10 @@ def load_config(path) -> dict:
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     bad_keys = [k for k in table if not isinstance(k, str)]
     if bad_keys:
-        raise ValueError(f"config file {p} has keys that are not names: {bad_keys[:5]}")
+        raise ValueError(f"config file {p} has keys that are not names: {_some(map(repr, bad_keys))}")
     unknown = sorted(set(table) - fields)
     if unknown:
-        raise ValueError(f"config file {p} has unknown keys {unknown}; expected some of {sorted(fields)}")
+        raise ValueError(f"config file {p} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
     return table
 
 

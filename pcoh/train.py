@@ -137,6 +137,7 @@ class TrainConfig:
                 raise TypeError(f"{name} must be a {low} number, got {type(value).__name__} {value!r}{hint}")
             if not math.isfinite(value) or value < 0 or (low == "positive" and value == 0):
                 raise ValueError(f"{name} must be a {low} finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))  # 1 and 1.0 are one setting, one cache key
         milestones = self.milestones
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
             raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
@@ -148,7 +149,9 @@ class TrainConfig:
             raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
         for name in ("amp", "channels_last", "compile"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
+                                f"{getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if self.num_workers is not None:
             _positive_int(self.num_workers, "num_workers", allow_zero=True)
 
@@ -232,11 +235,15 @@ class StudentSpec:
 
     def key(self, teacher_key: str) -> str:
         # The loss's own defaults are part of the run: changing one must not reuse stale runs.
+        # An argument given at its default value is the same run as one left out.
         defaults = {}
         if self.method in _losses.LOSSES:
             params = inspect.signature(_losses.LOSSES[self.method].__init__).parameters.values()
             defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **_key_dict(self)})
+        d = _key_dict(self)
+        d["loss_kwargs"] = {k: v for k, v in d.get("loss_kwargs", {}).items()
+                            if not (k in defaults and _same_value(v, defaults[k]))}
+        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
 
 
 @dataclass
@@ -258,20 +265,40 @@ def _positive_int(value, name: str, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+def _same_value(a, b) -> bool:
+    """Equal as settings: 1 and 1.0 are, True and 1 are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and other objects without a plain equality
+        return False
+
+
 def _asdict(spec) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str))
 
 
 def resolve_device(device: Optional[str] = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when present, else CPU; otherwise ``torch.device(device)``."""
+    """``None`` or ``"auto"``: CUDA when present, else CPU; otherwise ``torch.device(device)``.
+
+    ``"cpu:N"`` is the CPU (there is one); ``"cuda:N"`` must name a GPU that exists.
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if dev.type == "cpu":
+        return torch.device("cpu")
+    if dev.type not in ("cuda", "mps", "xpu"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"numbered from 0")
     return dev
 
 
@@ -348,7 +375,8 @@ def _resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], op
     objects = [obj for obj in (model, transfer, opt, sched) if obj is not None]
     initial = [copy.deepcopy(obj.state_dict()) for obj in objects]
     try:
-        state = _runs.load_checkpoint(ckpt_path, map_location=device)
+        # Read on the CPU: a run saved on any device resumes on any other (load_state_dict copies).
+        state = _runs.load_checkpoint(ckpt_path, map_location="cpu")
         if not isinstance(state, dict) or not set(_CHECKPOINT_KEYS) <= set(state):
             found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
             raise _runs.CorruptFileError(f"not a training checkpoint of this version (found {found})")
@@ -562,7 +590,7 @@ def _load_final(path: Path, model: nn.Module, device) -> Optional[list]:
         return None
     initial = copy.deepcopy(model.state_dict())
     try:
-        state = _runs.load_checkpoint(final, map_location=device)
+        state = _runs.load_checkpoint(final, map_location="cpu")  # saved anywhere, loads anywhere
         if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("history"), list):
             found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
             raise _runs.CorruptFileError(f"not a finished run (expected 'model' and 'history', found {found})")
