@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import shlex
 import signal
 import sys
@@ -139,6 +140,10 @@ def _estimate(cfg, data, quiet: bool) -> int:
     return 0
 
 
+#: Write errors that pass once the disk is freed or the mount is back: resuming helps there.
+_PASSING = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE}
+
+
 def _fail(err: BaseException, status: int = 2) -> int:
     print(f"pcoh: error: {' '.join(str(err).split())}", file=sys.stderr)
     return status
@@ -212,7 +217,7 @@ def main(argv=None) -> int:
         return _fail(err)
     from .data import DatasetIntegrityError
     from .experiment import check_experiment, comparison_tables, run_experiment, summary_table
-    from .runs import TrainingDiverged, TrainingInterrupted
+    from .runs import OutputInUseError, TrainingDiverged, TrainingInterrupted
 
     resume = "python -m pcoh" + ("" if not argv else " " + shlex.join(argv))
     with _signals_and_warnings():
@@ -231,8 +236,12 @@ def main(argv=None) -> int:
                 result = run_experiment(cfg, quiet=quiet or not _dist.is_main(), cache=cache, data=data)
             except TrainingDiverged as err:
                 return _fail(err, 1)
-            except OSError as err:  # a full disk, a folder removed while running
-                return _fail(f"{err}; finished epochs and runs are kept, run the same command to resume", 1)
+            except OutputInUseError as err:
+                return _fail(err)
+            except OSError as err:
+                if err.errno in _PASSING:  # a full disk, a lost mount: once fixed, resuming helps
+                    return _fail(f"{err}; finished epochs and runs are kept, run the same command to resume", 1)
+                return _fail(f"{err}; fix this and run again (finished epochs and runs are kept)", 1)
         except TrainingInterrupted as err:
             print(f"pcoh: {' '.join(str(err).split())}; to resume, run the same command: {resume}", file=sys.stderr)
             return err.exit_status

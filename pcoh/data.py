@@ -712,6 +712,55 @@ def _diagnose(spec: _TVSpec, folder: Path, cls: type, err: Exception) -> Excepti
     )
 
 
+#: Magic numbers of the MNIST idx format: unsigned bytes, 1 dimension (labels) or 3 (images).
+_IDX_MAGIC = {1: 0x0801, 3: 0x0803}
+
+
+def _check_idx_files(spec: _TVSpec, folder: Path) -> None:
+    """Check MNIST-format files before torchvision reads them (its errors name no file).
+
+    Each present file must have the idx header of its kind (labels: 1 dimension, images: 3 of
+    ``count x 28 x 28``), the length the header announces, and labels and images of one split
+    must agree on the count. Missing files are left to the not-found message.
+    """
+    counts = {}
+    for name in spec.files:
+        path = folder / name
+        if not path.is_file():
+            continue
+        dims = 3 if "images" in name else 1
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                header = f.read(4 + 4 * dims)
+        except OSError as err:
+            raise DatasetIntegrityError(f"{path} cannot be read ({err.strerror})", folder, [name]) from None
+        what = "images" if dims == 3 else "labels"
+        if len(header) < 4 + 4 * dims:
+            raise DatasetIntegrityError(f"{path} is empty or truncated ({size} bytes): not an idx file of "
+                                        f"{what}. " + _how_to_get(spec, folder), folder, [name])
+        values = [int.from_bytes(header[i:i + 4], "big") for i in range(0, len(header), 4)]
+        if values[0] != _IDX_MAGIC[dims]:
+            raise DatasetIntegrityError(f"{path} is not an idx file of {what} (magic number {values[0]:#x}, "
+                                        f"expected {_IDX_MAGIC[dims]:#x}). " + _how_to_get(spec, folder),
+                                        folder, [name])
+        shape = values[1:]
+        if dims == 3 and shape[1:] != [spec.image_size, spec.image_size]:
+            raise DatasetIntegrityError(f"{path} holds {shape[1]}x{shape[2]} images, expected "
+                                        f"{spec.image_size}x{spec.image_size}", folder, [name])
+        expected = 4 + 4 * dims + int(np.prod(shape))
+        if size != expected:
+            raise DatasetIntegrityError(f"{path} has {size} bytes, its header announces {expected} "
+                                        f"({' x '.join(map(str, shape))}): the file is damaged. "
+                                        + _how_to_get(spec, folder), folder, [name])
+        counts[name] = shape[0]
+    for prefix in ("train", "t10k"):
+        pair = [counts.get(f"{prefix}-images-idx3-ubyte"), counts.get(f"{prefix}-labels-idx1-ubyte")]
+        if None not in pair and pair[0] != pair[1]:
+            raise DatasetIntegrityError(f"{folder}: {prefix}-images holds {pair[0]} images but {prefix}-labels "
+                                        f"{pair[1]} labels", folder, [f"{prefix}-images-idx3-ubyte"])
+
+
 def _load_torchvision(key: str, root: PathLike, download: bool, *, normalize: Any, augment: Any, verify: Any) -> DataSplit:
     import torchvision
     from torchvision import transforms as T
@@ -739,6 +788,8 @@ def _load_torchvision(key: str, root: PathLike, download: bool, *, normalize: An
     test_tf = T.Compose(tail)
 
     def make(train: bool, tf: Callable):
+        if spec.in_channels == 1:
+            _check_idx_files(spec, folder)
         try:
             return cls(root, train=train, download=download and train, transform=tf)
         except (RuntimeError, OSError) as e:
@@ -748,10 +799,12 @@ def _load_torchvision(key: str, root: PathLike, download: bool, *, normalize: An
             if isinstance(e, RuntimeError) and msg.startswith("Dataset") and "not found" in msg:
                 raise _diagnose(spec, folder, cls, e) from e
             if download and train:
-                raise RuntimeError(
-                    f"downloading {spec.cls_name} into {folder} failed: {e}\n"
-                    + _how_to_get(spec, folder, downloading=True)
-                ) from e
+                raise DatasetNotFoundError(
+                    f"downloading {spec.cls_name} into {folder} failed ({' '.join(str(e).split())[:160]}); "
+                    "is there a network connection? " + _how_to_get(spec, folder, downloading=True),
+                    folder,
+                    [f for f in spec.files if not (folder / f).is_file()],
+                ) from None
             raise
 
     train = make(True, train_tf)

@@ -43,6 +43,7 @@ __all__ = [
     "continuity",
     "linear_cka",
     "evaluate_model",
+    "check_sizes",
     "score_embeddings",
     "COLUMNS",
 ]
@@ -73,7 +74,13 @@ def _for_euclidean(x: np.ndarray, metric: MetricLike) -> np.ndarray:
     return x
 
 
-def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k: int = 5,
+#: Neighbours of the kNN classifier and of the neighbourhood measures (top-k overlap,
+#: trustworthiness, continuity) in :func:`evaluate_model`.
+KNN_K = 5
+K_NEIGHBORS = 10
+
+
+def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k: int = KNN_K,
                  metric: MetricLike = "cosine") -> float:
     """Accuracy of a k-nearest-neighbour classifier fitted on the train features.
 
@@ -155,6 +162,27 @@ def linear_cka(x, y) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
+def check_sizes(n_train: int, n_test: int, num_classes: int, *, k_neighbors: int = K_NEIGHBORS,
+                knn_k: int = KNN_K) -> None:
+    """Raise ``ValueError`` when a split is too small for :func:`evaluate_model`'s measures.
+
+    Trustworthiness and continuity need ``k_neighbors < n_test / 2``, top-k overlap
+    ``k_neighbors < n_test``, the kNN classifier ``knn_k <= n_train``, the probe two classes.
+    Called before any training, so that a small data set fails at once rather than after it.
+    """
+    need_test = 2 * k_neighbors + 1
+    if n_test < need_test:
+        raise ValueError(
+            f"the test split has {n_test} samples; the evaluation needs at least {need_test} "
+            f"(trustworthiness, continuity and top-{k_neighbors} overlap compare {k_neighbors} neighbours, "
+            f"fewer than half the test set): use more data or a larger test fraction (data.test_size)")
+    if n_train < knn_k:
+        raise ValueError(f"the training split has {n_train} samples; the {knn_k}-nearest-neighbour "
+                         f"accuracy needs at least {knn_k}")
+    if num_classes < 2:
+        raise ValueError(f"the data have {num_classes} class; the linear probe and kNN accuracy need at least 2")
+
+
 def evaluate_model(
     train_features,
     train_labels,
@@ -165,7 +193,7 @@ def evaluate_model(
     test_logits=None,
     metric: MetricLike = "cosine",
     teacher_metric: MetricLike = "cosine",
-    k_neighbors: int = 10,
+    k_neighbors: int = K_NEIGHBORS,
     n_boot: int = 1000,
     seed: int = 0,
     return_per_reference: bool = False,

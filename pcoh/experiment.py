@@ -425,13 +425,19 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
             raise type(err)(f"data: {err}") from None
         except _data.DatasetNotFoundError as err:
             raise _data.DatasetNotFoundError(f"dataset {cfg.dataset!r}: {err}", err.path, err.missing) from None
+    try:
+        _eval.check_sizes(len(data.train), len(data.test), data.num_classes)
+    except ValueError as err:
+        raise ValueError(f"dataset {cfg.dataset!r}: {err}") from None
     _check_writable(Path(cfg.root) / "runs", "root")
+    _check_writable(Path(cfg.root) / "evaluations", "root")
     if write:
         _check_writable(Path(cfg.output) / cfg.dataset, "output")
         _check_writable(cfg.figures, "figures")
     teacher = _build(cfg.teacher, data, cfg.teacher_train.seed, {})
     if cfg.teacher_checkpoint is not None:
         _runs.load_weights(teacher, cfg.teacher_checkpoint, what="teacher_checkpoint")
+        _check_finite(teacher, f"teacher_checkpoint {cfg.teacher_checkpoint}")
     else:
         _check_batch("teacher_train", cfg.teacher_train.batch_size, len(data.train), {}, _min_batch(teacher), cfg.teacher)
     for student in cfg.students:
@@ -451,6 +457,17 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
             needs[method] = cls
         _check_batch("student_train", cfg.student_train.batch_size, len(data.train), needs, _min_batch(net), student)
     return data
+
+
+def _check_finite(model: nn.Module, what: str) -> None:
+    """Every weight and buffer finite: a NaN teacher would be blamed on its students later."""
+    import torch
+
+    bad = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{what} holds NaN or infinite values in {len(bad)} tensor(s), e.g. {bad[:3]}; "
+                         f"it cannot be a trained teacher")
 
 
 def _check_batch(name: str, batch_size: int, n_train: int, losses: dict, model_min: int, model: str) -> None:
@@ -546,6 +563,10 @@ def evaluation_path(root, run: str, settings: dict) -> Path:
     return Path(root) / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
 
 
+def _finite_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+
 def cached_evaluation(path, compute, n_test: int):
     """``compute()`` -> ``(row, per_reference)``, read from ``path`` when it was computed before.
 
@@ -575,12 +596,14 @@ def cached_evaluation(path, compute, n_test: int):
             row, names, rho = cached["row"], cached["columns"], cached["per_reference"]
             if not (isinstance(row, dict) and isinstance(rho, list) and len(rho) == n_test
                     and isinstance(names, list) and sorted(names) == sorted(row)
-                    and all(isinstance(v, (int, float)) or v is None for v in row.values())):
-                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references")
+                    and all(_finite_or_none(v) for v in row.values())
+                    and all(_finite_or_none(v) for v in rho)):
+                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
+                                             "(finite numbers or null)")
             # The columns in the order they were computed (the JSON object's keys are sorted).
             return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
                     np.asarray(rho, dtype=np.float64))
-        except (_runs.CorruptFileError, KeyError, TypeError) as err:
+        except (_runs.CorruptFileError, KeyError, TypeError, ValueError) as err:
             _runs.quarantine(path, str(err))
     row, rho = compute()
     rho = np.asarray(rho, dtype=np.float64)
@@ -621,6 +644,13 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     data = check_experiment(cfg, write=write, data=data)
     if _dist.is_main():
         _dist.barrier()
+    # One run at a time writes an output folder, from before its first training to its last file.
+    folders = (Path(cfg.output) / cfg.dataset, cfg.figures) if write and _dist.is_main() else ()
+    with _runs.output_lock(*folders):
+        return _run(cfg, data, quiet=quiet, write=write, cache=cache)
+
+
+def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
     tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
     teacher = train_teacher(tspec, data, root=cfg.root, device=cfg.device, quiet=quiet, cache=cache)
     tkey = tspec.key()
@@ -828,16 +858,17 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     folder = Path(cfg.output) / cfg.dataset
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"results": folder / "results.csv", "summary": folder / "summary.md"}
-    result.results.to_csv(paths["results"], index=False)
+    # Every file is written whole or not at all (temporary file, then rename).
+    _runs.write_text(result.results.to_csv(index=False), paths["results"])
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
         comparisons = f"\n## Comparisons\n\n{_COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
-    paths["summary"].write_text(
+    _runs.write_text(
         f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
-    )
-    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}",
+        paths["summary"])
+    _runs.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str), folder / "config.json")
     plots.style()
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     students = result.results[result.results["method"] != "teacher"]

@@ -63,7 +63,12 @@ __all__ = [
     "run_dir",
     "run_key",
     "atomic_save",
+    "write_bytes",
+    "write_text",
     "write_json",
+    "output_lock",
+    "OutputInUseError",
+    "OUTPUT_LOCK",
     "read_json",
     "load_checkpoint",
     "load_weights",
@@ -205,6 +210,16 @@ def atomic_save(obj: Any, path) -> None:
     path : path-like
     """
     _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_bytes(data: bytes, path) -> None:
+    """Write ``data`` to ``path`` atomically: readers see the old file or the new one, never a part."""
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(text: str, path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(text.encode("utf-8"), path)
 
 
 def write_json(obj: Any, path) -> None:
@@ -436,6 +451,44 @@ def run_lock(path):
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+class OutputInUseError(RuntimeError):
+    """Another process is writing the same output folder."""
+
+
+#: The lock file an output folder holds while a run writes it.
+OUTPUT_LOCK = ".pcoh.lock"
+
+
+@contextlib.contextmanager
+def output_lock(*folders):
+    """Hold the lock of each output folder for the duration of the block, or fail at once.
+
+    Two runs writing one folder would leave tables of one run beside figures of the other: the
+    second run raises :class:`OutputInUseError` naming the folder, before it trains anything.
+    The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies.
+    """
+    fds = []
+    try:
+        for folder in dict.fromkeys(Path(f).resolve() for f in folders):
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = folder / OUTPUT_LOCK
+            if lock.is_dir():
+                raise NotADirectoryError(f"{lock} is a folder; remove it (it is the lock file of {folder})")
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fds.append(fd)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise OutputInUseError(
+                        f"{folder} is being written by another pcoh run; wait until it ends, or choose "
+                        f"another --output / --figures folder") from None
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 # ----------------------------------------------------------------------------- signals

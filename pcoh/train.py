@@ -608,12 +608,18 @@ def _repair_json(path: Path, content, *, overwrite: bool = False) -> None:
     with ``overwrite``."""
     if path.exists():
         try:
-            _runs.read_json(path)
+            found = _runs.read_json(path)
             if not overwrite:
-                return
+                if _canonical_json(found) == _canonical_json(content):
+                    return
+                raise _runs.CorruptFileError(f"{path}: does not hold what the run's final.pt holds")
         except (ValueError, OSError) as err:
             _runs.quarantine(path, str(err))
     _write_json(content, path)
+
+
+def _canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:

@@ -8,11 +8,13 @@ a random one.
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Sequence
 
 from .._checks import check_choice
 from ..methods import colors as _method_colors
+from ..runs import write_bytes
 
 __all__ = ["METHOD_COLORS", "style", "savefig"]
 
@@ -84,6 +86,8 @@ def savefig(fig, path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     with mpl.rc_context({"svg.hashsalt": _SVG_SALT}):
         for fmt in formats:
             target = path.with_suffix(f".{fmt}")
-            fig.savefig(target, bbox_inches="tight", metadata=_METADATA[fmt])
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, bbox_inches="tight", metadata=_METADATA[fmt])
+            write_bytes(buffer.getvalue(), target)  # whole or not at all: never a 0-byte figure
             out.append(target)
     return out
