@@ -32,7 +32,7 @@ from . import runs as _runs
 from .dissimilarity import get_metric
 from .train import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
-    estimate_run, method_allows_mode, predict, resolve_device, run_dir, train_student, train_teacher,
+    estimate_run, explicit_loss_kwargs, method_allows_mode, predict, resolve_device, run_dir, train_student, train_teacher,
 )
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
@@ -173,6 +173,8 @@ class ExperimentConfig:
             if method not in _losses.LOSSES:
                 raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
             _check_table(kwargs, f"loss_kwargs.{method}")
+        self.loss_kwargs = {m: explicit_loss_kwargs(m, kw) for m, kw in self.loss_kwargs.items()}
+        self.loss_kwargs = {m: kw for m, kw in self.loss_kwargs.items() if kw}
         self.weights = _check_table(self.weights, "weights")
         for method, weight in self.weights.items():
             if method not in _losses.LOSSES:
@@ -318,7 +320,12 @@ def load_config(path) -> dict:
             if (CONFIGS / (p.name + ext)).exists():
                 p = CONFIGS / (p.name + ext)
                 break
-    if not p.is_file():
+    if p.is_dir():
+        raise ValueError(f"config file {str(path)!r} is a folder; expected a .yaml or .toml file")
+    if p.exists() and not p.is_file():
+        raise ValueError(f"config file {str(path)!r} is not a regular file (a device or a pipe); "
+                         "expected a .yaml or .toml file")
+    if not p.exists():
         shipped = sorted(f.stem for f in CONFIGS.glob("*.*"))
         raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped})")
     if p.suffix not in (".yaml", ".yml", ".toml"):
@@ -847,7 +854,11 @@ _COMPARISON_NOTE = (
 
 
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
-    """Write results.csv, summary.md and the key figures; returns their paths."""
+    """Write results.csv, summary.md, config.json and the key figures; returns their paths.
+
+    Everything is rendered first and then written as one (:func:`pcoh.runs.write_files`): an
+    interruption leaves the previous files, never a mix of two runs or a half-written one.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -856,27 +867,34 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     from . import plots
 
     folder = Path(cfg.output) / cfg.dataset
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {"results": folder / "results.csv", "summary": folder / "summary.md"}
-    # Every file is written whole or not at all (temporary file, then rename).
-    _runs.write_text(result.results.to_csv(index=False), paths["results"])
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
         comparisons = f"\n## Comparisons\n\n{_COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
-    _runs.write_text(
-        f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-        f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}",
-        paths["summary"])
-    _runs.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str), folder / "config.json")
+    contents = {
+        paths["results"]: result.results.to_csv(index=False).encode(),
+        paths["summary"]: (
+            f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
+            f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
+        ).encode(),
+        folder / "config.json": json.dumps(dataclasses.asdict(cfg), indent=2, default=str).encode(),
+    }
+
+    def add_figure(name: str, fig) -> None:
+        base = Path(cfg.figures) / f"{cfg.dataset}-{name}"
+        for fmt, data in plots.render(fig).items():
+            contents[base.with_suffix(f".{fmt}")] = data
+        paths[f"figure_{name.removeprefix('main-').replace('-', '_')}"] = base.with_suffix(".png")
+        plt.close(fig)
+
     plots.style()
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     students = result.results[result.results["method"] != "teacher"]
     plots.plot_metric_bars(students, "pc_n", ax=axes[0], title="PC_n on held-out data (higher is better)")
     plots.plot_metric_bars(students, "knn_accuracy", ax=axes[1], title="kNN accuracy of student features")
     fig.tight_layout()
-    paths["figure_metrics"] = plots.savefig(fig, Path(cfg.figures) / f"{cfg.dataset}-main-metrics")[0]
-    plt.close(fig)
+    add_figure("main-metrics", fig)
     # One seed's per-reference distributions, class-unaware students.
     values = {f"{k[1]}": v for k, v in result.per_reference.items()
               if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0}
@@ -884,6 +902,6 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         plots.plot_per_reference(values, ax=ax, title="Per-reference Spearman, class-unaware students (seed 0)")
         fig.tight_layout()
-        paths["figure_per_reference"] = plots.savefig(fig, Path(cfg.figures) / f"{cfg.dataset}-main-per-reference")[0]
-        plt.close(fig)
+        add_figure("main-per-reference", fig)
+    _runs.write_files(contents)
     return paths

@@ -65,6 +65,7 @@ __all__ = [
     "atomic_save",
     "write_bytes",
     "write_text",
+    "write_files",
     "write_json",
     "output_lock",
     "OutputInUseError",
@@ -215,6 +216,37 @@ def atomic_save(obj: Any, path) -> None:
 def write_bytes(data: bytes, path) -> None:
     """Write ``data`` to ``path`` atomically: readers see the old file or the new one, never a part."""
     _atomic_write(path, lambda f: f.write(data))
+
+
+def write_files(contents: dict) -> None:
+    """Write several files as one: every ``path -> bytes`` is staged in a temporary file first,
+    then all are renamed into place with SIGINT/SIGTERM deferred.
+
+    A failure or an interruption while staging leaves every previous file as it was; the renames
+    themselves take microseconds, so a results table is never left beside the summary of
+    another run.
+    """
+    staged = []
+    try:
+        for path, data in contents.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        with Interrupts() as signals, signals.hold():
+            for tmp, path in staged:
+                os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        raise
+    for folder in {path.parent for _, path in staged}:
+        _fsync_dir(folder)
 
 
 def write_text(text: str, path) -> None:

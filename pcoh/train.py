@@ -61,6 +61,7 @@ __all__ = [
     "train_teacher",
     "train_student",
     "resolve_device",
+    "explicit_loss_kwargs",
     "estimate_run",
     "run_dir",
 ]
@@ -236,13 +237,9 @@ class StudentSpec:
     def key(self, teacher_key: str) -> str:
         # The loss's own defaults are part of the run: changing one must not reuse stale runs.
         # An argument given at its default value is the same run as one left out.
-        defaults = {}
-        if self.method in _losses.LOSSES:
-            params = inspect.signature(_losses.LOSSES[self.method].__init__).parameters.values()
-            defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
         d = _key_dict(self)
-        d["loss_kwargs"] = {k: v for k, v in d.get("loss_kwargs", {}).items()
-                            if not (k in defaults and _same_value(v, defaults[k]))}
+        d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
+        defaults = _loss_defaults(self.method)
         return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
 
 
@@ -263,6 +260,23 @@ def _positive_int(value, name: str, allow_zero: bool = False) -> None:
         raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
     if value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _loss_defaults(method: str) -> dict:
+    if method not in _losses.LOSSES:
+        return {}
+    params = inspect.signature(_losses.LOSSES[method].__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
+    """``kwargs`` without the arguments equal to the loss's own defaults.
+
+    An argument given at its default value is the same run as one left out: same configuration,
+    same cache key.
+    """
+    defaults = _loss_defaults(method)
+    return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
 
 
 def _same_value(a, b) -> bool:

@@ -127,6 +127,8 @@ def _damage(path: Path, how: str, tmp_path: Path) -> None:
     elif how == "other architecture":
         net = models.create("digits_cnn", num_classes=10, in_channels=1, image_size=8, seed=0)
         torch.save({"model": net.state_dict(), "history": []}, path)
+    elif how == "valid JSON of the wrong content":
+        path.write_text(json.dumps({"epochs": ["not", "a", "history"], "x": 1e300}))
     elif how == "old layout":  # a checkpoint of the previous format (transfer parameters as a list)
         state = torch.load(path, weights_only=True)
         state["extra"] = []
@@ -146,6 +148,8 @@ CASES = [
     ("checkpoint.pt", "old layout", "cut", "retrain"),
     ("history.json", "truncated", "full", "reuse"),
     ("config.json", "truncated", "full", "reuse"),
+    ("history.json", "valid JSON of the wrong content", "full", "reuse"),
+    ("config.json", "valid JSON of the wrong content", "full", "reuse"),
 ]
 
 
@@ -285,11 +289,14 @@ def test_a_nan_loss_names_the_run_and_keeps_the_last_finite_epoch(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
-def _teacher_file(tmp_path, layout="model", model="mlp"):
+def _teacher_file(tmp_path, layout="model", model="mlp", nan=False):
     net = models.create(model, num_classes=10, in_channels=1, image_size=8, seed=0)
     sd = net.state_dict()
+    if nan:
+        first = next(iter(sd))
+        sd[first] = torch.full_like(sd[first], float("nan"))
     obj = {"model": sd, "epoch": 3} if layout == "model" else sd
-    path = tmp_path / f"teacher-{layout}-{model}.pt"
+    path = tmp_path / f"teacher-{layout}-{model}{'-nan' if nan else ''}.pt"
     torch.save(obj, path)
     return path
 
@@ -349,7 +356,58 @@ PREFLIGHT = {
         lambda p: ["--config", _write_config(p, f"seeds: !!python/object/apply:os.system ['touch {p}/pwned']\n")],
         "YAML"),
     "unknown method": (lambda p: ["--methods", "nope"], "invalid choice"),
+    "a method given twice": (lambda p: ["--methods", "pc", "pc"], "more than once"),
+    "a student given twice": (lambda p: ["--students", "mlp", "mlp"], "more than once"),
+    "a mode given twice": (lambda p: ["--modes", "class-aware", "class-aware"], "more than once"),
+    "a labels-only method with class-unaware mode only": (
+        lambda p: ["--methods", "kd", "--modes", "class-unaware"], "class-aware"),
+    "zero student epochs": (lambda p: ["--epochs", "0"], "student_train.epochs"),
+    "zero teacher epochs": (lambda p: ["--teacher-epochs", "0"], "teacher_train.epochs"),
+    "test split too small for the evaluation": (
+        lambda p: ["--config", _write_config(p, "data: {test_size: 0.011}\n")], "test split"),
+    "teacher checkpoint with NaN weights": (
+        lambda p: ["--teacher-checkpoint", str(_teacher_file(p, nan=True))], "NaN"),
+    "config path is a folder": (lambda p: ["--config", str(p)], "is a folder"),
+    "config path is /dev/null": (lambda p: ["--config", os.devnull], "not a regular file"),
+    "config with 100,000 unknown keys": (
+        lambda p: ["--config", _write_config(p, "".join(f"key{i}: 1\n" for i in range(100_000)))], "and 99995 more"),
+    "config with a partial student_train of a wrong type": (
+        lambda p: ["--config", _write_config(p, "student_train: {momentum: many}\n")], "student_train.momentum"),
+    "MNIST files of random bytes": (lambda p: ["--dataset", "mnist"] + _mnist(p, "random"), "train-images-idx3-ubyte"),
+    "MNIST files cut short": (lambda p: ["--dataset", "mnist"] + _mnist(p, "short"), "damaged"),
+    "MNIST files empty": (lambda p: ["--dataset", "mnist"] + _mnist(p, "empty"), "empty"),
+    "MNIST images and labels of different counts": (
+        lambda p: ["--dataset", "mnist"] + _mnist(p, "counts"), "labels"),
+    "device cuda on a machine without one": (lambda p: ["--device", "cuda:0"], "CUDA"),
+    "device of an unknown kind": (lambda p: ["--device", "tpu"], "device"),
 }
+
+
+def _idx(path: Path, magic: int, shape, payload: bytes = b"") -> None:
+    import struct
+
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in shape)
+    body = payload if payload else bytes(int(__import__("math").prod(shape)))
+    path.write_bytes(header + body)
+
+
+def _mnist(tmp_path: Path, how: str) -> list:
+    """MNIST raw files in ``<root>/MNIST/raw`` damaged in one way; returns no extra options."""
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 60), ("t10k", 30)):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", 0x0803, (n, 28, 28))
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", 0x0801, (n,), bytes(i % 10 for i in range(n)))
+    target = raw / "train-images-idx3-ubyte"
+    if how == "random":
+        target.write_bytes(hashlib.sha256(b"mnist").digest() * 100)
+    elif how == "short":
+        target.write_bytes(target.read_bytes()[:5000])
+    elif how == "empty":
+        (raw / "t10k-labels-idx1-ubyte").write_bytes(b"")
+    elif how == "counts":
+        _idx(raw / "train-labels-idx1-ubyte", 0x0801, (59,), bytes(59))
+    return []
 
 
 def _truncate(path):
@@ -382,6 +440,8 @@ def test_a_mistake_is_reported_before_any_work_in_one_line(tmp_path, capsys, cas
     assert code == 2, (captured.out, err)
     assert len(_lines(err)) == 1, err
     assert expected in err and "Traceback" not in err
+    assert len(err) < 1000, f"a {len(err)}-character message"
+    assert "resume" not in err, "nothing was started: resuming cannot help"
     assert not started, "no run may start"
     assert not (tmp_path / "pwned").exists()
 
@@ -638,3 +698,148 @@ def test_config_fuzzing_is_recorded():
     total = sum(OUTCOMES.values())
     _record(f"config files: random values and garbage text ({total} hypothesis examples: "
             f"{OUTCOMES.get(0, 0)} valid, {OUTCOMES.get(2, 0)} refused with exit 2)", survived=True)
+
+
+# ----------------------------------------------------------------------------- 8: outputs and devices
+def _small(tmp_path, *extra):
+    return _cli(tmp_path, "--methods", "pc", "--modes", "class-unaware", "--teacher-epochs", "1", *extra)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One small job run to the end: its root and output folders, and its results."""
+    tmp = tmp_path_factory.mktemp("finished")
+    assert _main(_small(tmp)) == 0
+    out = tmp / "results" / "digits"
+    return {"tmp": tmp, "results": (out / "results.csv").read_bytes(), "summary": (out / "summary.md").read_bytes()}
+
+
+def _copy_job(finished, tmp_path):
+    shutil.copytree(finished["tmp"], tmp_path, dirs_exist_ok=True)
+    return tmp_path / "results" / "digits"
+
+
+def test_a_run_trained_on_cpu_loads_on_cpu_0(finished, tmp_path, capsys):
+    out = _copy_job(finished, tmp_path)
+    code = _main(_small(tmp_path, "--device", "cpu:0"))  # the last --device wins
+    err = capsys.readouterr().err
+    corrupt = list((tmp_path / "data").rglob("*.corrupt*"))
+    survived = code == 0 and not corrupt and (out / "results.csv").read_bytes() == finished["results"]
+    _record("device spelled cpu:0 on runs trained with cpu", survived=survived, traceback="Traceback" in err,
+            lost=bool(corrupt))
+    assert code == 0, err
+    assert not corrupt, corrupt
+    assert (out / "results.csv").read_bytes() == finished["results"]
+
+
+def test_a_second_run_into_the_same_output_exits_2_before_training(finished, tmp_path, capsys):
+    out = _copy_job(finished, tmp_path)
+    with runs.output_lock(out):
+        code = _main(_small(tmp_path, "--seeds", "2"))
+    err = capsys.readouterr().err
+    trained = len(list((tmp_path / "data" / "runs").iterdir()))
+    survived = code == 2 and len(_lines(err)) == 1 and str(out) in err
+    _record("a second run into an output folder in use", survived=survived, traceback="Traceback" in err,
+            lost=(out / "results.csv").read_bytes() != finished["results"])
+    assert code == 2 and len(_lines(err)) == 1 and "another pcoh run" in err, err
+    assert trained == len(list((finished["tmp"] / "data" / "runs").iterdir())), "nothing may train"
+    assert (out / "results.csv").read_bytes() == finished["results"]
+
+
+@pytest.mark.parametrize("when", ["results.csv", "summary.md", "digits-main-metrics.png", "renames"])
+def test_an_interruption_while_writing_the_results_leaves_one_whole_run(finished, tmp_path, capsys, monkeypatch,
+                                                                        when):
+    """Ctrl-C while the files are staged keeps every previous file; SIGTERM while they are renamed
+    into place is deferred until all are, so the folder holds one run's files, whole."""
+    out = _copy_job(finished, tmp_path)
+    real_fsync, real_replace = os.fsync, os.replace
+    state = {"staged": []}
+
+    def fsync(fd):
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name if os.path.exists(f"/proc/self/fd/{fd}") else ""
+        if when != "renames" and name.startswith(f".{when}."):
+            raise KeyboardInterrupt
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        if when == "renames" and not state["staged"] and Path(dst).name == "results.csv":
+            state["staged"].append(dst)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(runs.os, "fsync", fsync)
+    monkeypatch.setattr(runs.os, "replace", replace)
+    code = _main(_small(tmp_path, "--seeds", "2"))
+    err = capsys.readouterr().err
+    files = [f for f in list(out.iterdir()) + list((tmp_path / "figures").iterdir()) if f.name != runs.OUTPUT_LOCK]
+    empty = [f.name for f in files if f.is_file() and f.stat().st_size == 0]
+    leftovers = [f.name for f in files if f.name.endswith(".tmp")]
+    results, summary = (out / "results.csv").read_bytes(), (out / "summary.md").read_bytes()
+    old = results == finished["results"] and summary == finished["summary"]
+    new = (len(results.splitlines()) == len(finished["results"].splitlines()) + 2
+           and b"over 2 seed(s)" in summary)
+    expected_code = 143 if when == "renames" else 130
+    survived = code == expected_code and not empty and not leftovers and (new if when == "renames" else old)
+    _record(f"interrupted while writing the results ({when})", survived=survived, traceback="Traceback" in err,
+            lost=bool(empty) or not (old or new))
+    assert code == expected_code, err
+    assert not empty and not leftovers, (empty, leftovers)
+    assert (new if when == "renames" else old), (results, summary)
+
+
+@pytest.mark.parametrize("content", ['{"row": {"pc_n": "high"}, "columns": ["pc_n"], "per_reference": []}',
+                                     "PER_REFERENCE_STRINGS", "PC_N_INFINITE"])
+def test_an_evaluation_cache_file_of_the_wrong_content_is_set_aside(finished, tmp_path, capsys, content):
+    out = _copy_job(finished, tmp_path)
+    files = sorted((tmp_path / "data" / "evaluations").glob("*.json"))
+    target = files[-1]
+    cached = json.loads(target.read_text())
+    if content == "PER_REFERENCE_STRINGS":
+        cached["per_reference"] = ["x"] * len(cached["per_reference"])
+        target.write_text(json.dumps(cached))
+    elif content == "PC_N_INFINITE":
+        text = json.dumps({**cached, "row": {**cached["row"], "pc_n": 12345.5}})
+        target.write_text(text.replace("12345.5", "1e999", 1))  # parses as infinity
+    else:
+        target.write_text(content)
+    code = _main(_small(tmp_path))
+    err = capsys.readouterr().err
+    moved = target.with_name(target.name + ".corrupt").exists()
+    survived = code == 0 and moved and (out / "results.csv").read_bytes() == finished["results"]
+    _record(f"evaluation cache of valid JSON, wrong content ({content[:20]})", survived=survived,
+            traceback="Traceback" in err, lost=not moved)
+    assert code == 0, err
+    assert moved
+    assert (out / "results.csv").read_bytes() == finished["results"]
+
+
+def test_download_without_a_network_exits_2_naming_the_files(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    code = _main(_cli(tmp_path, "--dataset", "mnist", "--download"))
+    err = capsys.readouterr().err
+    survived = code == 2 and len(_lines(err)) == 1 and "network" in err
+    _record("--download without a network", survived=survived, traceback="Traceback" in err)
+    assert code == 2, err
+    assert len(_lines(err)) == 1 and "network" in err and "train-images-idx3-ubyte" in err, err
+
+
+def test_a_lasting_problem_names_what_to_fix_instead_of_resume(tmp_path, capsys):
+    # The run folder's lock is a folder: no resume can help, the message must say what is wrong.
+    argv = _small(tmp_path)
+    assert _main([*argv, "--check"]) == 0
+    capsys.readouterr()
+    tspec = T.TeacherSpec("digits", "mlp", T.TrainConfig(epochs=1, batch_size=128), {})
+    lock = runs.run_dir(tmp_path / "data", "teacher", tspec.key()) / ".lock"
+    lock.mkdir(parents=True)
+    code = _main(argv)
+    err = capsys.readouterr().err
+    survived = code in (1, 2) and "resume" not in err and ".lock" in err and len(_lines(err)) == 1
+    _record("a run's lock path is a folder", survived=survived, traceback="Traceback" in err)
+    assert code in (1, 2) and len(_lines(err)) == 1, err
+    assert "resume" not in err and ".lock" in err, err

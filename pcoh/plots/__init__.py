@@ -19,7 +19,7 @@ as ``pcoh.plots.<name>``. Tables moved to :mod:`pcoh.tables`; ``per_reference_fr
 ``style_results`` are re-exported here for existing code.
 """
 from ..tables import per_reference_frame, style_results
-from ._base import METHOD_COLORS, savefig, style
+from ._base import METHOD_COLORS, render, savefig, style
 from .toy import plot_points, plot_dissimilarity_matrix
 from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin
 from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_per_reference,
@@ -34,6 +34,7 @@ __all__ = [
     "METHOD_COLORS",
     "style",
     "savefig",
+    "render",
     "plot_points",
     "plot_dissimilarity_matrix",
     "plot_rank_vs_rank",

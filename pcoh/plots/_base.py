@@ -16,7 +16,7 @@ from .._checks import check_choice
 from ..methods import colors as _method_colors
 from ..runs import write_bytes
 
-__all__ = ["METHOD_COLORS", "style", "savefig"]
+__all__ = ["METHOD_COLORS", "style", "savefig", "render"]
 
 #: One colour per method (and for the teacher and the untrained student), the same in every
 #: figure; read from :mod:`pcoh.methods`.
@@ -74,20 +74,27 @@ def savefig(fig, path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     list of pathlib.Path
         The files written, in the order of ``formats``.
     """
+    path = Path(path)
+    out = []
+    for fmt, data in render(fig, formats).items():
+        target = path.with_suffix(f".{fmt}")
+        write_bytes(data, target)  # whole or not at all: never a 0-byte figure
+        out.append(target)
+    return out
+
+
+def render(fig, formats: Sequence[str] = ("png", "svg")) -> dict:
+    """``{format: bytes}`` of ``fig``, as :func:`savefig` writes them (deterministic metadata)."""
     import matplotlib as mpl
 
     if isinstance(formats, str):
         formats = (formats,)
     for fmt in formats:
         check_choice(fmt, "formats", list(_METADATA))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = []
+    out = {}
     with mpl.rc_context({"svg.hashsalt": _SVG_SALT}):
         for fmt in formats:
-            target = path.with_suffix(f".{fmt}")
             buffer = io.BytesIO()
             fig.savefig(buffer, format=fmt, bbox_inches="tight", metadata=_METADATA[fmt])
-            write_bytes(buffer.getvalue(), target)  # whole or not at all: never a 0-byte figure
-            out.append(target)
+            out[fmt] = buffer.getvalue()
     return out
