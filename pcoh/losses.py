@@ -328,32 +328,44 @@ def _pc_correlations(
 FOCUS_KINDS = ("exp", "top")
 
 
-def _focus_weights(u: torch.Tensor, focus: float, kind: str, fraction: float) -> torch.Tensor:
-    r"""Unnormalised neighbourhood weights :math:`g(u)` of probabilistic ranks ``u`` (any shape).
+def _g(u: torch.Tensor, focus: float, kind: str, fraction: float, lowest: float = 0.0) -> torch.Tensor:
+    r"""The weight family :math:`g(u)` of probabilistic ranks ``u`` (any shape), up to a factor.
 
-    ``"exp"``: :math:`g(u) = e^{-\kappa u}`; ``"top"``: :math:`g(u) = 1 + \kappa\,[u \le q]`,
-    :math:`\kappa` = ``focus``, :math:`q` = ``fraction``. Both are 1 at :math:`\kappa = 0`.
+    ``"exp"``: :math:`g(u) = e^{-\kappa u}`, computed as :math:`e^{-\kappa (u - u_0)}` with
+    :math:`u_0` = ``lowest`` the smallest possible ``u`` (a constant factor, which the per-row
+    normalisation removes, and which keeps the nearest point's weight at 1 so that no row
+    underflows to 0 at a large :math:`\kappa`); ``"top"``: :math:`g(u) = 1 + \kappa\,[u \le q]`,
+    :math:`\kappa` = ``focus``, :math:`q` = ``fraction``. Both are constant at :math:`\kappa = 0`.
     """
     if kind == "exp":
-        return torch.exp(u * -focus)
+        return torch.exp((u - lowest) * -focus)
     return 1.0 + focus * (u <= fraction).to(u.dtype)
+
+
+@torch.no_grad()
+def _focus_weights(target, d_s, m: int, focus: float, kind: str, fraction: float, symmetric: bool) -> torch.Tensor:
+    """(n, m) row weights, each row summing to 1: :func:`_g` of the teacher's probabilistic ranks
+    ``u = (r - 1/2) / m``, from the centred teacher ranks ``target`` (= r - (m + 1) / 2);
+    ``symmetric``: the mean of that and :func:`_g` of the student's hard ranks of ``d_s``.
+    No gradient: the weights are functions of ranks only."""
+    lowest = 0.5 / m  # u of rank 1; the same factor on both sides keeps their average exact
+    w = _g(target / m + 0.5, focus, kind, fraction, lowest)
+    if symmetric:
+        u_s = rank(d_s.detach()).to(target.dtype).sub_(0.5).div_(m)
+        w = w.add_(_g(u_s, focus, kind, fraction, lowest)).mul_(0.5)
+    return w.div_(w.sum(dim=1, keepdim=True))
 
 
 def _weighted_correlations(z, d_s, target, m, tiny, strength, focus, kind, fraction, symmetric):
     """Weighted Pearson correlation per row of ``softrank(z)`` and the centred teacher ranks
-    ``target`` (= ranks - (m + 1) / 2), under :func:`_focus_weights` normalised per row.
+    ``target``, under :func:`_focus_weights`.
 
-    The weights carry no gradient: they are functions of the teacher's ranks (and, symmetric, of
-    the student's detached hard ranks). With ``sw = sqrt(w)``, the correlation is the cosine of
-    ``sw * (a - a_w)`` and ``sw * (b - b_w)``, the rows centred by their weighted means.
+    With ``sw = sqrt(w)``, the correlation is the cosine of ``sw * (a - a_w)`` and
+    ``sw * (b - b_w)``, the rows centred by their weighted means; the teacher's side is computed
+    once, without gradient.
     """
+    w = _focus_weights(target, d_s, m, focus, kind, fraction, symmetric)
     with torch.no_grad():
-        # u = (r - 1/2) / m, and target = r - (m + 1) / 2, so u = target / m + 1/2.
-        w = _focus_weights(target / m + 0.5, focus, kind, fraction)
-        if symmetric:
-            u_s = rank(d_s.detach()).to(target.dtype).sub_(0.5).div_(m)
-            w = w.add_(_focus_weights(u_s, focus, kind, fraction)).mul_(0.5)
-        w = w.div_(w.sum(dim=1, keepdim=True))
         sw = w.sqrt()
         b = (target - torch.linalg.vecdot(w, target, dim=1).unsqueeze(1)).mul_(sw)
         b = b.div_(torch.linalg.vector_norm(b, dim=1, keepdim=True).clamp_min(tiny))
