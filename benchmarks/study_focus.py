@@ -338,6 +338,9 @@ def frontier(summary: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["data", "batch", "mode", "kind", "family", "fraction", "focus"], kind="stable")
 
 
+_CURVE_COLORS = ("#8b0000", "#ff6f61", "#4d4d4d", "#c71585", "#a0522d", "#999999")
+
+
 def plot_frontier(front: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -359,18 +362,25 @@ def plot_frontier(front: pd.DataFrame, path: Path) -> None:
                         fmt="o", color=pmethods.color(r["method"]), ms=4, capsize=2, label=r["method"])
         pc = group[group["kind"] == "pc"]
         zero = pc[pc["family"] == "plain"]
-        for family, fam in pc[pc["family"] != "plain"].groupby(["family", "fraction"], dropna=False, sort=False):
+        families = pc[pc["family"] != "plain"].groupby(["family", "fraction"], dropna=False, sort=False)
+        for k, (family, fam) in enumerate(families):
             curve = pd.concat([zero, fam]).sort_values("focus")
             name = family[0] + ("" if pd.isna(family[1]) else f" q{family[1]:g}")
+            # Reds and greys, so that no curve takes a baseline's colour.
             ax.errorbar(curve["knn_accuracy_mean"], curve["pc_n_mean"], xerr=curve["knn_accuracy_ci"],
-                        yerr=curve["pc_n_ci"], fmt="-", marker=".", capsize=2, label=f"pc {name}")
+                        yerr=curve["pc_n_ci"], fmt="-", marker="sDv^<>"[k % 6], ms=3, capsize=2,
+                        color=_CURVE_COLORS[k % len(_CURVE_COLORS)], label=f"pc {name}")
         if len(zero):
             ax.plot(zero["knn_accuracy_mean"], zero["pc_n_mean"], "*", color="#d62728", ms=10, label="pc focus 0")
         ax.set_title(f"{data}, batch {batch}, {mode}", fontsize=9)
         ax.set_xlabel("kNN accuracy (k=5, test)")
         ax.set_ylabel("PC_n (test)")
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    legend = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=7)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
