@@ -7,7 +7,9 @@ strength should mean the same at every batch size. This study checks that, and p
 - data: the embedded digits (``pcoh.data.load("digits")``, 1,437 train / 360 test) and, as a
   second data set held out from the choice, ``digits-deformed``: the same images, each warped by
   a random affine map (rotation +-25 degrees, scale 0.85-1.15, shear +-0.2, bilinear) plus
-  Gaussian noise (sd 0.05), from a fixed seed; the teacher is trained on it anew;
+  Gaussian noise (sd 0.05), from a fixed seed; the teacher is trained on it anew (both in
+  ``benchmarks/_studies.py``, whose teacher specs name the data set, so the two teachers are
+  cached apart);
 - teacher: ``digits_resnet``, cross-entropy (``pcoh.train.train_teacher``, cached under
   ``<root>/runs``), ``--teacher-epochs`` epochs;
 - students: class-unaware ``digits_cnn`` trained on the PC loss alone (no label), Adam 1e-3,
@@ -43,43 +45,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pcoh import data as pdata  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _studies import load_data, teacher_spec  # noqa: E402
+
 from pcoh import models as pmodels  # noqa: E402
 from pcoh.coherence import perception_coherence  # noqa: E402
 from pcoh.losses import PerceptionCoherenceLoss  # noqa: E402
-from pcoh.train import TeacherSpec, TrainConfig, predict, train_teacher  # noqa: E402
+from pcoh.train import predict, train_teacher  # noqa: E402
 
 DEFAULT_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0)
-
-
-# ----------------------------------------------------------------------------- data
-def deformed_digits(seed: int = 1234) -> "pdata.DataSplit":
-    """The digits, each image warped by its own random affine map plus noise (fixed seed)."""
-    split = pdata.load("digits")
-    g = torch.Generator().manual_seed(seed)
-
-    def warp(x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        angle = (torch.rand(n, generator=g) * 2 - 1) * np.deg2rad(25)
-        scale = 0.85 + 0.3 * torch.rand(n, generator=g)
-        shear = (torch.rand(n, generator=g) * 2 - 1) * 0.2
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin + shear, torch.zeros(n)], 1),
-                             torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
-        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
-        out = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return out + 0.05 * torch.randn(out.shape, generator=g)
-
-    (xtr, ytr), (xte, yte) = split.train.tensors, split.test.tensors
-    return pdata.from_arrays(warp(xtr), ytr, warp(xte), yte, num_classes=10, name="digits-deformed")
-
-
-def load_data(name: str):
-    if name == "digits":
-        return pdata.load("digits")
-    if name == "digits-deformed":
-        return deformed_digits()
-    raise ValueError(f"unknown data set {name!r}; expected 'digits' or 'digits-deformed'")
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
@@ -93,7 +68,7 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
 def prepare(name: str, args) -> dict:
     """Data, cached teacher and its features (train and test) of one data set."""
     split = load_data(name)
-    spec = TeacherSpec(model="digits_resnet", train=TrainConfig(epochs=args.teacher_epochs))
+    spec = teacher_spec(name, args.teacher_epochs)
     t0 = time.perf_counter()
     teacher = train_teacher(spec, split, root=args.root, device=args.device, quiet=True)
     t_train, _, _ = predict(teacher.model, split.train)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as _distributed
+from ._checks import check_choice, check_float
 from .dissimilarity import Dissimilarity, MetricLike, _check_features, get_metric, pairwise
 from .ranking import rank, soft_rank
 
@@ -244,6 +245,10 @@ def _pc_correlations(
     student_metric: MetricLike = "cosine",
     teacher_metric: MetricLike = "cosine",
     regularization_strength: float,
+    focus: float = 0.0,
+    focus_kind: str = "exp",
+    focus_fraction: float = 0.1,
+    focus_symmetric: bool = False,
 ) -> torch.Tensor:
     r"""Per-reference correlation of the PC loss: soft student ranks against hard teacher ranks.
 
@@ -256,6 +261,12 @@ def _pc_correlations(
 
         c_i = \operatorname{corr}\big(\operatorname{softrank}_\varepsilon(s_m\, z(\delta_S(x_i, \cdot))),\;
               \operatorname{rank}(\delta_T(x_i, \cdot))\big)
+
+    With ``focus > 0`` the correlation is the weighted Pearson correlation :math:`\operatorname{corr}_w`
+    under per-row weights :math:`w_{ij} \propto g(u^T_{ij})` on the teacher's probabilistic ranks
+    :math:`u^T_{ij} = (r^T_i(j) - 1/2) / m` (see :func:`_focus_weights` and
+    :class:`PerceptionCoherenceLoss`); ``focus = 0`` is the plain correlation, computed by the
+    same code as before the weights existed.
 
     The function behind :class:`PerceptionCoherenceLoss` (batch, or batch + feature queue) and
     reusable wherever local references are ranked against a larger set (a gathered global batch).
@@ -274,6 +285,8 @@ def _pc_correlations(
         As :class:`PerceptionCoherenceLoss`.
     regularization_strength : float
         :math:`\varepsilon`, relative to the spread of the ranks.
+    focus, focus_kind, focus_fraction, focus_symmetric
+        The neighbourhood emphasis, as :class:`PerceptionCoherenceLoss` (validated there).
 
     Returns
     -------
@@ -301,10 +314,76 @@ def _pc_correlations(
     scale = torch.where(ok, spread * torch.where(ok, var, torch.ones_like(var)).rsqrt(), torch.zeros_like(var))
     # (d - mean) * scale in one pass: z-standardised row, stretched to the spread of the ranks.
     z = torch.addcmul(-mean * scale, d_s, scale)
+    if focus:
+        corr = _weighted_correlations(z, d_s, target, m, tiny, regularization_strength,
+                                      focus, focus_kind, focus_fraction, focus_symmetric)
+        return torch.where(ok.squeeze(1), corr, torch.zeros_like(corr))
     centred = soft_rank(z, regularization_strength) - 0.5 * (m + 1)  # soft ranks also sum to m (m + 1) / 2
     norm = torch.linalg.vector_norm(centred, dim=1).clamp_min(tiny) * target_norm
     corr = torch.linalg.vecdot(centred, target, dim=1) / norm
     return torch.where(ok.squeeze(1), corr, torch.zeros_like(corr))
+
+
+#: Accepted ``focus_kind`` values of :class:`PerceptionCoherenceLoss`: the weight family g.
+FOCUS_KINDS = ("exp", "top")
+
+
+def _g(u: torch.Tensor, focus: float, kind: str, fraction: float, lowest: float = 0.0) -> torch.Tensor:
+    r"""The weight family :math:`g(u)` of probabilistic ranks ``u`` (any shape), up to a factor.
+
+    ``"exp"``: :math:`g(u) = e^{-\kappa u}`, computed as :math:`e^{-\kappa (u - u_0)}` with
+    :math:`u_0` = ``lowest`` the smallest possible ``u`` (a constant factor, which the per-row
+    normalisation removes, and which keeps the nearest point's weight at 1 so that no row
+    underflows to 0 at a large :math:`\kappa`); ``"top"``: :math:`g(u) = 1 + \kappa\,[u \le q]`,
+    :math:`\kappa` = ``focus``, :math:`q` = ``fraction``. Both are constant at :math:`\kappa = 0`.
+    """
+    if kind == "exp":
+        return torch.exp((u - lowest) * -focus)
+    return 1.0 + focus * (u <= fraction).to(u.dtype)
+
+
+@torch.no_grad()
+def _focus_weights(target, d_s, m: int, focus: float, kind: str, fraction: float, symmetric: bool) -> torch.Tensor:
+    """(n, m) row weights, each row summing to 1: :func:`_g` of the teacher's probabilistic ranks
+    ``u = (r - 1/2) / m``, from the centred teacher ranks ``target`` (= r - (m + 1) / 2);
+    ``symmetric``: the mean of that and :func:`_g` of the student's hard ranks of ``d_s``.
+    No gradient: the weights are functions of ranks only."""
+    lowest = 0.5 / m  # u of rank 1; the same factor on both sides keeps their average exact
+    w = _g(target / m + 0.5, focus, kind, fraction, lowest)
+    if symmetric:
+        u_s = rank(d_s.detach()).to(target.dtype).sub_(0.5).div_(m)
+        w = w.add_(_g(u_s, focus, kind, fraction, lowest)).mul_(0.5)
+    return w.div_(w.sum(dim=1, keepdim=True))
+
+
+def _weighted_correlations(z, d_s, target, m, tiny, strength, focus, kind, fraction, symmetric):
+    """Weighted Pearson correlation per row of ``softrank(z)`` and the centred teacher ranks
+    ``target``, under :func:`_focus_weights`.
+
+    With ``sw = sqrt(w)``, the correlation is the cosine of ``sw * (a - a_w)`` and
+    ``sw * (b - b_w)``, the rows centred by their weighted means; the teacher's side is computed
+    once, without gradient.
+    """
+    w = _focus_weights(target, d_s, m, focus, kind, fraction, symmetric)
+    with torch.no_grad():
+        sw = w.sqrt()
+        b = (target - torch.linalg.vecdot(w, target, dim=1).unsqueeze(1)).mul_(sw)
+        b = b.div_(torch.linalg.vector_norm(b, dim=1, keepdim=True).clamp_min(tiny))
+    soft = soft_rank(z, strength)
+    a = (soft - torch.linalg.vecdot(soft, w, dim=1).unsqueeze(1)) * sw
+    return torch.linalg.vecdot(a, b, dim=1) / torch.linalg.vector_norm(a, dim=1).clamp_min(tiny)
+
+
+def _check_focus(focus, focus_kind, focus_fraction, focus_symmetric) -> tuple:
+    """The neighbourhood-emphasis arguments of :class:`PerceptionCoherenceLoss`, checked."""
+    focus = check_float(focus, "focus", minimum=0.0)
+    if not isinstance(focus_kind, str):
+        raise TypeError(f"focus_kind must be one of {list(FOCUS_KINDS)} (a string), got {type(focus_kind).__name__}")
+    check_choice(focus_kind, "focus_kind", FOCUS_KINDS)
+    focus_fraction = check_float(focus_fraction, "focus_fraction", minimum=0.0, maximum=1.0, strict=True)
+    if not isinstance(focus_symmetric, bool):
+        raise TypeError(f"focus_symmetric must be True or False, got {type(focus_symmetric).__name__}")
+    return focus, focus_kind, focus_fraction, focus_symmetric
 
 
 _QUEUE_BUFFERS = ("queue_student", "queue_teacher", "queue_index", "queue_ptr", "queue_count")
@@ -355,6 +434,20 @@ class PerceptionCoherenceLoss(TransferLoss):
         Size of the training set (a training loop passes it). When given, the queue holds at
         most ``num_samples`` entries (a warning says so if ``queue_size`` is larger): a longer
         queue would only hold several stale copies of the same samples.
+    focus : float, default 0.0
+        :math:`\kappa \ge 0`, the neighbourhood emphasis (ours, not the paper's; see Notes and
+        ``docs/method.md``). 0 weighs every compared point alike: exactly the plain loss above,
+        by the same code.
+    focus_kind : {"exp", "top"}, default "exp"
+        The weight family :math:`g` on the teacher's probabilistic rank :math:`u`:
+        ``"exp"``, :math:`g(u) = e^{-\kappa u}`; ``"top"``, :math:`g(u) = 1 + \kappa\,[u \le q]`,
+        i.e. (after normalisation) :math:`[u \le q] + \beta` with :math:`\beta = 1/\kappa`.
+    focus_fraction : float, default 0.1
+        :math:`q \in (0, 1)`, the neighbourhood fraction of ``"top"`` (unused by ``"exp"``).
+    focus_symmetric : bool, default False
+        Also weigh by the student's own (detached, hard) probabilistic ranks:
+        :math:`w \propto (g(u^T) + g(u^S)) / 2`, which stresses the student's intruders (points
+        the student puts near that the teacher puts far) as well as lost teacher neighbours.
 
     Notes
     -----
@@ -362,6 +455,31 @@ class PerceptionCoherenceLoss(TransferLoss):
     matrices, one sort per row, the PAV pass; nothing of size :math:`n^3` or :math:`n^2 d`.
     A reference whose student dissimilarities are all equal (a collapsed student) contributes
     ``1`` (correlation 0) instead of NaN.
+
+    **Neighbourhood emphasis** (ours). Spearman's correlation weighs every rank displacement
+    alike, and from each reference most compared points are far, so the few near neighbours
+    (what kNN and top-k overlap read) carry little of the loss. With ``focus`` :math:`\kappa > 0`,
+    compared point :math:`j` of reference :math:`i` gets the weight
+
+    .. math::
+
+        w_{ij} = \frac{g(u^T_{ij})}{\sum_k g(u^T_{ik})}, \qquad u^T_{ij} = \frac{r^T_i(j) - 1/2}{m},
+
+    :math:`g` decreasing (``focus_kind``), on the teacher's probabilistic rank, so that one
+    setting means the same neighbourhood fraction at any batch size or queue length; the
+    correlation of the loss becomes the weighted Pearson correlation of the soft student ranks
+    :math:`a` and the hard teacher ranks :math:`b`,
+
+    .. math::
+
+        \operatorname{corr}_w(a, b) = \frac{\sum_j w_j (a_j - \bar a_w)(b_j - \bar b_w)}
+            {\sqrt{\sum_j w_j (a_j - \bar a_w)^2 \, \sum_j w_j (b_j - \bar b_w)^2}},
+        \qquad \bar a_w = \sum_j w_j a_j .
+
+    The weights carry no gradient. Teacher-rank weights cost a few elementwise (n, m) operations
+    and no extra sort; ``focus_symmetric`` adds one hard rank of the student's row (a sort, in
+    the forward pass only). The loss stays in [0, 2], invariant to rescaling the student's
+    features, and works with the queue and under torchrun.
 
     **The queue.** Buffers ``queue_student`` (K, d_S), ``queue_teacher`` (K, d_T) (dtype and
     device of the features, allocated at the first training call), ``queue_index`` (K,) (the
@@ -391,8 +509,14 @@ class PerceptionCoherenceLoss(TransferLoss):
         regularization_strength: float = 1.0,
         queue_size: int = 0,
         num_samples: int | None = None,
+        focus: float = 0.0,
+        focus_kind: str = "exp",
+        focus_fraction: float = 0.1,
+        focus_symmetric: bool = False,
     ):
         super().__init__()
+        self.focus, self.focus_kind, self.focus_fraction, self.focus_symmetric = _check_focus(
+            focus, focus_kind, focus_fraction, focus_symmetric)
         self.teacher_metric = teacher_metric
         self.student_metric = student_metric
         self.regularization_strength = regularization_strength
@@ -429,19 +553,32 @@ class PerceptionCoherenceLoss(TransferLoss):
             f"teacher_metric={self.teacher_metric!r}, student_metric={self.student_metric!r}, "
             f"regularization_strength={self.regularization_strength}"
         )
-        return out + (f", queue_size={self.queue_size}" if self.queue_size else "")
+        out += f", queue_size={self.queue_size}" if self.queue_size else ""
+        if self.focus:
+            out += f", focus={self.focus}, focus_kind={self.focus_kind!r}"
+            out += f", focus_fraction={self.focus_fraction}" if self.focus_kind == "top" else ""
+            out += ", focus_symmetric=True" if self.focus_symmetric else ""
+        return out
+
+    def _options(self) -> dict:
+        """Keyword arguments of :func:`_pc_correlations` that this loss's settings fix."""
+        options = dict(student_metric=self.student_metric, teacher_metric=self.teacher_metric,
+                       regularization_strength=self.regularization_strength)
+        if self.focus:  # focus 0 takes _pc_correlations' unweighted path, with its defaults
+            options.update(focus=self.focus, focus_kind=self.focus_kind, focus_fraction=self.focus_fraction,
+                           focus_symmetric=self.focus_symmetric)
+        return options
 
     def _loss(self, student: torch.Tensor, teacher: torch.Tensor, indices=None) -> torch.Tensor:
-        strength = self.regularization_strength
-        metrics = dict(student_metric=self.student_metric, teacher_metric=self.teacher_metric)
+        options = self._options()
         if not self.queue_size:
-            corr = _pc_correlations(student, teacher, student, teacher, 0, regularization_strength=strength, **metrics)
+            corr = _pc_correlations(student, teacher, student, teacher, 0, **options)
             return (1.0 - corr).mean()
         indices = _check_indices(indices, student.shape[0])
         q_s, q_t = self._queued(student, teacher, indices)
         s_all = torch.cat([student, q_s.to(student.dtype)]) if q_s.shape[0] else student
         t_all = torch.cat([teacher, q_t.to(teacher.dtype)]) if q_t.shape[0] else teacher
-        corr = _pc_correlations(student, teacher, s_all, t_all, 0, regularization_strength=strength, **metrics)
+        corr = _pc_correlations(student, teacher, s_all, t_all, 0, **options)
         if self.training:
             self._enqueue(student.detach(), teacher, indices)
         return (1.0 - corr).mean()
@@ -454,9 +591,7 @@ class PerceptionCoherenceLoss(TransferLoss):
         # (every process then enqueues the same rows and the queues stay identical).
         if self.queue_size or student_ref.shape[0] * _distributed.world_size() != student.shape[0]:
             return None
-        corr = _pc_correlations(student_ref, teacher_ref, student, teacher, offset,
-                                student_metric=self.student_metric, teacher_metric=self.teacher_metric,
-                                regularization_strength=self.regularization_strength)
+        corr = _pc_correlations(student_ref, teacher_ref, student, teacher, offset, **self._options())
         return (1.0 - corr).mean()
 
     def _queued(self, student, teacher, indices):

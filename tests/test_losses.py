@@ -651,3 +651,223 @@ def test_cuda_nonfinite_features_make_the_loss_nan_without_a_host_sync(name):
     bad = t.clone()
     bad[3, 2] = float("nan")
     assert torch.isnan(loss_fn(s, bad))
+
+
+# ----------------------------------------------------------------------------- neighbourhood emphasis (focus)
+FOCUS_SETTINGS = [
+    dict(focus=2.0),
+    dict(focus=6.0),
+    dict(focus=4.0, focus_kind="top", focus_fraction=0.25),
+    dict(focus=3.0, focus_symmetric=True),
+    dict(focus=9.0, focus_kind="top", focus_fraction=0.1, focus_symmetric=True),
+]
+
+
+def _g_reference(u, focus, kind, fraction):
+    return np.exp(-focus * u) if kind == "exp" else np.where(u <= fraction, 1.0 + focus, 1.0)
+
+
+def pc_focus_reference(student, teacher, s_metric, t_metric, eps, focus, kind="exp", fraction=0.1, symmetric=False):
+    """The weighted loss written out with numpy/scipy/sklearn: per reference, weights on the
+    probabilistic ranks u = (rank - 1/2) / m, and the weighted correlation from np.cov's aweights."""
+    s, t = np.asarray(student, np.float64), np.asarray(teacher, np.float64)
+    ds, dt = cdist(s, s, s_metric), cdist(t, t, t_metric)
+    terms = []
+    for i in range(len(s)):
+        keep = np.arange(len(s)) != i
+        row = ds[i, keep]
+        m = row.size
+        z = (row - row.mean()) / row.std() * np.sqrt((m * m - 1) / 12.0)
+        soft = _soft_rank_reference(z, eps)
+        hard = rankdata(dt[i, keep])
+        w = _g_reference((hard - 0.5) / m, focus, kind, fraction)
+        if symmetric:
+            w = (w + _g_reference((rankdata(row) - 0.5) / m, focus, kind, fraction)) / 2
+        c = np.cov(soft, hard, aweights=w / w.sum())
+        terms.append(1.0 - c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]))
+    return float(np.mean(terms))
+
+
+@pytest.mark.parametrize("queue", [0, 8])
+@pytest.mark.parametrize("extra", [dict(), dict(focus_kind="top", focus_fraction=0.3), dict(focus_symmetric=True)])
+def test_pc_focus_zero_is_the_plain_loss_exactly(extra, queue):
+    """focus = 0, whatever the other focus arguments: the same values and gradients, bit for bit."""
+    batches = _stream(40, 3, 6, num=20)
+    plain = PerceptionCoherenceLoss("euclidean", "cosine", 0.5, queue_size=queue)
+    zero = PerceptionCoherenceLoss("euclidean", "cosine", 0.5, queue_size=queue, focus=0.0, **extra)
+    for s, t, idx in batches:
+        xa, xb = s.clone().requires_grad_(), s.clone().requires_grad_()
+        a, b = plain(xa, t, indices=idx), zero(xb, t, indices=idx)
+        a.backward()
+        b.backward()
+        assert torch.equal(a, b) and torch.equal(xa.grad, xb.grad)
+    if not queue:  # and it is the loss of docs/method.md §3
+        s, t, _ = batches[0]
+        assert float(zero(s, t)) == pytest.approx(pc_loss_reference(s, t, "cosine", "euclidean", 0.5), rel=1e-9)
+
+
+@pytest.mark.parametrize("setting", FOCUS_SETTINGS)
+@pytest.mark.parametrize("n", [7, 16])
+def test_pc_focus_matches_weighted_brute_force(setting, n):
+    s, t = _pair(42 + n, n=n, d_s=3, d_t=6)
+    got = float(PerceptionCoherenceLoss("cosine", "euclidean", 0.3, **setting)(s, t))
+    expected = pc_focus_reference(s, t, "euclidean", "cosine", 0.3, setting["focus"], setting.get("focus_kind", "exp"),
+                                  setting.get("focus_fraction", 0.1), setting.get("focus_symmetric", False))
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_pc_focus_weighted_correlation_hand_computed():
+    """corr_w of (1, 2, 3) and (1, 3, 2) under weights (1/2, 1/4, 1/4), worked by hand:
+    means 7/4 and 7/4, deviations (-3/4, 1/4, 5/4) and (-3/4, 5/4, 1/4), covariance
+    9/32 + 5/64 + 5/64 = 7/16, variances 11/16 and 11/16, so corr_w = 7/11 (unweighted: 1/2)."""
+    from pcoh.losses import _weighted_correlations
+
+    a = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+    target = torch.tensor([[1.0, 3.0, 2.0]], dtype=torch.float64) - 2.0  # centred ranks, m = 3
+    # With a tiny strength the soft ranks of z = a are a's ranks 1, 2, 3. The teacher's
+    # probabilistic ranks are u = (1/6, 5/6, 1/2); "top" with q = 0.2 and focus 1 gives the
+    # first point 1 + 1 and the others 1: weights (2, 1, 1) / 4.
+    corr = _weighted_correlations(a, a, target, 3, 1e-300, 1e-6, 1.0, "top", 0.2, False)
+    assert float(corr) == pytest.approx(7.0 / 11.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["exp", "top"])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_pc_focus_uniform_weights_give_the_unweighted_loss(kind, symmetric):
+    """A focus so small that the weights are uniform to 1e-13 runs the weighted code path and
+    agrees with the plain loss (the top family with q >= every u is uniform at any focus)."""
+    s, t = _pair(43, n=14, d_s=4, d_t=5)
+    plain = float(PerceptionCoherenceLoss(regularization_strength=0.2)(s, t))
+    setting = dict(focus=1e-13) if kind == "exp" else dict(focus=5.0, focus_kind="top", focus_fraction=0.999)
+    got = float(PerceptionCoherenceLoss(regularization_strength=0.2, focus_symmetric=symmetric, **setting)(s, t))
+    assert got == pytest.approx(plain, rel=1e-11, abs=1e-12)
+
+
+@pytest.mark.parametrize("setting", FOCUS_SETTINGS)
+def test_pc_focus_gradcheck(setting):
+    s, t = _pair(44, n=7, d_s=3, d_t=4)
+    s.requires_grad_()
+    loss = PerceptionCoherenceLoss("euclidean", "euclidean", 1.0, **setting)
+    assert torch.autograd.gradcheck(lambda x: loss(x, t), (s,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("setting", FOCUS_SETTINGS)
+@pytest.mark.parametrize("metric", NAMES)
+def test_pc_focus_invariant_to_rescaling_student(setting, metric):
+    s, t = _pair(45, n=16, d_s=5, d_t=7)
+    loss = PerceptionCoherenceLoss("cosine", metric, **setting)
+    value = float(loss(s, t))
+    assert 0.0 <= value <= 2.0
+    assert float(loss(s * 7.3, t)) == pytest.approx(value, rel=1e-9)
+    assert float(loss(s * 1e-3, t)) == pytest.approx(value, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind,focus", [("exp", 4.0), ("top", 9.0)])
+def test_pc_focus_weights_are_a_function_of_the_probabilistic_rank(kind, focus):
+    """The same focus gives the same weight profile on u = (r - 1/2) / m at m = 31 and m = 127:
+    m * w(u) (the weight relative to the mean weight) agrees up to the midpoint-rule error of
+    the normalising sum, O(focus^2 / m^2); on raw ranks it would not."""
+    from pcoh.losses import _focus_weights
+
+    profiles = {}
+    for m in (31, 127):
+        perm = torch.randperm(m, generator=torch.Generator().manual_seed(m)).to(torch.float64) + 1
+        target = (perm - 0.5 * (m + 1)).unsqueeze(0)
+        w = _focus_weights(target, target, m, focus, kind, 0.25, False)[0]
+        assert float(w.sum()) == pytest.approx(1.0, rel=1e-12)
+        u = (perm - 0.5) / m
+        profiles[m] = (u.numpy(), (m * w).numpy())
+    (u_small, w_small), (u_big, w_big) = profiles[31], profiles[127]
+    order = np.argsort(u_big)
+    if kind == "exp":
+        np.testing.assert_allclose(w_small, np.interp(u_small, u_big[order], w_big[order]), rtol=3e-3)
+        np.testing.assert_allclose(w_small, focus * np.exp(-focus * u_small) / (1 - np.exp(-focus)), rtol=3e-3)
+    else:  # a step at u = q: equal weight on each side, in the ratio 1 + focus
+        for u, w in profiles.values():
+            inside, outside = w[u <= 0.25], w[u > 0.25]
+            assert np.ptp(inside) < 1e-12 and np.ptp(outside) < 1e-12
+            assert inside[0] / outside[0] == pytest.approx(1.0 + focus)
+        # the inside weight relative to the mean differs only by how many ranks fall below q
+        assert w_small[u_small <= 0.25][0] == pytest.approx(w_big[u_big <= 0.25][0], rel=0.05)
+
+
+def test_pc_focus_symmetric_weights_carry_no_gradient():
+    """The symmetric weights use the student's ranks but are constants of the backward pass:
+    the gradient equals that of the same weighted correlation with the weights frozen in."""
+    from pcoh import losses as L
+
+    s, t = _pair(46, n=9, d_s=3, d_t=5)
+    setting = dict(focus=3.0, focus_symmetric=True)
+    x = s.clone().requires_grad_()
+    PerceptionCoherenceLoss(**setting)(x, t).backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    captured = []
+    real = L._focus_weights
+
+    def frozen(*args):
+        w = real(*args)
+        assert not w.requires_grad
+        captured.append(w)
+        return w
+
+    try:
+        L._focus_weights = frozen
+        y = s.clone().requires_grad_()
+        PerceptionCoherenceLoss(**setting)(y, t).backward()
+    finally:
+        L._focus_weights = real
+    assert len(captured) == 1 and torch.equal(x.grad, y.grad)
+    # The frozen weights, fed back as teacher-side constants through a perturbed student, give a
+    # finite-difference slope equal to the analytic gradient along a random direction.
+    direction = torch.randn(s.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    h = 1e-6
+    try:
+        L._focus_weights = lambda *args: captured[0]
+        up = float(PerceptionCoherenceLoss(**setting)(s + h * direction, t))
+        down = float(PerceptionCoherenceLoss(**setting)(s - h * direction, t))
+    finally:
+        L._focus_weights = real
+    assert (up - down) / (2 * h) == pytest.approx(float((x.grad * direction).sum()), rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("setting", FOCUS_SETTINGS[1:4])
+def test_pc_focus_with_queue_and_offset_paths(setting):
+    """The queue path matches the batch loss on batch + queue rows, and the torchrun path (each
+    process's references against the gathered batch, at an offset) splits the batch loss exactly."""
+    from pcoh.losses import _pc_correlations
+
+    s, t = _pair(47, n=12, d_s=4, d_t=6)
+    options = dict(student_metric="cosine", teacher_metric="cosine", regularization_strength=0.5,
+                   focus=setting["focus"], focus_kind=setting.get("focus_kind", "exp"),
+                   focus_fraction=setting.get("focus_fraction", 0.1),
+                   focus_symmetric=setting.get("focus_symmetric", False))
+    whole = _pc_correlations(s, t, s, t, 0, **options)
+    halves = torch.cat([_pc_correlations(s[k:k + 6], t[k:k + 6], s, t, k, **options) for k in (0, 6)])
+    torch.testing.assert_close(halves, whole, rtol=1e-12, atol=1e-12)
+    # queue: 12 rows, the first 6 enqueued by a first call, then the last 6 as the batch
+    loss = PerceptionCoherenceLoss(regularization_strength=0.5, queue_size=6, **setting)
+    loss(s[:6], t[:6], indices=torch.arange(6))
+    got = float(loss(s[6:], t[6:], indices=torch.arange(6, 12)))
+    # the batch rows are the references, compared with the other 11 rows
+    assert got == pytest.approx(float((1 - whole[6:]).mean()), rel=1e-12)
+
+
+@pytest.mark.parametrize("name,bad,error", [
+    ("focus", -1.0, ValueError), ("focus", float("nan"), ValueError), ("focus", float("inf"), ValueError),
+    ("focus", "2", TypeError), ("focus", True, TypeError), ("focus", None, TypeError),
+    ("focus_kind", "gauss", ValueError), ("focus_kind", "EXP", ValueError), ("focus_kind", 1, TypeError),
+    ("focus_kind", None, TypeError),
+    ("focus_fraction", 0.0, ValueError), ("focus_fraction", 1.0, ValueError), ("focus_fraction", -0.1, ValueError),
+    ("focus_fraction", "0.1", TypeError),
+    ("focus_symmetric", 1, TypeError), ("focus_symmetric", "yes", TypeError), ("focus_symmetric", None, TypeError),
+])
+def test_pc_focus_rejects_bad_arguments(name, bad, error):
+    with pytest.raises(error, match=name):
+        PerceptionCoherenceLoss(**{name: bad})
+
+
+def test_pc_focus_repr_and_registry():
+    loss = get("pc", focus=2.0, focus_kind="top", focus_fraction=0.25, focus_symmetric=True)
+    assert (loss.focus, loss.focus_kind, loss.focus_fraction, loss.focus_symmetric) == (2.0, "top", 0.25, True)
+    assert "focus=2.0, focus_kind='top', focus_fraction=0.25, focus_symmetric=True" in repr(loss)
+    assert "focus" not in repr(PerceptionCoherenceLoss())
