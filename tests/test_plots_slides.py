@@ -144,11 +144,19 @@ def test_overlapping_tick_labels_are_reported_and_slanted_ones_pass():
     fig, ax = plots.slide_figure(size="half")
     ax.bar(np.arange(len(names)), 1.0)
     ax.set_xticks(np.arange(len(names)), names)
-    assert any("x tick labels overlap" in p for p in plots.slide_problems(fig))
+    assert any("texts overlap" in p for p in plots.slide_problems(fig))
     fig, ax = plots.slide_figure()
     ax.bar(np.arange(10), 1.0)
     ax.set_xticks(np.arange(10), names[:10], rotation=35, ha="right", rotation_mode="anchor")
     assert plots.slide_problems(fig) == []
+
+
+def test_titles_running_into_each_other_are_reported():
+    fig, axes = plots.slide_figure(1, 4)
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("a title far too long for a quarter of a slide")
+    assert any("texts overlap" in p for p in plots.slide_problems(fig))
 
 
 def test_markers_cut_by_the_axes_are_reported():

@@ -240,22 +240,63 @@ def _scale_to_slide(fig) -> float:
 
 
 def _drawn_texts(fig):
-    """Draw ``fig`` once with an Agg renderer; return the renderer and every text actually drawn."""
+    """Draw ``fig`` with an Agg renderer; return the renderer and every text artist actually drawn.
+
+    A first draw lets the axes make their ticks; in the second, each text records itself when it
+    is drawn (hidden texts, ticks outside the view and empty strings are not).
+    """
     from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.text import Text
 
     width, height = fig.get_size_inches() * fig.dpi
     renderer = RendererAgg(width, height, fig.dpi)
-    drawn = []
-    original = renderer.draw_text
-
-    def draw_text(gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if str(s).strip():
-            drawn.append((mtext, str(s), float(prop.get_size_in_points())))
-        return original(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
-
-    renderer.draw_text = draw_text
     fig.draw(renderer)
-    return renderer, drawn
+    drawn = []
+    patched = []
+    for text in fig.findobj(Text):
+        def draw(renderer, _text=text, _draw=text.draw):
+            if _text.get_visible() and _text.get_text().strip():
+                drawn.append(_text)
+            return _draw(renderer)
+
+        text.draw = draw
+        patched.append(text)
+    try:
+        fig.draw(renderer)
+    finally:
+        for text in patched:
+            del text.draw
+    return renderer, list(dict.fromkeys(drawn))
+
+
+def _oriented_box(text, renderer):
+    """Centre, unit direction, width and height (px) of a drawn text's rotated box."""
+    import numpy as np
+
+    angle = np.deg2rad(text.get_rotation())
+    box = text.get_window_extent(renderer)
+    rotation = text.get_rotation()
+    text.set_rotation(0)
+    flat = text.get_window_extent(renderer)
+    text.set_rotation(rotation)
+    centre = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+    return centre, np.array([np.cos(angle), np.sin(angle)]), flat.width, flat.height
+
+
+def _boxes_overlap(a, b, gap: float = 1.0) -> bool:
+    """Whether two oriented boxes (from :func:`_oriented_box`) overlap, by the separating-axis test."""
+    import numpy as np
+
+    corners, axes = [], []
+    for c, u, w, h in (a, b):
+        v = np.array([-u[1], u[0]])
+        corners.append(np.array([c + sx * w / 2 * u + sy * h / 2 * v for sx in (-1, 1) for sy in (-1, 1)]))
+        axes += [u, v]
+    for axis in axes:
+        pa, pb = corners[0] @ axis, corners[1] @ axis
+        if pa.max() <= pb.min() + gap or pb.max() <= pa.min() + gap:
+            return False
+    return True
 
 
 def _marker_points(artist, renderer):
@@ -284,10 +325,6 @@ def _marker_points(artist, renderer):
         radius = np.full(len(xy), (artist.get_markersize() + artist.get_markeredgewidth()) / 2 * dpi / 72)
         return xy, radius
     return None
-
-
-def _boxes_overlap(a, b, gap: float = 1.0) -> bool:
-    return a.x0 < b.x1 - gap and b.x0 < a.x1 - gap and a.y0 < b.y1 - gap and b.y0 < a.y1 - gap
 
 
 def slide_problems(fig) -> list:
@@ -321,35 +358,36 @@ def slide_problems(fig) -> list:
     scale = _scale_to_slide(fig)
     renderer, drawn = _drawn_texts(fig)
     box = fig.bbox
-    small = sorted({(round(size * scale, 1), text[:30]) for _, text, size in drawn if size * scale < MIN_FONT_PT - 1e-6})
+    small = sorted({(round(t.get_fontsize() * scale, 1), t.get_text()[:30]) for t in drawn
+                    if t.get_fontsize() * scale < MIN_FONT_PT - 1e-6})
     if small:
         shown = ", ".join(f"{text!r} at {size:g} pt" for size, text in small[:5])
         problems.append(f"{len(small)} text(s) below {MIN_FONT_PT:g} pt on the slide: {shown}")
     outside = []
-    for mtext, text, _ in drawn:
-        if mtext is None:
-            continue
-        ext = mtext.get_window_extent(renderer)
+    for t in drawn:
+        ext = t.get_window_extent(renderer)
         if ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 or ext.y1 > box.y1 + 1:
-            outside.append(text[:30])
+            outside.append(t.get_text()[:30])
     if outside:
         problems.append(f"{len(outside)} text(s) reach outside the figure: {outside[:5]}")
-    drawn_artists = {id(m) for m, _, _ in drawn if m is not None}
+    # Titles, axis labels, tick labels and legends must not run into each other (texts placed in
+    # the data, such as class names on a map, may).
+    placed = {id(t) for ax in fig.axes for t in ax.texts}
+    layout = [t for t in drawn if id(t) not in placed]
+    flat = [t.get_window_extent(renderer) for t in layout]
+    oriented = [_oriented_box(t, renderer) for t in layout]
+    touching = [(layout[i].get_text()[:20], layout[j].get_text()[:20])
+                for i in range(len(layout)) for j in range(i + 1, len(layout))
+                if flat[i].overlaps(flat[j]) and _boxes_overlap(oriented[i], oriented[j])]
+    if touching:
+        problems.append(f"{len(touching)} pair(s) of texts overlap: {touching[:4]}")
     for ax in fig.axes:
         name = ax.get_title() or ax.get_label() or "an axes"
         if not ax.get_visible():
-            problems.append(f"an empty panel (a hidden axes): size the grid from what it draws (slide_grid)")
+            problems.append("an empty panel (a hidden axes): size the grid from what it draws (slide_grid)")
             continue
         if not (ax.has_data() or ax.texts or ax.get_legend() is not None):
             problems.append(f"an empty panel ({name!r} draws nothing)")
-        for axis in (ax.xaxis, ax.yaxis):
-            labels = [t for t in axis.get_ticklabels() if id(t) in drawn_artists]
-            boxes = sorted((t.get_window_extent(renderer) for t in labels),
-                           key=lambda b: (b.x0 if axis is ax.xaxis else b.y0))
-            touching = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
-                        if _boxes_overlap(boxes[i], boxes[j])]
-            if touching:
-                problems.append(f"{name!r}: {len(touching)} pair(s) of {axis.axis_name} tick labels overlap")
         frame = ax.get_window_extent(renderer)
         cut = 0
         for artist in (*ax.collections, *ax.lines):

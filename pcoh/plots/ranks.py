@@ -143,7 +143,8 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     :math:`\delta_S(x_i, \cdot)`; the grey hexagons count the pairs
     :math:`(r^T_i(j), r^S_i(j))` over all references, the chosen reference's points are
     drawn on top in colour, edged in black so that every method's colour stands out on the greys,
-    and their Spearman :math:`\rho_i` is written under the title (never over the points). The axes
+    and their Spearman :math:`\rho_i` is written under the title as ``rho_<i> = ...`` (never over
+    the points). The axes
     reach a little beyond ranks 1 and m, so that no point is cut at the edge. A
     perception-coherent student puts everything on the diagonal.
 
@@ -187,7 +188,7 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
         a, b = rt[reference], rs[reference]
         rho = float(np.corrcoef(a, b)[0, 1])
         ax.scatter(a, b, s=22, color=color or "#d62728", edgecolor=_DOT_EDGE, linewidth=0.5, zorder=3)
-        note = rf"reference {int(reference)}: $\rho_i$ = {rho:.2f}"
+        note = rf"$\rho_{{{int(reference)}}}$ = {rho:.2f}"  # short, so that grids of panels keep it
     pad = max(0.5, 0.03 * (m - 1))  # room for the dots at ranks 1 and m
     ax.set_xlim(1 - pad, m + pad)
     ax.set_ylim(1 - pad, m + pad)
