@@ -8,9 +8,11 @@ The full configuration is the main job's (``python -m pcoh`` with no options), s
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -85,11 +87,14 @@ def figures_folder(smoke_mode: bool | None = None) -> Path:
     """Where a notebook exports its figures: :func:`figures_dir`, or a scratch folder in smoke mode.
 
     Smoke runs (``PCOH_SMOKE=1``, as in ``make test``) write to a new temporary folder, so that
-    they never overwrite the committed full-run figures.
+    they never overwrite the committed full-run figures; the folder is removed when the Python
+    process (the notebook's kernel) exits.
     """
     smoke_mode = SMOKE if smoke_mode is None else smoke_mode
     if smoke_mode:
-        return Path(tempfile.mkdtemp(prefix="pcoh-smoke-figures-"))
+        folder = tempfile.mkdtemp(prefix="pcoh-smoke-figures-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return Path(folder)
     return figures_dir()
 
 
