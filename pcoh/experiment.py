@@ -795,20 +795,17 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     )
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     plots.style()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     students = result.results[result.results["method"] != "teacher"]
-    plots.plot_metric_bars(students, "pc_n", ax=axes[0], title="PC_n on held-out data (higher is better)")
-    plots.plot_metric_bars(students, "knn_accuracy", ax=axes[1], title="kNN accuracy of student features")
-    fig.tight_layout()
+    fig = plots.plot_metric_panels(students, ("pc_n", "knn_accuracy"),
+                                   titles=("$PC_n$ on held-out data", "kNN accuracy of student features"))
     paths["figure_metrics"] = plots.savefig(fig, Path(cfg.figures) / f"{cfg.dataset}-main-metrics")[0]
     plt.close(fig)
     # One seed's per-reference distributions, class-unaware students.
     values = {f"{k[1]}": v for k, v in result.per_reference.items()
               if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0}
     if values:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, ax = plots.slide_figure()
         plots.plot_per_reference(values, ax=ax, title="Per-reference Spearman, class-unaware students (seed 0)")
-        fig.tight_layout()
         paths["figure_per_reference"] = plots.savefig(fig, Path(cfg.figures) / f"{cfg.dataset}-main-per-reference")[0]
         plt.close(fig)
     return paths
