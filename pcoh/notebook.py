@@ -240,7 +240,8 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
     """Panel titles: each method with its trustworthiness T and continuity C against the teacher.
 
     ``"teacher"`` (if among ``methods``) gets ``teacher``; the others read
-    ``"<method>\nT = ..., C = ..."`` from the run of ``mode`` and ``seed`` in ``results``.
+    ``"<method>\nT = ...\nC = ..."`` (one measure a line, so that a grid of maps on a slide keeps its
+    titles apart) from the run of ``mode`` and ``seed`` in ``results``.
     """
     check_choice(mode, "mode", _methods.MODES)
     scores = results[(results["mode"] == mode) & (results["seed"] == seed)].set_index("method")
@@ -251,7 +252,7 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
         elif m not in scores.index:
             raise ValueError(f"no {mode} run of method {m!r} with seed {seed}")
         else:
-            titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}, C = {scores.at[m, 'continuity']:.3f}"
+            titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}\nC = {scores.at[m, 'continuity']:.3f}"
     return titles
 
 

@@ -126,7 +126,7 @@ def test_sample_rows_and_embedding_titles():
         notebook.sample_rows(0)
     result = _result()
     titles = notebook.embedding_titles(result.results, ["teacher", "pc"], seed=2)
-    assert titles == {"teacher": "teacher\n(reference)", "pc": "pc\nT = 0.920, C = 0.820"}
+    assert titles == {"teacher": "teacher\n(reference)", "pc": "pc\nT = 0.920\nC = 0.820"}
     with pytest.raises(ValueError, match="kd"):
         notebook.embedding_titles(result.results, ["kd"])
 

@@ -41,6 +41,8 @@ SLIDE_SIZES = {"full": (40 / 3, 7.5), "half": (20 / 3, 7.5)}
 SLIDE_DPI = 144
 #: The smallest text allowed, in points, on a 1920 x 1080 slide the figure fills.
 MIN_FONT_PT = 14.0
+#: Titles, labels, tick labels and legends closer than this (points) count as touching.
+_MIN_GAP_PT = 2.0
 #: Aspect ratios (width / height) within this relative tolerance count as a slide size.
 _ASPECT_TOLERANCE = 0.02
 
@@ -65,6 +67,8 @@ _STYLE = {
     "axes.labelsize": 16,
     "xtick.labelsize": 14,
     "ytick.labelsize": 14,
+    "xtick.major.pad": 6,  # so that the x and y tick labels at a corner (0 and 0) do not touch
+    "ytick.major.pad": 6,
     "legend.fontsize": 14,
     "legend.title_fontsize": 14,
     "figure.titlesize": 20,
@@ -283,8 +287,9 @@ def _oriented_box(text, renderer):
     return centre, np.array([np.cos(angle), np.sin(angle)]), flat.width, flat.height
 
 
-def _boxes_overlap(a, b, gap: float = 1.0) -> bool:
-    """Whether two oriented boxes (from :func:`_oriented_box`) overlap, by the separating-axis test."""
+def _boxes_overlap(a, b, gap: float) -> bool:
+    """Whether two oriented boxes (from :func:`_oriented_box`) come closer than ``gap`` pixels
+    (the separating-axis test)."""
     import numpy as np
 
     corners, axes = [], []
@@ -294,7 +299,7 @@ def _boxes_overlap(a, b, gap: float = 1.0) -> bool:
         axes += [u, v]
     for axis in axes:
         pa, pb = corners[0] @ axis, corners[1] @ axis
-        if pa.max() <= pb.min() + gap or pb.max() <= pa.min() + gap:
+        if pa.max() + gap <= pb.min() or pb.max() + gap <= pa.min():
             return False
     return True
 
@@ -370,15 +375,16 @@ def slide_problems(fig) -> list:
             outside.append(t.get_text()[:30])
     if outside:
         problems.append(f"{len(outside)} text(s) reach outside the figure: {outside[:5]}")
-    # Titles, axis labels, tick labels and legends must not run into each other (texts placed in
-    # the data, such as class names on a map, may).
+    # Titles, axis labels, tick labels and legends must keep apart (texts placed in the data, such
+    # as class names on a map, may meet).
     placed = {id(t) for ax in fig.axes for t in ax.texts}
     layout = [t for t in drawn if id(t) not in placed]
-    flat = [t.get_window_extent(renderer) for t in layout]
+    gap = _MIN_GAP_PT * fig.dpi / 72
+    flat = [t.get_window_extent(renderer).expanded(1, 1).padded(gap / 2) for t in layout]
     oriented = [_oriented_box(t, renderer) for t in layout]
     touching = [(layout[i].get_text()[:20], layout[j].get_text()[:20])
                 for i in range(len(layout)) for j in range(i + 1, len(layout))
-                if flat[i].overlaps(flat[j]) and _boxes_overlap(oriented[i], oriented[j])]
+                if flat[i].overlaps(flat[j]) and _boxes_overlap(oriented[i], oriented[j], gap)]
     if touching:
         problems.append(f"{len(touching)} pair(s) of texts overlap: {touching[:4]}")
     for ax in fig.axes:

@@ -69,7 +69,7 @@ def plot_reference_ecdfs(teacher_dissimilarities, student_dissimilarities, *, hi
         for k, (dk, uk) in enumerate(zip(d[highlight], u)):
             a.plot([x[0], dk], [uk, uk], ls=":", color=colors[k], lw=1)
             a.plot(dk, uk, "o", color=colors[k], ms=8, mec="black", mew=0.5)
-        a.set_xlabel(f"{name} dissimilarity from the reference")
+        a.set_xlabel(f"{name} dissimilarity")
         a.set_title(rf"$\hat F^{{{'T' if name == 'teacher' else 'S'}}}_x$: {name}")
     ax[0].set_ylabel("empirical distribution function")
     return ax
@@ -99,9 +99,10 @@ def plot_probabilistic_ranks(u_teacher, u_student, *, ax=None, kind: str = "scat
         hb = ax.hexbin(ut, us, gridsize=gridsize, extent=(0, 1, 0, 1), bins="log", cmap="magma_r", mincnt=1)
         ax.figure.colorbar(hb, ax=ax, fraction=0.046, pad=0.04, label="pairs (log)")
     ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
+    ax.set_xlim(-0.03, 1.03)  # room for the points at 0 and 1
+    ax.set_ylim(-0.03, 1.03)
+    if kind == "scatter":  # a square box; beside a colour bar the layout keeps the box it was given
+        ax.set_aspect("equal")
     ax.set_xlabel("teacher $u^T(x, x')$")
     ax.set_ylabel("student $u^S(x, x')$")
     if title:
@@ -171,7 +172,7 @@ def plot_pc_vs_n(table: pd.DataFrame, *, full: Optional[float] = None, expected=
         ax.axhline(full, color=color, ls=":", lw=1)
     if inverse:
         ax.set_xlabel("1 / n")
-        ax.set_xlim(left=0)
+        ax.set_xlim(left=-0.03 * float(np.max(x)))  # room for a point at 1/n = 0
     else:
         from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 

@@ -192,7 +192,8 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     pad = max(0.5, 0.03 * (m - 1))  # room for the dots at ranks 1 and m
     ax.set_xlim(1 - pad, m + pad)
     ax.set_ylim(1 - pad, m + pad)
-    ax.set_aspect("equal")
+    if not colorbar:  # a square box; beside a colour bar the layout keeps the box it was given
+        ax.set_aspect("equal")
     ax.set_xlabel("teacher rank")
     ax.set_ylabel("student rank")
     if title or note:

@@ -56,7 +56,8 @@ def plot_dissimilarity_matrix(matrix, *, ax=None, title: Optional[str] = None, c
     """
     d = as_array(matrix, "matrix", ndim=2, finite=False, shape_doc="(n, n)")  # NaN cells are drawn blank
     ax = _axes(ax, size="half")
-    im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
+    # aspect="auto": the matrix fills its panel, so that its colour bar stays beside it in a grid.
+    im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xlabel("compared point j")
     ax.set_ylabel("reference i")
     if colorbar:
