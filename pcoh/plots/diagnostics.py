@@ -125,7 +125,7 @@ def plot_uniformity(u, *, ax=None, bins: int = 20, color: str = "#444444", label
             label=label)
     ax.hist(v, bins=bins, range=(0, 1), density=True, histtype="step", color=color, lw=1.2)
     ax.axhline(1.0, color="black", ls="--", lw=0.8, label="Uniform(0, 1)")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.03, 1.03)  # keeps the tick labels "0.0" of the two axes apart at the corner
     ax.set_xlabel("probabilistic rank $u$")
     ax.set_ylabel("density")
     ax.legend(loc="lower center")
