@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import as_array, check_index
 from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
-from ._base import _axes, slide_grid
+from ._base import _axes, grid_rows, slide_grid
 
 __all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin", "plot_rank_hexbin_grid"]
 
@@ -170,24 +170,32 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     t = as_array(teacher_features, "teacher_features", ndim=2)
     if len(s) != len(t):
         raise ValueError(f"student and teacher features must have as many rows, got {len(s)} and {len(t)}")
-    rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
+    if reference is not None:
+        reference = check_index(reference, "reference", len(t))
     rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))
+    rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
+    return _draw_rank_hexbin(_axes(ax, size="half"), rt, rs, reference=reference, gridsize=gridsize, color=color,
+                             title=title, colorbar=colorbar)
+
+
+def _draw_rank_hexbin(ax, rt, rs, *, reference, gridsize, color, title, colorbar):
+    """:func:`plot_rank_hexbin` from the (n, n - 1) teacher and student reference ranks."""
     m = rt.shape[1]
-    ax = _axes(ax, size="half")
     from matplotlib.colors import LinearSegmentedColormap
 
     greys = LinearSegmentedColormap.from_list("pcoh_greys", list(HEXBIN_GREYS))
     hb = ax.hexbin(rt.ravel(), rs.ravel(), gridsize=gridsize, extent=(1, m, 1, m), cmap=greys, mincnt=1,
                    linewidths=0)
+    hb.set_in_layout(False)  # clipped to the axes: the layout need not measure every hexagon
     if colorbar:
         ax.figure.colorbar(hb, ax=ax, fraction=0.046, pad=0.04, label="pairs, all references")
     ax.plot([1, m], [1, m], color="black", lw=0.8, ls="--")
     note = None
     if reference is not None:
-        reference = check_index(reference, "reference", len(t))
         a, b = rt[reference], rs[reference]
         rho = float(np.corrcoef(a, b)[0, 1])
-        ax.scatter(a, b, s=22, color=color or "#d62728", edgecolor=_DOT_EDGE, linewidth=0.5, zorder=3)
+        dots = ax.scatter(a, b, s=22, color=color or "#d62728", edgecolor=_DOT_EDGE, linewidth=0.5, zorder=3)
+        dots.set_in_layout(False)
         note = rf"$\rho_{{{int(reference)}}}$ = {rho:.2f}"  # short, so that grids of panels keep it
     pad = max(0.5, 0.03 * (m - 1))  # room for the dots at ranks 1 and m
     ax.set_xlim(1 - pad, m + pad)
@@ -203,7 +211,7 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
 
 def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference: Optional[int] = None,
                           student_metric="cosine", teacher_metric="cosine", colors: Optional[dict] = None,
-                          titles: Optional[dict] = None, size: str = "full", **kwargs):
+                          titles: Optional[dict] = None, size: str = "full", gridsize: int = 25):
     """One :func:`plot_rank_hexbin` panel per student, on a slide-sized grid with no empty panel.
 
     The grid is sized from ``student_features`` (:func:`slide_grid`): every student given is drawn,
@@ -219,8 +227,8 @@ def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference
     titles : dict of label -> str, optional
         Default: the labels.
     size : {"full", "half"}, default "full"
-    **kwargs
-        Passed to :func:`plot_rank_hexbin` (``gridsize``).
+    gridsize : int, default 25
+        Hexagons across, as :func:`plot_rank_hexbin`.
 
     Returns
     -------
@@ -232,10 +240,26 @@ def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference
         raise TypeError(f"student_features must be a dict of label -> (n, d) array, got {type(student_features).__name__}")
     if not student_features:
         raise ValueError("student_features must hold at least one label -> (n, d) array")
-    fig, axes = slide_grid(len(student_features), size=size)
-    for ax, (name, features) in zip(axes, student_features.items()):
-        plot_rank_hexbin(features, teacher_features, reference=reference, student_metric=student_metric,
-                         teacher_metric=teacher_metric, ax=ax,
-                         color=(colors or {}).get(name, method_color(name, "#d62728")),
-                         title=(titles or {}).get(name, str(name)), **kwargs)
+    t = as_array(teacher_features, "teacher_features", ndim=2)
+    if reference is not None:
+        reference = check_index(reference, "reference", len(t))
+    rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))  # once for all panels
+    students = {}
+    for name, features in student_features.items():
+        f = as_array(features, f"student_features[{name!r}]", ndim=2)
+        if len(f) != len(t):
+            raise ValueError(f"student_features[{name!r}] must have one row per teacher row ({len(t)}), got {len(f)}")
+        students[name] = f
+    rows = grid_rows(len(students), size=size)
+    fig, axes = slide_grid(len(students), size=size, rows=rows)
+    firsts = set(np.cumsum([0, *rows[:-1]]).tolist())  # the first panel of each row
+    for k, (ax, (name, f)) in enumerate(zip(axes, students.items())):
+        rs = reference_ranks(dissimilarity_matrix(f, student_metric, name=f"student_features[{name!r}]"))
+        _draw_rank_hexbin(ax, rt, rs, reference=reference, gridsize=gridsize,
+                          color=(colors or {}).get(name, method_color(name, "#d62728")),
+                          title=(titles or {}).get(name, str(name)), colorbar=False)
+        if k not in firsts:  # axis names once per row and on the bottom row: less to read on a slide
+            ax.set_ylabel("")
+        if k < len(students) - rows[-1]:
+            ax.set_xlabel("")
     return axes
