@@ -60,6 +60,8 @@ _STYLE = {
     "figure.figsize": SLIDE_SIZES["full"],
     "figure.dpi": 100,
     "figure.constrained_layout.use": True,
+    "figure.constrained_layout.w_pad": 0.1,  # inches of margin around the panels: nothing at the very edge
+    "figure.constrained_layout.h_pad": 0.1,
     "savefig.dpi": SLIDE_DPI,
     "savefig.bbox": "standard",  # the figure's own size: a slide, not a crop of it
     "font.size": 16,
