@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lab bench report clean
+.PHONY: setup run test test-fast lab trust bench report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ test: $(STAMP)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env notebooks; fi
 
-lab: $(STAMP)
+# Trusted notebooks show their saved widgets as controls and their styled tables on opening.
+# `jupyter trust` signs them in your own Jupyter data folder (`jupyter --data-dir`); a notebook
+# changed since (e.g. re-executed) needs signing again, so `make lab` always does it first.
+trust: $(STAMP)
+	$(VENV)/bin/jupyter trust notebooks/*.ipynb
+
+lab: trust
 	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)

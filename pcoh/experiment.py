@@ -883,25 +883,22 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
 
     def add_figure(name: str, fig) -> None:
         base = Path(cfg.figures) / f"{cfg.dataset}-{name}"
-        for fmt, data in plots.render(fig).items():
+        for fmt, data in plots.render(fig, name=base.name).items():
             contents[base.with_suffix(f".{fmt}")] = data
         paths[f"figure_{name.removeprefix('main-').replace('-', '_')}"] = base.with_suffix(".png")
         plt.close(fig)
 
     plots.style()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
     students = result.results[result.results["method"] != "teacher"]
-    plots.plot_metric_bars(students, "pc_n", ax=axes[0], title="PC_n on held-out data (higher is better)")
-    plots.plot_metric_bars(students, "knn_accuracy", ax=axes[1], title="kNN accuracy of student features")
-    fig.tight_layout()
+    fig = plots.plot_metric_panels(students, ("pc_n", "knn_accuracy"),
+                                   titles=("$PC_n$ on held-out data", "kNN accuracy of student features"))
     add_figure("main-metrics", fig)
     # One seed's per-reference distributions, class-unaware students.
     values = {f"{k[1]}": v for k, v in result.per_reference.items()
               if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0}
     if values:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, ax = plots.slide_figure()
         plots.plot_per_reference(values, ax=ax, title="Per-reference Spearman, class-unaware students (seed 0)")
-        fig.tight_layout()
         add_figure("main-per-reference", fig)
     _runs.write_files(contents)
     return paths

@@ -8,9 +8,11 @@ The full configuration is the main job's (``python -m pcoh`` with no options), s
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -85,11 +87,14 @@ def figures_folder(smoke_mode: bool | None = None) -> Path:
     """Where a notebook exports its figures: :func:`figures_dir`, or a scratch folder in smoke mode.
 
     Smoke runs (``PCOH_SMOKE=1``, as in ``make test``) write to a new temporary folder, so that
-    they never overwrite the committed full-run figures.
+    they never overwrite the committed full-run figures; the folder is removed when the Python
+    process (the notebook's kernel) exits.
     """
     smoke_mode = SMOKE if smoke_mode is None else smoke_mode
     if smoke_mode:
-        return Path(tempfile.mkdtemp(prefix="pcoh-smoke-figures-"))
+        folder = tempfile.mkdtemp(prefix="pcoh-smoke-figures-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return Path(folder)
     return figures_dir()
 
 
@@ -235,7 +240,8 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
     """Panel titles: each method with its trustworthiness T and continuity C against the teacher.
 
     ``"teacher"`` (if among ``methods``) gets ``teacher``; the others read
-    ``"<method>\nT = ..., C = ..."`` from the run of ``mode`` and ``seed`` in ``results``.
+    ``"<method>\nT = ...\nC = ..."`` (one measure a line, so that a grid of maps on a slide keeps its
+    titles apart) from the run of ``mode`` and ``seed`` in ``results``.
     """
     check_choice(mode, "mode", _methods.MODES)
     scores = results[(results["mode"] == mode) & (results["seed"] == seed)].set_index("method")
@@ -246,7 +252,7 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
         elif m not in scores.index:
             raise ValueError(f"no {mode} run of method {m!r} with seed {seed}")
         else:
-            titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}, C = {scores.at[m, 'continuity']:.3f}"
+            titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}\nC = {scores.at[m, 'continuity']:.3f}"
     return titles
 
 

@@ -3,10 +3,12 @@
     python scripts/execute_notebooks.py notebooks/*.ipynb
 
 Outputs are kept (so the notebooks read well on a code-hosting page), and so is the widgets'
-state (``store_widget_state``), so that their controls show when the notebook is opened, before
-any cell runs; what changes from run to run without meaning is removed: execution timestamps,
-kernel and language versions. Run from the project root; each notebook runs with its own folder
-as working directory.
+state (``store_widget_state``), so that their controls show when the notebook is opened (in a
+trusted notebook: ``make trust``), before any cell runs. The notebook metadata are those JupyterLab
+writes itself, so that opening a notebook does not mark it modified: the kernelspec of ipykernel's
+``python3`` kernel (display name "Python 3 (ipykernel)") and ``language_info`` as the kernel
+reports it. What changes from run to run without meaning is removed: execution timestamps, other
+metadata. Run from the project root; each notebook runs with its own folder as working directory.
 """
 from __future__ import annotations
 
@@ -18,14 +20,38 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-KEEP_NOTEBOOK_METADATA = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                          "language_info": {"name": "python"}}
+KERNEL_NAME = "python3"
+#: The kernelspec JupyterLab writes for ipykernel's kernel.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
+#: The entries of ``language_info`` that ipykernel reports (JupyterLab fills them in on opening).
+LANGUAGE_INFO_KEYS = ("codemirror_mode", "file_extension", "mimetype", "name", "nbconvert_exporter",
+                      "pygments_lexer", "version")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
-def normalise(nb) -> None:
+def kernel_language_info(kernel_name: str = KERNEL_NAME) -> dict:
+    """``language_info`` as the kernel reports it (its kernel_info reply); starts and stops a kernel."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name=kernel_name)
+    try:
+        return dict(client.kernel_info(reply=True, timeout=60)["content"]["language_info"])
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def normalise(nb, language_info: dict | None = None) -> None:
+    """Keep the metadata JupyterLab writes, the widgets' state and the outputs; drop the rest.
+
+    ``language_info`` is the kernel's (default: the one the execution left in ``nb``, else a
+    kernel is asked).
+    """
     widgets = nb.metadata.get("widgets")
-    nb.metadata = nbformat.from_dict(KEEP_NOTEBOOK_METADATA)
+    info = language_info or nb.metadata.get("language_info") or {}
+    if not all(key in info for key in LANGUAGE_INFO_KEYS):
+        info = kernel_language_info()
+    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": dict(info)})
     if widgets and widgets.get(WIDGET_STATE, {}).get("state"):
         nb.metadata["widgets"] = widgets
     for i, cell in enumerate(nb.cells):
@@ -44,13 +70,17 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--no-execute", action="store_true", help="only normalise metadata")
     args = parser.parse_args(argv)
+    known = None  # language_info of a kernel, asked once for --no-execute
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
         if not args.no_execute:
             start = time.perf_counter()
-            NotebookClient(nb, timeout=args.timeout, kernel_name="python3", store_widget_state=True,
+            NotebookClient(nb, timeout=args.timeout, kernel_name=KERNEL_NAME, store_widget_state=True,
                            resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
             print(f"{path}: executed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        else:
+            known = known or kernel_language_info()
+            nb.metadata["language_info"] = known
         normalise(nb)
         nbformat.validate(nb)
         nbformat.write(nb, path)

@@ -1,8 +1,11 @@
-"""scripts/execute_notebooks.py keeps the widgets' state, so that their controls show on opening."""
+"""scripts/execute_notebooks.py keeps the widgets' state, so that their controls show on opening, and
+writes the metadata JupyterLab writes, so that opening a notebook does not mark it modified."""
 import importlib.util
+import re
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("execute_notebooks", ROOT / "scripts" / "execute_notebooks.py")
@@ -22,8 +25,17 @@ def _notebook(state):
     cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
     nb.cells = [cell]
     nb.metadata["widgets"] = {STATE: {"state": state, "version_major": 2, "version_minor": 0}}
-    nb.metadata["language_info"] = {"name": "python", "version": "3.12.1"}
+    nb.metadata["language_info"] = dict(KERNEL_INFO)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["authors"] = ["someone"]
     return nb
+
+
+# What ipykernel reports in its kernel_info reply (and JupyterLab writes into a notebook it opens).
+KERNEL_INFO = {"name": "python", "version": "3.12.1", "mimetype": "text/x-python",
+               "codemirror_mode": {"name": "ipython", "version": 3}, "pygments_lexer": "ipython3",
+               "nbconvert_exporter": "python", "file_extension": ".py"}
+JUPYTERLAB_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def test_normalise_keeps_widget_state_and_views():
@@ -33,7 +45,9 @@ def test_normalise_keeps_widget_state_and_views():
     out = nb.cells[0].outputs[0]
     assert out["data"][VIEW]["model_id"] == "abc" and "execution" not in out["metadata"]
     assert "execution" not in nb.cells[0].metadata and nb.cells[0].id == "cell-00"
-    assert nb.metadata["language_info"] == {"name": "python"}  # versions dropped
+    assert nb.metadata["language_info"] == KERNEL_INFO  # as the kernel reported it
+    assert nb.metadata["kernelspec"] == JUPYTERLAB_KERNELSPEC
+    assert "authors" not in nb.metadata
     nbformat.validate(nb)
 
 
@@ -41,3 +55,42 @@ def test_normalise_drops_empty_widget_state():
     nb = _notebook({})
     execute_notebooks.normalise(nb)
     assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebooks_hold_the_metadata_jupyterlab_writes(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"] == JUPYTERLAB_KERNELSPEC
+    info = nb.metadata["language_info"]
+    assert set(info) == set(KERNEL_INFO)
+    assert {k: v for k, v in info.items() if k != "version"} == {k: v for k, v in KERNEL_INFO.items() if k != "version"}
+    assert re.fullmatch(r"3\.\d+\.\d+", info["version"])
+    assert set(nb.metadata) <= {"kernelspec", "language_info", "widgets"}
+
+
+def test_the_kernel_reports_the_language_info_the_notebooks_hold():
+    info = execute_notebooks.kernel_language_info()
+    assert set(info) == set(KERNEL_INFO) and info["name"] == "python" and info["pygments_lexer"] == "ipython3"
+
+
+def test_make_trust_signs_every_notebook_in_the_users_jupyter_data_folder(tmp_path):
+    """`make trust` (which `make lab` runs first) signs the notebooks, so JupyterLab renders their
+    saved widget state and styled tables on opening."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from nbformat.sign import NotebookNotary
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    notary = NotebookNotary(data_dir=str(tmp_path))
+    assert not any(notary.check_signature(nbformat.read(p, as_version=4)) for p in notebooks)
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(tmp_path)}
+    # The test's own environment stands in for .venv; STAMP= skips the install step.
+    subprocess.run(["make", "--no-print-directory", "trust", f"VENV={sys.prefix}", "STAMP="], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    notary = NotebookNotary(data_dir=str(tmp_path))
+    assert all(notary.check_signature(nbformat.read(p, as_version=4)) for p in notebooks)

@@ -47,6 +47,21 @@ def test_figures_folder_is_scratch_in_smoke_mode(tmp_path, monkeypatch):
     assert notebook.figures_folder(False) == tmp_path / "figures" and (tmp_path / "figures").is_dir()
 
 
+def test_smoke_figures_folder_is_removed_when_the_process_exits(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from pcoh import notebook; f = notebook.figures_folder(True); (f / 'x.png').write_bytes(b'x'); "
+            "print(f)")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    folder = out.stdout.strip().splitlines()[-1]
+    assert folder.startswith(str(tmp_path)) and "pcoh-smoke-figures-" in folder
+    assert not os.path.exists(folder) and not list(tmp_path.iterdir())
+
+
 def test_pick_runs_and_run_features():
     result = _result()
     runs = notebook.pick_runs(result, "class-aware", 1)
@@ -111,7 +126,7 @@ def test_sample_rows_and_embedding_titles():
         notebook.sample_rows(0)
     result = _result()
     titles = notebook.embedding_titles(result.results, ["teacher", "pc"], seed=2)
-    assert titles == {"teacher": "teacher\n(reference)", "pc": "pc\nT = 0.920, C = 0.820"}
+    assert titles == {"teacher": "teacher\n(reference)", "pc": "pc\nT = 0.920\nC = 0.820"}
     with pytest.raises(ValueError, match="kd"):
         notebook.embedding_titles(result.results, ["kd"])
 

@@ -20,12 +20,14 @@ from pcoh.ranking import soft_rank  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    yield
+    with matplotlib.rc_context():  # the presentation style, as the notebooks and the main job set it
+        plots.style()
+        yield
     plt.close("all")
 
 
 def _figure():
-    fig, ax = plt.subplots(figsize=(3, 2))
+    fig, ax = plots.slide_figure()
     ax.plot([0, 1, 2], [1, 0, 2], label="a")
     ax.scatter([0, 1], [1, 2])
     ax.set_title("same bytes")

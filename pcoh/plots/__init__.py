@@ -13,16 +13,20 @@ module                         figures
 =============================  =======================================================================
 
 Every plot function takes ``ax=None`` (a new figure is made when omitted) and returns the axes,
-as scikit-learn and umap's plot helpers do. :func:`savefig` writes PNG and SVG side by side,
-deterministically (the same figure gives the same bytes). Every name is also available here,
+as scikit-learn and umap's plot helpers do. Figures are made for slides: :func:`style` is the one
+presentation style (text of at least 14 pt on a 1920 x 1080 slide), :func:`slide_figure` and
+:func:`slide_grid` make figures of a 16:9 slide or half of one (grids with exactly one panel per
+item drawn), and :func:`savefig` writes PNG and SVG side by side, deterministically (the same
+figure gives the same bytes), after checking the figure against that rule (:func:`slide_problems`). Every name is also available here,
 as ``pcoh.plots.<name>``. Tables moved to :mod:`pcoh.tables`; ``per_reference_frame`` and
 ``style_results`` are re-exported here for existing code.
 """
 from ..tables import per_reference_frame, style_results
-from ._base import METHOD_COLORS, render, savefig, style
+from ._base import (METHOD_COLORS, MIN_FONT_PT, SLIDE_DPI, SLIDE_SIZES, contrast_ratio, grid_rows, render, savefig,
+                    slide_figure, slide_grid, slide_problems, style)
 from .toy import plot_points, plot_dissimilarity_matrix
-from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin
-from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_per_reference,
+from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin, plot_rank_hexbin_grid
+from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_metric_panels, plot_per_reference,
                       plot_per_reference_by_mode, plot_per_reference_distributions)
 from .training import plot_learning_curves
 from .images import plot_class_dissimilarities, plot_images, plot_neighbors
@@ -32,7 +36,15 @@ from .diagnostics import (plot_concordance_by_gap, plot_pc_vs_n, plot_per_class_
 
 __all__ = [
     "METHOD_COLORS",
+    "SLIDE_SIZES",
+    "SLIDE_DPI",
+    "MIN_FONT_PT",
     "style",
+    "slide_figure",
+    "slide_grid",
+    "grid_rows",
+    "slide_problems",
+    "contrast_ratio",
     "savefig",
     "render",
     "plot_points",
@@ -41,7 +53,9 @@ __all__ = [
     "plot_soft_ranks",
     "plot_soft_rank_bars",
     "plot_rank_hexbin",
+    "plot_rank_hexbin_grid",
     "plot_metric_bars",
+    "plot_metric_panels",
     "plot_per_reference",
     "plot_per_reference_distributions",
     "plot_per_reference_by_mode",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import as_array, check_choice, check_columns
-from ._base import METHOD_COLORS, _axes
+from ._base import METHOD_COLORS, MIN_FONT_PT, _axes, slide_figure
 
 __all__ = [
     "plot_reference_ecdfs",
@@ -53,9 +53,7 @@ def plot_reference_ecdfs(teacher_dissimilarities, student_dissimilarities, *, hi
         raise ValueError(f"teacher_dissimilarities and student_dissimilarities must have one entry per compared "
                          f"point each, got shapes {dt.shape} and {ds.shape}")
     if ax is None:
-        import matplotlib.pyplot as plt
-
-        ax = plt.subplots(1, 2, figsize=(11, 4), sharey=True)[1]
+        ax = slide_figure(1, 2, sharey=True)[1]
     ax = np.asarray(ax)
     m = dt.size
     if highlight is None:
@@ -71,7 +69,7 @@ def plot_reference_ecdfs(teacher_dissimilarities, student_dissimilarities, *, hi
         for k, (dk, uk) in enumerate(zip(d[highlight], u)):
             a.plot([x[0], dk], [uk, uk], ls=":", color=colors[k], lw=1)
             a.plot(dk, uk, "o", color=colors[k], ms=8, mec="black", mew=0.5)
-        a.set_xlabel(f"{name} dissimilarity from the reference")
+        a.set_xlabel(f"{name} dissimilarity")
         a.set_title(rf"$\hat F^{{{'T' if name == 'teacher' else 'S'}}}_x$: {name}")
     ax[0].set_ylabel("empirical distribution function")
     return ax
@@ -94,16 +92,17 @@ def plot_probabilistic_ranks(u_teacher, u_student, *, ax=None, kind: str = "scat
     if ut.shape != us.shape:
         raise ValueError(f"u_teacher and u_student must hold as many values, got {ut.size} and {us.size}")
     check_choice(kind, "kind", ["scatter", "hexbin"])
-    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax = _axes(ax, size="half")
     if kind == "scatter":
         ax.scatter(ut, us, s=10, color=color, alpha=0.6, lw=0)
     else:
         hb = ax.hexbin(ut, us, gridsize=gridsize, extent=(0, 1, 0, 1), bins="log", cmap="magma_r", mincnt=1)
         ax.figure.colorbar(hb, ax=ax, fraction=0.046, pad=0.04, label="pairs (log)")
     ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
+    ax.set_xlim(-0.03, 1.03)  # room for the points at 0 and 1
+    ax.set_ylim(-0.03, 1.03)
+    if kind == "scatter":  # a square box; beside a colour bar the layout keeps the box it was given
+        ax.set_aspect("equal")
     ax.set_xlabel("teacher $u^T(x, x')$")
     ax.set_ylabel("student $u^S(x, x')$")
     if title:
@@ -121,12 +120,12 @@ def plot_uniformity(u, *, ax=None, bins: int = 20, color: str = "#444444", label
     bins : int, default 20
     """
     v = as_array(u, "u").ravel()
-    ax = _axes(ax, figsize=(5, 3.5))
+    ax = _axes(ax)
     ax.hist(v, bins=bins, range=(0, 1), density=True, histtype="stepfilled", alpha=0.35, color=color,
             label=label)
     ax.hist(v, bins=bins, range=(0, 1), density=True, histtype="step", color=color, lw=1.2)
     ax.axhline(1.0, color="black", ls="--", lw=0.8, label="Uniform(0, 1)")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.03, 1.03)  # keeps the tick labels "0.0" of the two axes apart at the corner
     ax.set_xlabel("probabilistic rank $u$")
     ax.set_ylabel("density")
     ax.legend(loc="lower center")
@@ -173,7 +172,7 @@ def plot_pc_vs_n(table: pd.DataFrame, *, full: Optional[float] = None, expected=
         ax.axhline(full, color=color, ls=":", lw=1)
     if inverse:
         ax.set_xlabel("1 / n")
-        ax.set_xlim(left=0)
+        ax.set_xlim(left=-0.03 * float(np.max(x)))  # room for a point at 1/n = 0
     else:
         from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
@@ -203,7 +202,7 @@ def plot_concordance_by_gap(tables: dict, *, ax=None, title: Optional[str] = Non
     ax = _axes(ax)
     for method, t in tables.items():
         color = METHOD_COLORS.get(method, None)
-        ax.errorbar(t["gap_center"], t["concordance"], yerr=2 * t["se"], fmt="-o", ms=4, capsize=2,
+        ax.errorbar(t["gap_center"], t["concordance"], yerr=2 * t["se"], fmt="-o", ms=4, capsize=2, clip_on=False,
                     color=color, label=method, lw=2.2 if method == "pc" else 1.3)
     ax.axhline(0.5, color="black", ls=":", lw=0.8)
     ax.set_xlabel(r"teacher rank gap $|r^T(j) - r^T(k)| / (N-1)$")
@@ -229,7 +228,7 @@ def plot_per_class_heatmap(table: pd.DataFrame, *, ax=None, title: Optional[str]
         raise TypeError(f"table must be a pandas.DataFrame, got {type(table).__name__}")
     if table.empty:
         raise ValueError("table must not be empty")
-    ax = _axes(ax, figsize=(1 + 0.75 * table.shape[1], 0.9 + 0.5 * table.shape[0]))
+    ax = _axes(ax)
     values = table.to_numpy(dtype=float)
     im = ax.imshow(values, cmap=cmap, aspect="auto", vmin=np.nanmin(values), vmax=np.nanmax(values))
     ax.set_xticks(np.arange(table.shape[1]), [str(c) for c in table.columns])
@@ -237,7 +236,7 @@ def plot_per_class_heatmap(table: pd.DataFrame, *, ax=None, title: Optional[str]
     lo, hi = np.nanmin(values), np.nanmax(values)
     for (r, c), v in np.ndenumerate(values):
         dark = (v - lo) / (hi - lo + 1e-12)
-        ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=9,
+        ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=MIN_FONT_PT,
                 color="white" if dark < 0.15 or dark > 0.85 else "black")
     if "all" in list(table.columns):
         ax.axvline(list(table.columns).index("all") - 0.5, color="white", lw=3)

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .._checks import as_array, as_labels
-from ._base import _axes
+from ._base import _axes, slide_grid
 
 __all__ = ["plot_embedding", "plot_embedding_grid"]
 
@@ -33,6 +33,8 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
         Indices drawn large with a black edge, the first one as a star (e.g. a reference and
         its teacher's nearest neighbours).
 
+    The map is framed by a thin grey line, without ticks (UMAP's axes have no meaning).
+
     Returns
     -------
     matplotlib.axes.Axes
@@ -42,7 +44,7 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
     import matplotlib.pyplot as plt
     import matplotlib.patheffects as pe
 
-    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax = _axes(ax, size="half")
     colors = plt.get_cmap(cmap)(y.astype(int) % plt.get_cmap(cmap).N)
     ax.scatter(e[:, 0], e[:, 1], s=s, c=colors, lw=0, alpha=0.85, rasterized=len(e) > 2000)
     if annotate:
@@ -51,15 +53,17 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
             name = str(class_names[int(c)]) if class_names is not None else str(c)
             # Just above the class's median, so that tight clusters stay visible under their name.
             ax.annotate(name, (mx, my), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
-                        fontsize=12, fontweight="bold", path_effects=[pe.withStroke(linewidth=3, foreground="white")])
+                        fontweight="bold", path_effects=[pe.withStroke(linewidth=3, foreground="white")])
     if highlight is not None and len(highlight):
         h = np.asarray(highlight, dtype=int)
         ax.scatter(e[h[1:], 0], e[h[1:], 1], s=60, c=colors[h[1:]], edgecolor="black", lw=1.2, zorder=4)
         ax.scatter(e[h[0], 0], e[h[0], 1], s=260, marker="*", c=[colors[h[0]]], edgecolor="black", lw=1.2, zorder=5)
     ax.set_xticks([])
     ax.set_yticks([])
-    for side in ax.spines.values():
-        side.set_visible(False)
+    for side in ax.spines.values():  # a thin frame: each map is its own panel
+        side.set_visible(True)
+        side.set_color("#777777")
+        side.set_linewidth(0.8)
     ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
@@ -67,11 +71,12 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
 
 
 def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = None, ncols: Optional[int] = None,
-                        axes=None, panel_size: float = 3.6, **kwargs):
-    """Several 2-D embeddings of the same points side by side, one :func:`plot_embedding` each.
+                        axes=None, size: str = "full", **kwargs):
+    """Several 2-D embeddings of the same points, one framed :func:`plot_embedding` panel each.
 
     Align them first (:func:`pcoh.embedding.align_procrustes`) so that the same structure sits
-    in the same place in every panel.
+    in the same place in every panel. A new figure is a slide (:func:`slide_grid`) with exactly one
+    panel per embedding: full rows, a shorter last row centred, never an empty panel.
 
     Parameters
     ----------
@@ -81,11 +86,11 @@ def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = No
     titles : dict of label -> str, optional
         Panel titles; default the labels.
     ncols : int, optional
-        Panels per row; default all in one row.
+        Panels per row of a new figure; default the rows that keep panels closest to square.
     axes : sequence of Axes, optional
         At least ``len(embeddings)`` axes; a new figure when omitted.
-    panel_size : float, default 3.6
-        Inches per panel for a new figure.
+    size : {"full", "half"}, default "full"
+        The new figure: a whole slide or one side of it.
     **kwargs
         Passed to :func:`plot_embedding` (``s``, ``class_names``, ``annotate``, ``highlight``).
 
@@ -99,14 +104,13 @@ def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = No
         raise ValueError("embeddings must hold at least one label -> (n, 2) array")
     k = len(embeddings)
     if axes is None:
-        import matplotlib.pyplot as plt
+        rows = None
+        if ncols is not None:
+            from .._checks import check_int
 
-        ncols = k if ncols is None else max(1, min(int(ncols), k))
-        nrows = -(-k // ncols)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.4), squeeze=False)
-        for a in grid.ravel()[k:]:
-            a.set_visible(False)
-        axes = grid.ravel()[:k]
+            ncols = min(check_int(ncols, "ncols", minimum=1), k)
+            rows = [ncols] * (k // ncols) + ([k % ncols] if k % ncols else [])
+        axes = slide_grid(k, size=size, rows=rows)[1]
     axes = np.asarray(axes, dtype=object).ravel()
     if len(axes) < k:
         raise ValueError(f"axes must hold at least {k} axes, got {len(axes)}")

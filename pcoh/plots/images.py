@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import as_array, as_labels, check_index
 from ..diagnostics import dissimilarity_matrix
-from ._base import _axes
+from ._base import MIN_FONT_PT, _axes
 from .toy import plot_dissimilarity_matrix
 
 __all__ = ["plot_class_dissimilarities", "plot_images", "plot_neighbors"]
@@ -43,7 +43,7 @@ def plot_class_dissimilarities(features, labels, *, metric="cosine", ax=None, ti
     y = as_labels(labels, "labels", n=len(x))
     order = np.argsort(y, kind="stable")
     d = dissimilarity_matrix(x[order], metric)
-    ax = _axes(ax, figsize=(5.5, 4.8))
+    ax = _axes(ax, size="half")
     plot_dissimilarity_matrix(d, ax=ax, title=title, cmap=cmap, label=f"{metric} dissimilarity"
                               if isinstance(metric, str) else "dissimilarity")
     classes, counts = np.unique(y[order], return_counts=True)
@@ -134,11 +134,11 @@ def plot_images(images, *, titles: Optional[Sequence[str]] = None, ncols: int = 
     nrows = -(-len(x) // ncols)
     h, w = x.shape[1:3]
     row_pad = max(1, w // 8) if titles is None else max(2, h // 2)
-    ax = _axes(ax, figsize=(0.9 * ncols + 0.4, (1.0 if titles is None else 1.3) * nrows + 0.3))
+    ax = _axes(ax)
     dy, dx = _show_mosaic(ax, x, nrows, ncols, cmap, row_pad=row_pad)
     for k, t in enumerate(titles or []):
         r, c = divmod(k, ncols)
-        ax.text(c * dx + (w - 1) / 2, r * dy - 0.7, str(t), ha="center", va="bottom", fontsize=11)
+        ax.text(c * dx + (w - 1) / 2, r * dy - 0.7, str(t), ha="center", va="bottom")
     if titles is not None:
         ax.set_ylim(nrows * dy - row_pad - 0.5, -0.5 - row_pad)
     return ax
@@ -191,7 +191,7 @@ def plot_neighbors(images, features: dict, reference: int, *, k: int = 8, metric
             raise ValueError(f"features[{name!r}] must have one row per image ({n}), got {len(f)}")
         rows.append(nearest_neighbors(f, reference, k=k, metric=metric[name] if isinstance(metric, dict) else metric))
         names.append(str(name))
-    ax = _axes(ax, figsize=(0.8 * (k + 1) + 2.2, 0.85 * len(rows) + 0.6))
+    ax = _axes(ax)
     tiles = np.stack([x[i] for row in rows for i in (reference, *row)])
     dy, dx = _show_mosaic(ax, tiles, len(rows), k + 1, cmap)
     h, w = x.shape[1:3]
@@ -215,7 +215,8 @@ def plot_neighbors(images, features: dict, reference: int, *, k: int = 8, metric
                 notes[r].append(f"{len(theirs & set(row.tolist()))}/{k} {shared_with}'s")
     for r, note in enumerate(notes):
         if note:
-            ax.text((k + 1) * dx, r * dy + (h - 1) / 2, "\n".join(note), ha="left", va="center", fontsize=10)
+            ax.text((k + 1) * dx, r * dy + (h - 1) / 2, "\n".join(note), ha="left", va="center",
+                    fontsize=MIN_FONT_PT)
     ax.set_yticks(np.arange(len(rows)) * dy + (h - 1) / 2, names)
     ax.set_xticks(np.arange(k + 1) * dx + (w - 1) / 2, ["ref."] + [str(j) for j in range(1, k + 1)])
     ax.xaxis.tick_top()

@@ -10,9 +10,9 @@ import numpy as np
 
 from .._checks import as_array, check_index
 from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
-from ._base import _axes
+from ._base import _axes, grid_rows, slide_grid
 
-__all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin"]
+__all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin", "plot_rank_hexbin_grid"]
 
 
 def _hard_ranks(v: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def plot_rank_vs_rank(teacher_matrix, student_matrix, *, ax=None, reference: Opt
     rt, rs = reference_ranks(teacher_matrix), reference_ranks(student_matrix)
     if rt.shape != rs.shape:
         raise ValueError(f"teacher_matrix and student_matrix must have the same shape, got {rt.shape} and {rs.shape}")
-    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax = _axes(ax, size="half")
     m = rt.shape[1]
     rng = np.random.default_rng(0)
     jitter = rng.uniform(-0.15, 0.15, size=rt.shape)
@@ -80,7 +80,7 @@ def plot_soft_ranks(values, strengths, *, ax=None, title: Optional[str] = None):
         raise ValueError("strengths must hold at least one strength")
     hard = _hard_ranks(v)
     m = v.size
-    ax = _axes(ax, figsize=(7, 4))
+    ax = _axes(ax)
     import matplotlib.pyplot as plt
 
     colors = plt.cm.viridis(np.linspace(0, 0.95, m))
@@ -89,11 +89,11 @@ def plot_soft_ranks(values, strengths, *, ax=None, title: Optional[str] = None):
                 label=f"$\\theta_{{{i}}} = {v[i]:.2g}$")
         ax.plot(eps[0], hard[i], "o", color=colors[int(hard[i]) - 1], ms=6)
     ax.axhline((m + 1) / 2, color="black", ls="--", lw=0.8)
-    ax.text(eps[-1], (m + 1) / 2, " mean rank", va="bottom", ha="right", fontsize=10)
+    ax.text(eps[-1], (m + 1) / 2, " mean rank", va="bottom", ha="right")
     ax.set_xscale("log")
     ax.set_xlabel(r"strength $\varepsilon$")
     ax.set_ylabel("soft rank")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.set_title(title or r"soft_rank$_\varepsilon(\theta)$: hard ranks (dots) to the mean rank")
     return ax
 
@@ -113,7 +113,7 @@ def plot_soft_rank_bars(values, strength: float, *, ax=None, title: Optional[str
     v = as_array(values, "values", ndim=1, shape_doc="(m,)")
     soft, hard = soft_rank_path(v, [strength])[0], _hard_ranks(v)
     m = v.size
-    ax = _axes(ax, figsize=(6, 3.5))
+    ax = _axes(ax)
     x = np.arange(m)
     ax.bar(x, soft, color="#d62728", alpha=0.75, label=r"soft rank")
     ax.scatter(x, hard, marker="_", s=500, color="black", lw=2.5, label="hard rank", zorder=3)
@@ -122,9 +122,16 @@ def plot_soft_rank_bars(values, strength: float, *, ax=None, title: Optional[str
     ax.set_xlabel(r"entry $\theta_j$")
     ax.set_ylabel("rank")
     ax.set_ylim(0, m + 0.8)
-    ax.legend(loc="upper left", ncol=3, fontsize=9)
+    ax.legend(loc="upper left", ncol=3)
     ax.set_title(title or rf"$\varepsilon = {strength:.3g}$, sum = {soft.sum():.4g}")
     return ax
+
+
+#: The hexbin's grey ramp: light enough that a reference's dots (dark-edged) stand out on it.
+HEXBIN_GREYS = ("#f4f4f4", "#8c8c8c")
+#: Edge of the reference's dots: black has a contrast ratio of at least 3 against every grey of
+#: the ramp and against white, whatever the method's fill colour.
+_DOT_EDGE = "#000000"
 
 
 def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[int] = None,
@@ -135,8 +142,11 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     Each reference :math:`i` ranks the other n - 1 points by :math:`\delta_T(x_i, \cdot)` and by
     :math:`\delta_S(x_i, \cdot)`; the grey hexagons count the pairs
     :math:`(r^T_i(j), r^S_i(j))` over all references, the chosen reference's points are
-    drawn on top in colour with their Spearman :math:`\rho_i`. A perception-coherent student puts
-    everything on the diagonal.
+    drawn on top in colour, edged in black so that every method's colour stands out on the greys,
+    and their Spearman :math:`\rho_i` is written under the title as ``rho_<i> = ...`` (never over
+    the points). The axes
+    reach a little beyond ranks 1 and m, so that no point is cut at the edge. A
+    perception-coherent student puts everything on the diagonal.
 
     Parameters
     ----------
@@ -160,31 +170,96 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     t = as_array(teacher_features, "teacher_features", ndim=2)
     if len(s) != len(t):
         raise ValueError(f"student and teacher features must have as many rows, got {len(s)} and {len(t)}")
-    rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
+    if reference is not None:
+        reference = check_index(reference, "reference", len(t))
     rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))
+    rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
+    return _draw_rank_hexbin(_axes(ax, size="half"), rt, rs, reference=reference, gridsize=gridsize, color=color,
+                             title=title, colorbar=colorbar)
+
+
+def _draw_rank_hexbin(ax, rt, rs, *, reference, gridsize, color, title, colorbar):
+    """:func:`plot_rank_hexbin` from the (n, n - 1) teacher and student reference ranks."""
     m = rt.shape[1]
-    ax = _axes(ax, figsize=(4.5, 4.5))
     from matplotlib.colors import LinearSegmentedColormap
 
-    # A light grey ramp, so the reference's coloured points stay visible on top.
-    greys = LinearSegmentedColormap.from_list("pcoh_greys", ["#f4f4f4", "#6e6e6e"])
+    greys = LinearSegmentedColormap.from_list("pcoh_greys", list(HEXBIN_GREYS))
     hb = ax.hexbin(rt.ravel(), rs.ravel(), gridsize=gridsize, extent=(1, m, 1, m), cmap=greys, mincnt=1,
                    linewidths=0)
+    hb.set_in_layout(False)  # clipped to the axes: the layout need not measure every hexagon
     if colorbar:
         ax.figure.colorbar(hb, ax=ax, fraction=0.046, pad=0.04, label="pairs, all references")
     ax.plot([1, m], [1, m], color="black", lw=0.8, ls="--")
+    note = None
     if reference is not None:
-        reference = check_index(reference, "reference", len(t))
         a, b = rt[reference], rs[reference]
         rho = float(np.corrcoef(a, b)[0, 1])
-        ax.scatter(a, b, s=10, color=color or "#d62728", lw=0, alpha=0.9)
-        ax.text(0.97, 0.04, rf"reference {int(reference)}: $\rho_i$ = {rho:.2f}", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=11, bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))
-    ax.set_xlim(1, m)
-    ax.set_ylim(1, m)
-    ax.set_aspect("equal")
+        dots = ax.scatter(a, b, s=22, color=color or "#d62728", edgecolor=_DOT_EDGE, linewidth=0.5, zorder=3)
+        dots.set_in_layout(False)
+        note = rf"$\rho_{{{int(reference)}}}$ = {rho:.2f}"  # short, so that grids of panels keep it
+    pad = max(0.5, 0.03 * (m - 1))  # room for the dots at ranks 1 and m
+    ax.set_xlim(1 - pad, m + pad)
+    ax.set_ylim(1 - pad, m + pad)
+    if not colorbar:  # a square box; beside a colour bar the layout keeps the box it was given
+        ax.set_aspect("equal")
     ax.set_xlabel("teacher rank")
     ax.set_ylabel("student rank")
-    if title:
-        ax.set_title(title)
+    if title or note:
+        ax.set_title("\n".join(x for x in (title, note) if x))
     return ax
+
+
+def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference: Optional[int] = None,
+                          student_metric="cosine", teacher_metric="cosine", colors: Optional[dict] = None,
+                          titles: Optional[dict] = None, size: str = "full", gridsize: int = 25):
+    """One :func:`plot_rank_hexbin` panel per student, on a slide-sized grid with no empty panel.
+
+    The grid is sized from ``student_features`` (:func:`slide_grid`): every student given is drawn,
+    in the dict's order, whatever their number.
+
+    Parameters
+    ----------
+    student_features : dict of label -> array-like (n, d_S)
+    teacher_features : array-like, shape (n, d_T)
+    reference : int, optional
+    colors : dict of label -> colour, optional
+        Default: each label's method colour (:mod:`pcoh.methods`).
+    titles : dict of label -> str, optional
+        Default: the labels.
+    size : {"full", "half"}, default "full"
+    gridsize : int, default 25
+        Hexagons across, as :func:`plot_rank_hexbin`.
+
+    Returns
+    -------
+    numpy.ndarray of Axes, shape (len(student_features),)
+    """
+    from ..methods import color as method_color
+
+    if not isinstance(student_features, dict):
+        raise TypeError(f"student_features must be a dict of label -> (n, d) array, got {type(student_features).__name__}")
+    if not student_features:
+        raise ValueError("student_features must hold at least one label -> (n, d) array")
+    t = as_array(teacher_features, "teacher_features", ndim=2)
+    if reference is not None:
+        reference = check_index(reference, "reference", len(t))
+    rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))  # once for all panels
+    students = {}
+    for name, features in student_features.items():
+        f = as_array(features, f"student_features[{name!r}]", ndim=2)
+        if len(f) != len(t):
+            raise ValueError(f"student_features[{name!r}] must have one row per teacher row ({len(t)}), got {len(f)}")
+        students[name] = f
+    rows = grid_rows(len(students), size=size)
+    fig, axes = slide_grid(len(students), size=size, rows=rows)
+    firsts = set(np.cumsum([0, *rows[:-1]]).tolist())  # the first panel of each row
+    for k, (ax, (name, f)) in enumerate(zip(axes, students.items())):
+        rs = reference_ranks(dissimilarity_matrix(f, student_metric, name=f"student_features[{name!r}]"))
+        _draw_rank_hexbin(ax, rt, rs, reference=reference, gridsize=gridsize,
+                          color=(colors or {}).get(name, method_color(name, "#d62728")),
+                          title=(titles or {}).get(name, str(name)), colorbar=False)
+        if k not in firsts:  # axis names once per row and on the bottom row: less to read on a slide
+            ax.set_ylabel("")
+        if k < len(students) - rows[-1]:
+            ax.set_xlabel("")
+    return axes

@@ -12,18 +12,27 @@ import pandas as pd
 
 from .._checks import check_columns, check_choice
 from ..methods import color as method_color
-from ._base import _axes
+from ._base import _axes, slide_figure
 
 __all__ = [
     "plot_metric_bars",
+    "plot_metric_panels",
+    "plot_per_reference_by_mode",
     "plot_per_reference",
     "plot_per_reference_distributions",
     "plot_global_vs_per_reference",
 ]
 
 
+def _method_ticks(ax, positions, labels) -> None:
+    """Method names under bars or violins, slanted so that long names (``untrained``) never touch."""
+    ax.set_xticks(positions, labels, rotation=35, ha="right", rotation_mode="anchor")
+
+
 def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, title: Optional[str] = None):
     """Mean +- std over seeds of one metric, one bar per method, grouped by mode.
+
+    Every method of ``results`` gets its bars (one per mode it ran in), its name slanted under them.
 
     Parameters
     ----------
@@ -45,10 +54,50 @@ def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, ti
                color=[method_color(m, "#999999") for m in methods],
                alpha=1.0 if mode == "class-unaware" else 0.55, edgecolor="black", linewidth=0.6,
                label=mode, capsize=3)
-    ax.set_xticks(x, methods)
+    _method_ticks(ax, x, methods)
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} by method (solid: class-unaware, light: class-aware)")
     return ax
+
+
+def plot_metric_panels(results: pd.DataFrame, metrics: Sequence[str] = ("pc_n", "knn_accuracy"), *,
+                       titles: Optional[Sequence[str]] = None, ylabels: Optional[Sequence[str]] = None,
+                       size: str = "full"):
+    """One :func:`plot_metric_bars` panel per metric, side by side on a slide, with one legend of the modes.
+
+    Bars of the class-unaware runs are solid, those of the class-aware runs light (the legend
+    above the panels says so).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Long-format results (``method``, ``mode``, ``seed`` and each metric); pass the students only
+        (the teacher's row is 1 by construction).
+    metrics : sequence of str, default ("pc_n", "knn_accuracy")
+    titles, ylabels : sequence of str, optional
+        One per metric; default the metric names.
+    size : {"full", "half"}, default "full"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.patches import Patch
+
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
+        raise TypeError(f"metrics must be a non-empty sequence of column names, got {metrics!r}")
+    for name, given in (("titles", titles), ("ylabels", ylabels)):
+        if given is not None and len(given) != len(metrics):
+            raise ValueError(f"{name} must hold one entry per metric ({len(metrics)}), got {len(given)}")
+    fig, axes = slide_figure(1, len(metrics), size=size, squeeze=False)
+    for k, (ax, metric) in enumerate(zip(axes[0], metrics)):
+        plot_metric_bars(results, metric, ax=ax, title=titles[k] if titles else metric)
+        if ylabels:
+            ax.set_ylabel(ylabels[k])
+    modes = [m for m in ("class-unaware", "class-aware") if m in set(results["mode"])]
+    fig.legend(handles=[Patch(facecolor="#777777", edgecolor="black", alpha=1.0 if m == "class-unaware" else 0.55,
+                              label=m) for m in modes], loc="outside upper center", ncol=len(modes))
+    return fig
 
 
 def plot_per_reference(values: dict, *, ax=None, title: str = "Per-reference Spearman with the teacher"):
@@ -65,7 +114,7 @@ def plot_per_reference(values: dict, *, ax=None, title: str = "Per-reference Spe
     ax = _axes(ax)
     labels = list(values)
     ax.boxplot([np.asarray(values[k]) for k in labels], showfliers=False)
-    ax.set_xticks(np.arange(1, len(labels) + 1), labels, rotation=30, ha="right")
+    _method_ticks(ax, np.arange(1, len(labels) + 1), labels)
     ax.set_ylabel("Spearman per reference")
     ax.set_title(title)
     return ax
@@ -100,7 +149,7 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
     if frame.empty:
         raise ValueError("frame is empty")
     order = list(order) if order is not None else list(dict.fromkeys(frame["method"]))
-    ax = _axes(ax, figsize=(1.0 * len(order) + 2, 4))
+    ax = _axes(ax)
     palette = {m: method_color(m) for m in order}
     common = dict(data=frame, x="method", y=value, hue="method", order=order, hue_order=order,
                   palette=palette, legend=False, ax=ax)
@@ -111,7 +160,8 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
     means = frame.groupby("method")[value].mean().reindex(order)
     ax.scatter(np.arange(len(order)), means.values, marker="D", s=36, color="white", edgecolor="black",
                zorder=5, label="mean ($PC_n$)")
-    ax.legend(loc="lower left", fontsize=10)
+    ax.legend(loc="lower left")
+    _method_ticks(ax, np.arange(len(order)), order)
     ax.set_xlabel("")
     ax.set_ylabel("Spearman per reference" if value == "spearman" else value)
     if title:
@@ -120,7 +170,7 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
 
 
 def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("class-unaware", "class-aware"), *,
-                               figsize=(15, 4.5), kind: str = "violin"):
+                               size: str = "full", kind: str = "violin"):
     """One :func:`plot_per_reference_distributions` panel per mode, side by side, sharing the y axis.
 
     Panel widths follow the number of methods of each mode; references of every seed are pooled.
@@ -132,15 +182,14 @@ def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("cla
         :attr:`pcoh.experiment.ExperimentResult.per_reference`.
     modes : sequence of str, default both modes
         Panels from left to right; modes without runs are skipped.
-    figsize : (float, float), default (15, 4.5)
+    size : {"full", "half"}, default "full"
+        A whole slide or one side of it.
     kind : {"violin", "box"}, default "violin"
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     from ..tables import per_reference_frame
 
     frame = per_reference_frame(per_reference)
@@ -150,11 +199,12 @@ def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("cla
     if not shown:
         raise ValueError(f"per_reference has no runs of the modes {list(modes)}; it has {sorted(set(frame['mode']))}")
     widths = [frame.loc[frame["mode"] == mode, "method"].nunique() for mode in shown]
-    fig, axes = plt.subplots(1, len(shown), figsize=figsize, sharey=True, squeeze=False,
+    fig, axes = slide_figure(1, len(shown), size=size, sharey=True, squeeze=False,
                              gridspec_kw={"width_ratios": widths})
     for ax, mode in zip(axes[0], shown):
         plot_per_reference_distributions(frame[frame["mode"] == mode], ax=ax, title=mode, kind=kind)
-    fig.tight_layout()
+    for ax in axes[0][1:]:
+        ax.set_ylabel("")
     return fig
 
 
@@ -186,7 +236,7 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
     rows = results[~results["method"].isin(list(exclude))]
     if rows.empty:
         raise ValueError(f"results hold no rows besides the excluded methods {list(exclude)}")
-    ax = _axes(ax, figsize=(5.5, 5))
+    ax = _axes(ax)
     for (method, mode), group in rows.groupby(["method", "mode"], sort=False):
         ax.scatter(group[x], group[y], s=55, color=method_color(method), marker=_MODE_MARKERS.get(mode, "s"),
                    edgecolor="black", linewidth=0.5, zorder=3)
@@ -203,7 +253,7 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
                for m in dict.fromkeys(rows["method"])]
     handles += [Line2D([], [], ls="", marker=mk, ms=8, color="white", markeredgecolor="black", label=mode)
                 for mode, mk in _MODE_MARKERS.items() if mode in set(rows["mode"])]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=10)
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
     names = {"global_spearman": "global Spearman (all pairs)", "pc_n": "$PC_n$ (mean per-reference Spearman)"}
     ax.set_xlabel(names.get(x, x))
     ax.set_ylabel(names.get(y, y))

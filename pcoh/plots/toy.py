@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .._checks import as_array
-from ._base import _axes
+from ._base import MIN_FONT_PT, _axes
 
 __all__ = ["plot_points", "plot_dissimilarity_matrix"]
 
@@ -25,7 +25,7 @@ def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: b
         Write each point's index next to it.
     """
     p = as_array(points, "points", ndim=2, columns=2, shape_doc="(n, 2)")
-    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax = _axes(ax, size="half")
     ax.scatter(p[:, 0], p[:, 1], s=45, color=color, zorder=2)
     if reference is not None:
         ax.scatter(p[reference, 0], p[reference, 1], s=260, marker="*", color="#d62728", zorder=3,
@@ -33,7 +33,8 @@ def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: b
         ax.legend(loc="best")
     if annotate:
         for i, (a, b) in enumerate(p):
-            ax.annotate(str(i), (a, b), xytext=(4, 4), textcoords="offset points", fontsize=9, color="#555555")
+            ax.annotate(str(i), (a, b), xytext=(4, 4), textcoords="offset points", fontsize=MIN_FONT_PT,
+                        color="#555555")
     ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
@@ -54,8 +55,9 @@ def plot_dissimilarity_matrix(matrix, *, ax=None, title: Optional[str] = None, c
         Colour range; give several matrices the same range to compare their scales.
     """
     d = as_array(matrix, "matrix", ndim=2, finite=False, shape_doc="(n, n)")  # NaN cells are drawn blank
-    ax = _axes(ax, figsize=(4.5, 4))
-    im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
+    ax = _axes(ax, size="half")
+    # aspect="auto": the matrix fills its panel, so that its colour bar stays beside it in a grid.
+    im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xlabel("compared point j")
     ax.set_ylabel("reference i")
     if colorbar:

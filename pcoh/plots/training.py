@@ -47,7 +47,7 @@ def plot_learning_curves(histories, key: str = "loss", *, normalise: bool = Fals
         histories = {None: histories}
     if not isinstance(histories, dict):
         raise TypeError(f"histories must be a dict of label -> history or one history (list), got {type(histories).__name__}")
-    ax = _axes(ax, figsize=(6, 4))
+    ax = _axes(ax)
     drawn = 0
     for label, history in histories.items():
         rows = [h for h in (history or []) if key in h]
@@ -70,7 +70,7 @@ def plot_learning_curves(histories, key: str = "loss", *, normalise: bool = Fals
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or (f"{key} / first epoch" if normalise else key))
     if any(label is not None for label in histories):
-        ax.legend(loc="best", fontsize=10)
+        ax.legend(loc="best")
     if title:
         ax.set_title(title)
     return ax
