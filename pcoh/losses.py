@@ -38,7 +38,7 @@ from torch import nn
 
 from . import distributed as _distributed
 from ._checks import check_choice, check_float
-from .dissimilarity import Dissimilarity, MetricLike, _check_features, get_metric, pairwise
+from .dissimilarity import Dissimilarity, MetricLike, check_features, get_metric, pairwise
 from .ranking import rank, soft_rank
 
 __all__ = [
@@ -83,7 +83,7 @@ def _select(output, uses: str, argument: str) -> torch.Tensor:
 
 def _check_batch(student: torch.Tensor, teacher: torch.Tensor, min_samples: int = 3) -> None:
     for name, x in (("student", student), ("teacher", teacher)):
-        _check_features(x, name)
+        check_features(x, name)
         if x.shape[0] < min_samples:
             raise ValueError(f"{name} must hold at least {min_samples} samples, got {x.shape[0]}")
     if student.shape[0] != teacher.shape[0]:
@@ -228,7 +228,7 @@ def _cross_dissimilarities(ref: torch.Tensor, compared: torch.Tensor, metric, of
     """
     fn = get_metric(metric)
     if isinstance(fn, Dissimilarity):
-        return fn._matrix(ref, compared)
+        return fn.matrix(ref, compared)
     n = ref.shape[0]
     if offset is not None:
         return pairwise(compared, fn)[offset:offset + n]
