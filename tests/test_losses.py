@@ -720,7 +720,7 @@ def test_pc_focus_weighted_correlation_hand_computed():
     """corr_w of (1, 2, 3) and (1, 3, 2) under weights (1/2, 1/4, 1/4), worked by hand:
     means 7/4 and 7/4, deviations (-3/4, 1/4, 5/4) and (-3/4, 5/4, 1/4), covariance
     9/32 + 5/64 + 5/64 = 7/16, variances 11/16 and 11/16, so corr_w = 7/11 (unweighted: 1/2)."""
-    from pcoh.losses import _weighted_correlations
+    from pcoh.losses.pc import _weighted_correlations
 
     a = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     target = torch.tensor([[1.0, 3.0, 2.0]], dtype=torch.float64) - 2.0  # centred ranks, m = 3
@@ -767,7 +767,7 @@ def test_pc_focus_weights_are_a_function_of_the_probabilistic_rank(kind, focus):
     """The same focus gives the same weight profile on u = (r - 1/2) / m at m = 31 and m = 127:
     m * w(u) (the weight relative to the mean weight) agrees up to the midpoint-rule error of
     the normalising sum, O(focus^2 / m^2); on raw ranks it would not."""
-    from pcoh.losses import _focus_weights
+    from pcoh.losses.pc import _focus_weights
 
     profiles = {}
     for m in (31, 127):
@@ -794,7 +794,7 @@ def test_pc_focus_weights_are_a_function_of_the_probabilistic_rank(kind, focus):
 def test_pc_focus_symmetric_weights_carry_no_gradient():
     """The symmetric weights use the student's ranks but are constants of the backward pass:
     the gradient equals that of the same weighted correlation with the weights frozen in."""
-    from pcoh import losses as L
+    from pcoh.losses import pc as L
 
     s, t = _pair(46, n=9, d_s=3, d_t=5)
     setting = dict(focus=3.0, focus_symmetric=True)
@@ -834,7 +834,7 @@ def test_pc_focus_symmetric_weights_carry_no_gradient():
 def test_pc_focus_with_queue_and_offset_paths(setting):
     """The queue path matches the batch loss on batch + queue rows, and the torchrun path (each
     process's references against the gathered batch, at an offset) splits the batch loss exactly."""
-    from pcoh.losses import _pc_correlations
+    from pcoh.losses.pc import _pc_correlations
 
     s, t = _pair(47, n=12, d_s=4, d_t=6)
     options = dict(student_metric="cosine", teacher_metric="cosine", regularization_strength=0.5,
