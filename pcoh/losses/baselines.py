@@ -16,6 +16,30 @@ from ..dissimilarity import pairwise
 from .base import TransferLoss, _check_dim, _check_nonnegative, _check_positive, _normalize_rows
 
 
+class _RelationLoss(TransferLoss):
+    """Base of the baselines that compare a relation of the batch's samples (RKD, PKT, SP, CC).
+
+    The teacher's relations, computed without gradient on its features in the student's dtype,
+    are the target of the student's: ``_compare(_relations(student), _relations(teacher))``.
+    A subclass writes ``_relations(x)`` (an (n, n) matrix, or RKD's distances and angles) and,
+    unless it is the mean squared difference of the two, ``_compare``.
+    """
+
+    uses = "features"
+    relational = True
+
+    def _relations(self, x: torch.Tensor):  # pragma: no cover
+        raise NotImplementedError
+
+    def _compare(self, student, teacher) -> torch.Tensor:
+        return (student - teacher).pow(2).mean()
+
+    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self._relations(teacher.to(student.dtype))
+        return self._compare(self._relations(student), target)
+
+
 class FitNetLoss(TransferLoss):
     r"""FitNet hint loss (Romero et al. 2015): a learned regressor maps student to teacher features.
 
@@ -60,7 +84,7 @@ class FitNetLoss(TransferLoss):
         return F.mse_loss(self.regressor(student), teacher.to(student.dtype))
 
 
-class RKDLoss(TransferLoss):
+class RKDLoss(_RelationLoss):
     r"""Relational knowledge distillation (Park et al. 2019): distance and angle terms.
 
     With :math:`D_{ij} = \|x_i - x_j\|`, :math:`\mu = \frac{1}{n(n-1)} \sum_{i \ne j} D_{ij}` the
@@ -107,8 +131,6 @@ class RKDLoss(TransferLoss):
     :math:`10^{-6}`. Benchmark: pooled penultimate features, weight 1 with :math:`w_d = 25, w_a = 50`.
     """
 
-    uses = "features"
-    relational = True
     default_weight = 1.0
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0):
@@ -138,16 +160,15 @@ class RKDLoss(TransferLoss):
         inv = torch.where(distinct, 1.0 / torch.where(distinct, dist, torch.ones_like(dist)), torch.zeros_like(dist))
         return (inner * inv.unsqueeze(2) * inv.unsqueeze(1)).clamp(-1.0, 1.0)
 
-    def _terms(self, x: torch.Tensor):
+    def _relations(self, x: torch.Tensor):
+        """The (n, n) distances over their mean and the (n, n, n) angles of the batch-centred ``x``."""
         x = x - x.mean(dim=0, keepdim=True)
         dist = pairwise(x, "euclidean")
         return self._normalized_distances(dist), self._angles(x, dist)
 
-    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            t_dist, t_angle = self._terms(teacher.to(student.dtype))
-        s_dist, s_angle = self._terms(student)
-        loss = student.new_zeros(())
+    def _compare(self, student, teacher) -> torch.Tensor:
+        (s_dist, s_angle), (t_dist, t_angle) = student, teacher
+        loss = s_dist.new_zeros(())
         if self.distance_weight:
             loss = loss + self.distance_weight * F.smooth_l1_loss(s_dist, t_dist)
         if self.angle_weight:
@@ -155,7 +176,7 @@ class RKDLoss(TransferLoss):
         return loss
 
 
-class PKTLoss(TransferLoss):
+class PKTLoss(_RelationLoss):
     r"""Probabilistic knowledge transfer (Passalis & Tefas 2018), as in the benchmark.
 
     Rows are scaled to unit norm (:math:`\hat x_i = x_i / (\|x_i\| + \epsilon)`), cosine
@@ -181,8 +202,6 @@ class PKTLoss(TransferLoss):
     taken as 0. Benchmark: pooled penultimate features, weight 30000.
     """
 
-    uses = "features"
-    relational = True
     default_weight = 30000.0
 
     def __init__(self, eps: float = 1e-7):
@@ -192,19 +211,17 @@ class PKTLoss(TransferLoss):
     def extra_repr(self) -> str:
         return f"eps={self.eps}"
 
-    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
+    def _relations(self, x: torch.Tensor) -> torch.Tensor:
+        """The (n, n) conditional probabilities :math:`p_{j|i}`."""
         x = _normalize_rows(x, self.eps, additive=True)
         sim = (x @ x.T + 1.0) / 2.0
         return sim / sim.sum(dim=1, keepdim=True)
 
-    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self._probabilities(teacher.to(student.dtype))
-        model = self._probabilities(student)
-        return torch.mean(target * torch.log((target + self.eps) / (model + self.eps)))
+    def _compare(self, student, teacher) -> torch.Tensor:
+        return torch.mean(teacher * torch.log((teacher + self.eps) / (student + self.eps)))
 
 
-class SPLoss(TransferLoss):
+class SPLoss(_RelationLoss):
     r"""Similarity-preserving distillation (Tung & Mori 2019).
 
     .. math::
@@ -223,22 +240,14 @@ class SPLoss(TransferLoss):
     ``1/eps``-scaled).
     """
 
-    uses = "features"
-    relational = True
     default_weight = 3000.0
 
     @staticmethod
-    def _similarity(x: torch.Tensor) -> torch.Tensor:
+    def _relations(x: torch.Tensor) -> torch.Tensor:
         return _normalize_rows(x @ x.T)
 
-    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            g_t = self._similarity(teacher.to(student.dtype))
-        g_s = self._similarity(student)
-        return (g_s - g_t).pow(2).mean()
 
-
-class CCLoss(TransferLoss):
+class CCLoss(_RelationLoss):
     r"""Correlation congruence (Peng et al. 2019), Gaussian kernel by its Taylor expansion.
 
     On L2-normalised features :math:`\hat f_i`, :math:`\|\hat f_i - \hat f_j\|^2 =
@@ -272,8 +281,6 @@ class CCLoss(TransferLoss):
     (gradient 0 there).
     """
 
-    uses = "features"
-    relational = True
     default_weight = 0.02
 
     def __init__(self, gamma: float = 0.4, p_order: int = 2):
@@ -298,11 +305,7 @@ class CCLoss(TransferLoss):
             out = out * inner + two_gamma**p / math.factorial(p)
         return math.exp(-two_gamma) * out
 
-    def _loss(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            c_t = self._correlation(teacher.to(student.dtype))
-        c_s = self._correlation(student)
-        return (c_s - c_t).pow(2).mean()
+    _relations = _correlation  # C of the formula above
 
 
 class KDLoss(TransferLoss):
