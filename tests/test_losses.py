@@ -17,7 +17,7 @@ from sklearn.isotonic import isotonic_regression
 
 from pcoh import coherence
 from pcoh.dissimilarity import pairwise
-from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, available, get, off_diagonal
+from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, arguments, available, get, off_diagonal
 
 NAMES = ["cosine", "euclidean", "sqeuclidean"]
 DTYPES = [torch.float32, torch.float64]
@@ -132,6 +132,22 @@ def test_get_unknown_name_lists_registered_names():
         get("p_c")
     assert "'pc'" in str(info.value)
     assert str(available()) in str(info.value)
+
+
+def test_arguments_are_the_constructor_defaults():
+    import inspect
+
+    pc = arguments("pc")
+    assert pc["regularization_strength"] == PerceptionCoherenceLoss().regularization_strength
+    assert pc["focus"] == 0.0 and pc["queue_size"] == 0 and "self" not in pc
+    fitnet = arguments("fitnet")
+    assert list(fitnet) == ["student_dim", "teacher_dim"]
+    assert fitnet["student_dim"] is inspect.Parameter.empty
+    assert arguments("crd")["num_negatives"] == 16384
+    with pytest.raises(ValueError, match="unknown loss 'p_c'"):
+        arguments("p_c")
+    with pytest.raises(TypeError, match="name must be a loss name"):
+        arguments(3)
 
 
 @pytest.mark.parametrize("bad", [None, 3, PerceptionCoherenceLoss, ["pc"]])
