@@ -23,7 +23,10 @@ from typing import Callable, Union
 
 import torch
 
-__all__ = ["Dissimilarity", "Cosine", "Euclidean", "SqEuclidean", "METRICS", "get_metric", "pairwise"]
+__all__ = [
+    "Dissimilarity", "Cosine", "Euclidean", "SqEuclidean", "METRICS", "MetricLike", "check_features", "get_metric",
+    "pairwise",
+]
 
 _EPS = 1e-12
 
@@ -38,18 +41,23 @@ class Dissimilarity:
     name = "dissimilarity"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        _check_features(x, "x")
+        check_features(x, "x")
         if y is None:
-            out = self._matrix(x, x)
+            out = self.matrix(x, x)
             # Exact zeros on the diagonal whatever the rounding of the matrix formula; the
             # multiplication keeps gradients flowing through the off-diagonal entries only.
             return out * (1 - torch.eye(x.shape[0], dtype=out.dtype, device=out.device))
-        _check_features(y, "y")
+        check_features(y, "y")
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"x and y must have the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
-        return self._matrix(x, y)
+        return self.matrix(x, y)
 
-    def _matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """The (n, k) dissimilarities of the rows of ``x`` (n, d) to the rows of ``y`` (k, d).
+
+        What a subclass writes. No input checks and no diagonal corrections: for callers that
+        have validated their inputs already (the transfer losses) or cut the diagonal away.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -63,14 +71,14 @@ class Cosine(Dissimilarity):
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
-            _check_features(x, "x")
-            out = self._matrix(x, x)
+            check_features(x, "x")
+            out = self.matrix(x, x)
             # 1 - cos(a, a) is 0 for a non-zero row; a zero row keeps its dissimilarity of 1.
             nonzero = (x != 0).any(dim=1).to(out.dtype)
             return out - torch.diag(torch.diagonal(out).detach() * nonzero)
         return super().__call__(x, y)
 
-    def _matrix(self, x, y):
+    def matrix(self, x, y):
         xn = torch.nn.functional.normalize(x, dim=1, eps=_EPS)
         yn = xn if y is x else torch.nn.functional.normalize(y, dim=1, eps=_EPS)
         # 1 - xn yn^T as one fused product (no separate pass over the (n, m) result).
@@ -82,7 +90,7 @@ class SqEuclidean(Dissimilarity):
 
     name = "sqeuclidean"
 
-    def _matrix(self, x, y):
+    def matrix(self, x, y):
         xx = (x * x).sum(dim=1, keepdim=True)
         yy = xx if y is x else (y * y).sum(dim=1, keepdim=True)
         return (xx + yy.T - 2.0 * (x @ y.T)).clamp_min(0.0)
@@ -93,8 +101,8 @@ class Euclidean(SqEuclidean):
 
     name = "euclidean"
 
-    def _matrix(self, x, y):
-        sq = super()._matrix(x, y)
+    def matrix(self, x, y):
+        sq = super().matrix(x, y)
         tiny = torch.finfo(sq.dtype).tiny
         positive = sq > tiny
         # sqrt has an infinite slope at 0: take it only where it is safe, 0 elsewhere.
@@ -161,7 +169,7 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
     fn = get_metric(metric)
     if isinstance(fn, Dissimilarity):
         return fn(x, y)
-    _check_features(x, "x")
+    check_features(x, "x")
     if y is not None:
         raise ValueError("y is only supported with a built-in metric name or a Dissimilarity subclass")
     out = fn(x)
@@ -174,7 +182,16 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
     return out
 
 
-def _check_features(x, name: str) -> None:
+def check_features(x, name: str) -> None:
+    """Raise unless ``x`` is a 2-D floating-point tensor (n, d), finite when on the CPU.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a tensor, or not floating point.
+    ValueError
+        ``x`` is not 2-D, or (on the CPU) holds NaN or Inf.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:

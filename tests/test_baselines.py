@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pcoh import losses
+from pcoh.dissimilarity import pairwise
 from pcoh.losses import CCLoss, FitNetLoss, KDLoss, PKTLoss, RKDLoss, SPLoss, TransferLoss
 
 BASELINES = ["fitnet", "rkd", "pkt", "sp", "cc", "kd"]
@@ -231,7 +232,7 @@ def test_rkd_angles_tensor_entries():
     x = _randn(5, 3, seed=6)
     x[4] = x[2]
     xc = x - x.mean(0)
-    a = RKDLoss._angles(xc, losses.pairwise(xc, "euclidean"))
+    a = RKDLoss._angles(xc, pairwise(xc, "euclidean"))
     assert a.shape == (5, 5, 5)
     for j in range(5):
         for i in range(5):

@@ -17,7 +17,7 @@ from sklearn.isotonic import isotonic_regression
 
 from pcoh import coherence
 from pcoh.dissimilarity import pairwise
-from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, available, get, off_diagonal
+from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, arguments, available, get, off_diagonal
 
 NAMES = ["cosine", "euclidean", "sqeuclidean"]
 DTYPES = [torch.float32, torch.float64]
@@ -132,6 +132,22 @@ def test_get_unknown_name_lists_registered_names():
         get("p_c")
     assert "'pc'" in str(info.value)
     assert str(available()) in str(info.value)
+
+
+def test_arguments_are_the_constructor_defaults():
+    import inspect
+
+    pc = arguments("pc")
+    assert pc["regularization_strength"] == PerceptionCoherenceLoss().regularization_strength
+    assert pc["focus"] == 0.0 and pc["queue_size"] == 0 and "self" not in pc
+    fitnet = arguments("fitnet")
+    assert list(fitnet) == ["student_dim", "teacher_dim"]
+    assert fitnet["student_dim"] is inspect.Parameter.empty
+    assert arguments("crd")["num_negatives"] == 16384
+    with pytest.raises(ValueError, match="unknown loss 'p_c'"):
+        arguments("p_c")
+    with pytest.raises(TypeError, match="name must be a loss name"):
+        arguments(3)
 
 
 @pytest.mark.parametrize("bad", [None, 3, PerceptionCoherenceLoss, ["pc"]])
@@ -720,7 +736,7 @@ def test_pc_focus_weighted_correlation_hand_computed():
     """corr_w of (1, 2, 3) and (1, 3, 2) under weights (1/2, 1/4, 1/4), worked by hand:
     means 7/4 and 7/4, deviations (-3/4, 1/4, 5/4) and (-3/4, 5/4, 1/4), covariance
     9/32 + 5/64 + 5/64 = 7/16, variances 11/16 and 11/16, so corr_w = 7/11 (unweighted: 1/2)."""
-    from pcoh.losses import _weighted_correlations
+    from pcoh.losses.pc import _weighted_correlations
 
     a = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
     target = torch.tensor([[1.0, 3.0, 2.0]], dtype=torch.float64) - 2.0  # centred ranks, m = 3
@@ -767,7 +783,7 @@ def test_pc_focus_weights_are_a_function_of_the_probabilistic_rank(kind, focus):
     """The same focus gives the same weight profile on u = (r - 1/2) / m at m = 31 and m = 127:
     m * w(u) (the weight relative to the mean weight) agrees up to the midpoint-rule error of
     the normalising sum, O(focus^2 / m^2); on raw ranks it would not."""
-    from pcoh.losses import _focus_weights
+    from pcoh.losses.pc import _focus_weights
 
     profiles = {}
     for m in (31, 127):
@@ -794,7 +810,7 @@ def test_pc_focus_weights_are_a_function_of_the_probabilistic_rank(kind, focus):
 def test_pc_focus_symmetric_weights_carry_no_gradient():
     """The symmetric weights use the student's ranks but are constants of the backward pass:
     the gradient equals that of the same weighted correlation with the weights frozen in."""
-    from pcoh import losses as L
+    from pcoh.losses import pc as L
 
     s, t = _pair(46, n=9, d_s=3, d_t=5)
     setting = dict(focus=3.0, focus_symmetric=True)
@@ -834,7 +850,7 @@ def test_pc_focus_symmetric_weights_carry_no_gradient():
 def test_pc_focus_with_queue_and_offset_paths(setting):
     """The queue path matches the batch loss on batch + queue rows, and the torchrun path (each
     process's references against the gathered batch, at an offset) splits the batch loss exactly."""
-    from pcoh.losses import _pc_correlations
+    from pcoh.losses.pc import _pc_correlations
 
     s, t = _pair(47, n=12, d_s=4, d_t=6)
     options = dict(student_metric="cosine", teacher_metric="cosine", regularization_strength=0.5,
