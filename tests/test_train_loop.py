@@ -38,10 +38,13 @@ def test_speed_options_stay_out_of_the_cache_key():
     assert base.key() == T._hash(old)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(amp=1), "amp"), (dict(compile="yes"), "compile"),
-                                           (dict(channels_last=None), "channels_last"), (dict(num_workers=-2), "num_workers")])
-def test_bad_speed_options(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize("kwargs, match, error", [
+    (dict(amp=1), "amp", TypeError), (dict(compile="yes"), "compile", TypeError),
+    (dict(channels_last=None), "channels_last", TypeError), (dict(num_workers=-2), "num_workers", ValueError),
+    (dict(num_workers=1.5), "num_workers", TypeError)])
+def test_bad_speed_options(kwargs, match, error):
+    # The one checking rule: a wrong type is a TypeError, a wrong value a ValueError.
+    with pytest.raises(error, match=match):
         T.TrainConfig(**kwargs)
 
 
