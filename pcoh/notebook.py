@@ -61,7 +61,8 @@ def experiment_config(smoke_mode: bool | None = None) -> ExperimentConfig:
     """The notebooks' experiment: the main job's settings, or a tiny budget in smoke mode."""
     smoke_mode = SMOKE if smoke_mode is None else smoke_mode
     root = project_root()
-    cfg = ExperimentConfig(root=str(root / "data"), output=str(root / "results"), figures=str(root / "figures"))
+    cfg = ExperimentConfig(root=str(root / "data"), cache=str(root / "data"), output=str(root / "results"),
+                           figures=str(root / "figures"))
     if smoke_mode:
         cfg = dataclasses.replace(
             cfg,

@@ -155,7 +155,8 @@ def test_cli_estimate_trains_nothing(tmp_path, capsys):
     config = tmp_path / "small.yaml"
     config.write_text("dataset: digits\nteacher: digits_cnn\nstudents: [mlp]\nmethods: [pc, ce]\nseeds: 2\n"
                       "teacher_train: {epochs: 2, batch_size: 64}\nstudent_train: {epochs: 3, batch_size: 64}\n")
-    code = main(["--config", str(config), "--estimate", "--root", str(tmp_path / "data"), "--device", "cpu",
+    code = main(["--config", str(config), "--estimate", "--root", str(tmp_path / "data"), "--cache", str(tmp_path / "data"),
+                 "--device", "cpu",
                  "--quiet", "--output", str(tmp_path / "out"), "--figures", str(tmp_path / "fig")])
     out = capsys.readouterr().out
     assert code == 0
