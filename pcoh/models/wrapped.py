@@ -36,7 +36,7 @@ Registry and cache key
 ----------------------
 :func:`wrap` keeps a copy of the module as it is (architecture and weights) under the name
 ``wrap:<Class>-<digest>``, the digest a SHA-256 of the classes' source code, the module's
-``repr``, its state dict (names, dtypes, shapes, bytes) and the feature node.
+``repr``, its state dict (names, dtypes, shapes, bytes), the feature node and the input channels.
 ``pcoh.models.create(name, ...)`` builds fresh copies from it (every run starts from the same
 weights), and the run cache, which hashes model names, gives a changed architecture or changed
 weights a new run. The registry lives in the process: a script or notebook wraps its module before
@@ -239,6 +239,7 @@ class Wrapped(Backbone):
         # Provisional sizes; the check pass below finds the real ones.
         super().__init__(name, 2, in_channels, image_size, 1)
         self.net = net
+        self.training = net.training  # the module's mode is the model's (and the check pass restores it)
         self.fixed_size = bool(fixed_size)
         modules = dict(net.named_modules())
         if features is None:
@@ -270,15 +271,22 @@ class Wrapped(Backbone):
         param = next(self.net.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
-        x = torch.zeros(2, self.in_channels, self.image_size, self.image_size, device=device, dtype=dtype)
+        shape = (2, self.in_channels, self.image_size, self.image_size)
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                out = self(x)
+                try:
+                    # Shapes only, on the meta device: no arithmetic, and no kernels prepared for a batch
+                    # that training never uses. An op without a meta kernel falls back to a real pass.
+                    meta = {k: torch.empty_like(v, device="meta")
+                            for k, v in (*self.named_parameters(), *self.named_buffers())}
+                    out = torch.func.functional_call(self, meta, (torch.zeros(shape, dtype=dtype, device="meta"),))
+                except Exception:  # noqa: BLE001 - the real pass below gives the real error, if any
+                    out = self(torch.zeros(shape, dtype=dtype, device=device))
         except (RuntimeError, ValueError, AssertionError, IndexError, TypeError) as err:
             first = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
-            raise ValueError(f"model {self.name!r} cannot take inputs of shape {tuple(x.shape)}: {first}") from None
+            raise ValueError(f"model {self.name!r} cannot take inputs of shape {shape}: {first}") from None
         finally:
             self.train(was_training)
         if out.logits.dim() != 2 or out.features.dim() != 2:
@@ -314,7 +322,6 @@ class _Entry:
     module: nn.Module  # the snapshot, on the CPU, without our hooks
     features: Optional[str]
     in_channels: int
-    image_size: int
     num_classes: int
 
 
@@ -336,9 +343,9 @@ def _sources(module: nn.Module) -> list:
     return out
 
 
-def _digest(module: nn.Module, features: Optional[str], in_channels: int, image_size: int) -> str:
+def _digest(module: nn.Module, features: Optional[str], in_channels: int) -> str:
     h = hashlib.sha256()
-    for part in (*_sources(module), repr(module), f"features={features};in={in_channels};size={image_size}"):
+    for part in (*_sources(module), repr(module), f"features={features};in={in_channels}"):
         h.update(part.encode())
         h.update(b"\0")
     for key, value in module.state_dict().items():
@@ -413,10 +420,10 @@ def wrap(module: nn.Module, features: Optional[str] = None, *, name: Optional[st
         in_channels = found[1].in_channels
     in_channels = check_positive_int(in_channels, "in_channels", 1)
     snapshot = copy.deepcopy(module).cpu()  # before any hook of ours is registered on module
-    full = f"wrap:{name}-{_digest(snapshot, features, in_channels, image_size)}"
+    full = f"wrap:{name}-{_digest(snapshot, features, in_channels)}"
     model = Wrapped(module, name=full, features=features, in_channels=in_channels, image_size=image_size)
     if full not in _REGISTRY:
-        _REGISTRY[full] = _Entry(snapshot, features, in_channels, image_size, model.num_classes)
+        _REGISTRY[full] = _Entry(snapshot, features, in_channels, model.num_classes)
     return model
 
 
