@@ -351,7 +351,7 @@ def log_slider(value: float, low: float, high: float, *, per_decade: int = 4, de
 
 
 #: Digits of each class that the smoke switch keeps in :func:`digits_image_folder`'s folder.
-SMOKE_DIGITS_PER_CLASS = 30
+SMOKE_DIGITS_PER_CLASS = 12
 
 
 def digits_image_folder(smoke_mode: bool | None = None, *, size: int = 32) -> Path:

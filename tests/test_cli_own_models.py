@@ -13,6 +13,8 @@ from sklearn.datasets import load_digits
 
 from pcoh import data as D
 from pcoh.__main__ import main
+from pcoh.experiment import ExperimentConfig, check_experiment
+from pcoh.models import tv
 from pcoh.train import TeacherSpec, predict, train_teacher
 
 
@@ -102,6 +104,31 @@ def test_published_weights_offline_exit_2_with_the_file_to_fetch(digits_png, tmp
     assert len(lines) == 1 and lines[0].startswith("pcoh: error:")
     assert weights.url in lines[0] and str(expected) in lines[0]
     assert not (tmp_path / "cache" / "runs").exists()
+
+
+def test_published_weights_copied_into_torch_hub_work_offline(digits_png, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(url, dst, *args, **kwargs):
+        raise AssertionError("nothing should be downloaded")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    weights = tvm.ResNet18_Weights.IMAGENET1K_V1
+    path = tv.weights_path(weights)
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(tvm.resnet18().state_dict(), path)  # stands in for the copied file
+    options = ["--dataset", "image_folder", "--root", str(digits_png), "--teacher", "tv:resnet18",
+               "--teacher-weights", "IMAGENET1K_V1", "--students", "digits_cnn", "--cache", str(tmp_path / "cache"),
+               "--output", str(tmp_path / "out"), "--quiet"]
+    assert main(options + ["--check"]) == 0
+    assert "all checks passed" in capsys.readouterr().out
+    cfg = ExperimentConfig(dataset="image_folder", root=str(digits_png), cache=str(tmp_path / "cache"),
+                           teacher="tv:resnet18", teacher_weights="IMAGENET1K_V1", students=("digits_cnn",))
+    split = check_experiment(cfg, write=False)
+    published = weights.transforms()  # the image folder is read with the weights' preprocessing
+    assert split.image_size == published.crop_size[0] == 224
+    assert split.mean == tuple(published.mean) and split.std == tuple(published.std)
 
 
 def test_a_test_split_too_small_to_evaluate_exits_2_before_training(tmp_path, capsys):

@@ -296,8 +296,8 @@ def _teacher_file(tmp_path, layout="model", model="mlp"):
 
 def _cli(tmp_path, *extra):
     return ["--root", str(tmp_path / "data"), "--cache", str(tmp_path / "data"), "--output",
-            str(tmp_path / "results"), "--figures", str(tmp_path / "figures"), "--quiet", "--device", "cpu", "--teacher", "mlp", "--students", "mlp",
-            "--seeds", "1", "--teacher-epochs", "1", "--epochs", "1", *extra]
+            str(tmp_path / "results"), "--figures", str(tmp_path / "figures"), "--quiet", "--device", "cpu",
+            "--teacher", "mlp", "--students", "mlp", "--seeds", "1", "--teacher-epochs", "1", "--epochs", "1", *extra]
 
 
 def _main(argv):
