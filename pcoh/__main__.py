@@ -52,11 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML or TOML file (or a shipped config name) with ExperimentConfig fields")
     p.add_argument("--dataset", choices=data.available(), help="data set (default digits)")
-    p.add_argument("--root", help="folder of data files and cached runs (default data)")
+    p.add_argument("--root", help="folder of the data files (for image_folder: the folder of images; only read) "
+                   "(default data)")
+    p.add_argument("--cache", help="folder of cached runs, evaluations and statistics (default data)")
     p.add_argument("--download", action="store_true", help="let torchvision download the data set")
-    p.add_argument("--teacher", choices=models.available(), help="teacher architecture (default digits_resnet)")
+    names = f"one of {', '.join(models.available())}, or tv:NAME[@LAYER] for a torchvision model (e.g. tv:resnet18)"
+    p.add_argument("--teacher", metavar="MODEL", help=f"teacher architecture: {names} (default digits_resnet)")
     p.add_argument("--teacher-checkpoint", help="load the teacher's weights from this file instead of training")
-    p.add_argument("--students", nargs="+", choices=models.available(), help="student architectures (default digits_cnn)")
+    p.add_argument("--teacher-weights", metavar="NAME",
+                   help="torchvision's published weights of a tv: teacher (DEFAULT, IMAGENET1K_V1, ...), read from "
+                   "torch.hub's folder or downloaded; image folders get their preprocessing")
+    p.add_argument("--students", nargs="+", metavar="MODEL", help=f"student architectures: {names} "
+                   "(default digits_cnn)")
     p.add_argument("--methods", nargs="+", choices=methods.available(),
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
@@ -108,6 +115,9 @@ def _config(args: argparse.Namespace):
     table = load_config(given.pop("config")) if "config" in given else {}
     for name in ("dataset", "root", "download", "teacher", "teacher_checkpoint", "students", "methods",
                  "modes", "seeds", "device", "output", "figures"):
+        if name in given:
+            table[name] = given[name]
+    for name in ("cache", "teacher_weights"):  # the run cache; a tv: teacher's published weights
         if name in given:
             table[name] = given[name]
     options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},

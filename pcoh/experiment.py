@@ -1,7 +1,7 @@
 """The main job: one teacher, students trained with every method in both modes, evaluated.
 
 :func:`run_experiment` is what ``python -m pcoh`` runs and what the notebooks call with smaller
-budgets. Every training run is cached under ``<root>/runs/`` (see :mod:`pcoh.train`), so a second
+budgets. Every training run is cached under ``<cache>/runs/`` (see :mod:`pcoh.train`), so a second
 call with the same settings only evaluates.
 
 Configuration files (``--config FILE``, YAML or TOML) hold the fields of
@@ -65,14 +65,25 @@ class ExperimentConfig:
     dataset : str, default "digits"
         A :func:`pcoh.data.available` name.
     root : str, default "data"
-        Data files and cached runs (``<root>/runs``).
+        Where the data set's files are (for ``image_folder``: the folder of images). Only read,
+        except when torchvision downloads a data set into it (``download``).
+    cache : str, default "data"
+        Cached runs (``<cache>/runs``), evaluations (``<cache>/evaluations``) and image-folder
+        statistics (``<cache>/statistics``).
     download : bool, default False
         Let torchvision download the data set.
     data : dict
         Extra keyword arguments of :func:`pcoh.data.load` (e.g. ``{"augment": True}``).
     teacher : str, default "digits_resnet"
+        A name :func:`pcoh.models.check_name` accepts (built-in, ``tv:<torchvision model>``, a
+        wrapped module's name), or a module (wrapped by :func:`pcoh.models.wrap`).
     teacher_checkpoint : str, optional
         Path of a user's teacher weights (a state dict, or a dict with a ``"model"`` entry).
+    teacher_weights : str, optional
+        Published weights of a ``tv:`` teacher (``"DEFAULT"``, ``"IMAGENET1K_V1"``, ...): its
+        starting weights (trained further for ``teacher_train.epochs``, 0 to keep them) and, for
+        ``image_folder`` data, its published preprocessing. With ``teacher_checkpoint``, only the
+        preprocessing.
     students : tuple of str, default ("digits_cnn",)
     methods : tuple of str, optional
         Default: every method of :data:`DEFAULT_METHODS` that runs in one of ``modes`` (``kd``
@@ -103,10 +114,12 @@ class ExperimentConfig:
 
     dataset: str = "digits"
     root: str = "data"
+    cache: str = "data"
     download: bool = False
     data: dict = field(default_factory=dict)
     teacher: str = "digits_resnet"
     teacher_checkpoint: Optional[str] = None
+    teacher_weights: Optional[str] = None
     students: tuple = ("digits_cnn",)
     methods: Optional[tuple] = None
     modes: tuple = MODES
@@ -132,12 +145,17 @@ class ExperimentConfig:
         if self.figures is None:
             same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
             self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
-        for name in ("root", "output", "figures"):
+        for name in ("root", "cache", "output", "figures"):
             _check_path(getattr(self, name), name)
         for name in ("download", "include_untrained"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be true or false, got {_show(getattr(self, name))}")
         self.data = _check_table(self.data, "data")
+        if isinstance(self.teacher, nn.Module):  # a module of one's own: wrapped, named by its digest
+            self.teacher = _models.check_name(self.teacher, "teacher")
+        if isinstance(self.students, (list, tuple)):
+            self.students = tuple(_models.check_name(s, "students") if isinstance(s, nn.Module) else s
+                                  for s in self.students)
         self.teacher = _check_str(self.teacher, "teacher")
         if self.teacher_checkpoint is not None:
             _check_path(self.teacher_checkpoint, "teacher_checkpoint")
@@ -148,11 +166,15 @@ class ExperimentConfig:
         if self.methods is None:
             self.methods = tuple(m for m in DEFAULT_METHODS
                                  if any(mode not in MODES or method_allows_mode(m, mode) for mode in self.modes))
-        known_models = _models.available()
         for name, values in (("teacher", (self.teacher,)), ("students", self.students)):
             for value in values:
-                if value not in known_models:
-                    raise ValueError(f"{name}: unknown model {value!r}; expected one of {known_models}")
+                _models.check_name(value, name)
+        if self.teacher_weights is not None:
+            _check_str(self.teacher_weights, "teacher_weights")
+            try:
+                _models.tv.weights_enum(self.teacher, self.teacher_weights)  # a known name; nothing is downloaded
+            except ValueError as err:
+                raise ValueError(f"teacher_weights: {err}") from None
         known = sorted(set(_losses.available()) | {LABEL_ONLY})
         for m in self.methods:
             if m not in known:
@@ -348,7 +370,10 @@ def load_config(path) -> dict:
             raise ValueError(f"config file {p} is not valid YAML: {' '.join(str(err).split())}") from None
         table = {} if table is None else table
     else:
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the same parser, as a package
+            import tomli as tomllib
 
         try:
             table = tomllib.loads(text)
@@ -427,7 +452,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
         raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
     if data is None:
         try:
-            data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
+            data = _load_data(cfg)
         except (TypeError, ValueError) as err:
             raise type(err)(f"data: {err}") from None
         except _data.DatasetNotFoundError as err:
@@ -436,12 +461,12 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
         _eval.check_sizes(len(data.train), len(data.test), data.num_classes)
     except ValueError as err:
         raise ValueError(f"dataset {cfg.dataset!r}: {err}") from None
-    _check_writable(Path(cfg.root) / "runs", "root")
-    _check_writable(Path(cfg.root) / "evaluations", "root")
+    _check_writable(Path(cfg.cache) / "runs", "cache")
+    _check_writable(Path(cfg.cache) / "evaluations", "cache")
     if write:
         _check_writable(Path(cfg.output) / cfg.dataset, "output")
         _check_writable(cfg.figures, "figures")
-    teacher = _build(cfg.teacher, data, cfg.teacher_train.seed, {})
+    teacher = _build(cfg.teacher, data, cfg.teacher_train.seed, _teacher_kwargs(cfg))  # fetches published weights
     if cfg.teacher_checkpoint is not None:
         _runs.load_weights(teacher, cfg.teacher_checkpoint, what="teacher_checkpoint")
         _check_finite(teacher, f"teacher_checkpoint {cfg.teacher_checkpoint}")
@@ -475,6 +500,35 @@ def _check_finite(model: nn.Module, what: str) -> None:
     if bad:
         raise ValueError(f"{what} holds NaN or infinite values in {len(bad)} tensor(s), e.g. {bad[:3]}; "
                          f"it cannot be a trained teacher")
+
+
+def _teacher_kwargs(cfg: "ExperimentConfig") -> dict:
+    """The teacher's model options: its published weights, unless a checkpoint replaces them."""
+    return {"weights": cfg.teacher_weights} if cfg.teacher_weights and cfg.teacher_checkpoint is None else {}
+
+
+def _teacher_spec(cfg: "ExperimentConfig", data) -> TeacherSpec:
+    return TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), model_kwargs=_teacher_kwargs(cfg),
+                       checkpoint=cfg.teacher_checkpoint, source=data.source)
+
+
+def _load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
+    """The configuration's data: an image folder gets the run cache for its statistics and, with a
+    teacher's published weights, their preprocessing (options given in ``data`` win)."""
+    options = dict(cfg.data)
+    if cfg.dataset == "image_folder":
+        options.setdefault("cache", cfg.cache)
+        if cfg.teacher_weights is not None:
+            published = _models.published_preprocessing(cfg.teacher, cfg.teacher_weights)
+            if "image_size" in options and "resize" not in options:
+                published.pop("resize")  # a size of one's own: resized to it, not cropped from the published one
+            options = {**published, **options}
+    elif cfg.teacher_weights is not None:
+        import warnings
+
+        warnings.warn(f"teacher_weights: data set {cfg.dataset!r} keeps its own preprocessing (the published one "
+                      "applies to image_folder data)", stacklevel=2)
+    return _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **options)
 
 
 def _check_batch(name: str, batch_size: int, n_train: int, losses: dict, model_min: int, model: str) -> None:
@@ -633,7 +687,7 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     write : bool, default True
         Write ``<output>/<dataset>/results.csv``, ``summary.md`` and the figures.
     cache : bool, default True
-        Reuse finished runs from ``<root>/runs``.
+        Reuse finished runs from ``<cache>/runs``.
     data : DataSplit, optional
         The data, already loaded by :func:`check_experiment` (otherwise loaded here).
 
@@ -658,8 +712,8 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
 
 
 def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
-    tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
-    teacher = train_teacher(tspec, data, root=cfg.root, device=cfg.device, quiet=quiet, cache=cache)
+    tspec = _teacher_spec(cfg, data)
+    teacher = train_teacher(tspec, data, root=cfg.cache, device=cfg.device, quiet=quiet, cache=cache)
     tkey = tspec.key()
     specs = cfg.runs()
     trained_here = {}
@@ -667,7 +721,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
         # Under torchrun every process trains every student (each on its shard of the global
         # batches); then rank 0 alone evaluates and writes, and the others are done.
         for i, spec in enumerate(specs):
-            trained_here[i] = train_student(spec, teacher, data, teacher_key=tkey, root=cfg.root,
+            trained_here[i] = train_student(spec, teacher, data, teacher_key=tkey, root=cfg.cache,
                                             device=cfg.device, quiet=True, cache=cache)
         if not _dist.is_main():
             return None
@@ -690,7 +744,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
             settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
                         "evaluate": _eval_defaults(),
                         "features": _digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
-            row, rho = cached_evaluation(evaluation_path(cfg.root, run, settings), compute, len(f["test"]))
+            row, rho = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]))
         else:
             row, rho = compute()
         per_ref[key] = rho
@@ -702,7 +756,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
     from tqdm.auto import tqdm
 
     for i, spec in enumerate(tqdm(specs, desc="students", disable=quiet, dynamic_ncols=True)):
-        trained = trained_here.get(i) or train_student(spec, teacher, data, teacher_key=tkey, root=cfg.root,
+        trained = trained_here.get(i) or train_student(spec, teacher, data, teacher_key=tkey, root=cfg.cache,
                                                        device=cfg.device, quiet=True, cache=cache)
         key = (spec.model, spec.method, spec.mode, spec.train.seed)
         students[key] = trained
@@ -739,19 +793,19 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
 
     cfg = config or ExperimentConfig()
     if data is None:
-        data = _data.load(cfg.dataset, root=cfg.root, download=cfg.download, **cfg.data)
-    tspec = TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), checkpoint=cfg.teacher_checkpoint)
+        data = _load_data(cfg)
+    tspec = _teacher_spec(cfg, data)
     tkey = tspec.key()
     groups: dict = {}
     for spec in cfg.runs():
         if spec.method == UNTRAINED:
             continue
         name = f"{spec.model} {spec.method} {spec.mode}"
-        done = (run_dir(cfg.root, "student", spec.key(tkey)) / "final.pt").exists()
+        done = (run_dir(cfg.cache, "student", spec.key(tkey)) / "final.pt").exists()
         group = groups.setdefault(name, {"spec": spec, "runs": 0, "cached": 0})
         group["runs"] += 1
         group["cached"] += int(done)
-    teacher_done = cfg.teacher_checkpoint is not None or (run_dir(cfg.root, "teacher", tkey) / "final.pt").exists()
+    teacher_done = cfg.teacher_checkpoint is not None or (run_dir(cfg.cache, "teacher", tkey) / "final.pt").exists()
     rows = []
     t = estimate_run(tspec, data, device=cfg.device, steps=steps, warmup=warmup)
     rows.append({"run": f"teacher {cfg.teacher}", "runs": 1, "cached": int(teacher_done), **t})

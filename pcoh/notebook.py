@@ -29,7 +29,8 @@ from .train import TrainConfig
 
 __all__ = ["SMOKE", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
            "pick_runs", "run_features", "median_reference", "versus_best_baseline", "ranked_baselines",
-           "describe_versus", "sample_rows", "embedding_titles", "umap_panels", "draw_controls", "log_slider"]
+           "describe_versus", "sample_rows", "embedding_titles", "umap_panels", "draw_controls", "log_slider",
+           "digits_image_folder"]
 
 
 def smoke() -> bool:
@@ -63,7 +64,8 @@ def experiment_config(smoke_mode: bool | None = None) -> ExperimentConfig:
     """The notebooks' experiment: the main job's settings, or a tiny budget in smoke mode."""
     smoke_mode = SMOKE if smoke_mode is None else smoke_mode
     root = project_root()
-    cfg = ExperimentConfig(root=str(root / "data"), output=str(root / "results"), figures=str(root / "figures"))
+    cfg = ExperimentConfig(root=str(root / "data"), cache=str(root / "data"), output=str(root / "results"),
+                           figures=str(root / "figures"))
     if smoke_mode:
         cfg = dataclasses.replace(
             cfg,
@@ -352,3 +354,35 @@ def log_slider(value: float, low: float, high: float, *, per_decade: int = 4, de
     options = [(f"{v:.{digits}g}", v) for v in values]
     return widgets.SelectionSlider(options=options, value=float(value), description=description,
                                    continuous_update=False)
+
+
+#: Digits of each class that the smoke switch keeps in :func:`digits_image_folder`'s folder.
+SMOKE_DIGITS_PER_CLASS = 12
+
+
+def digits_image_folder(smoke_mode: bool | None = None, *, size: int = 32) -> Path:
+    """The digits as an image folder of PNG files, as a user's own images would be (notebook 09).
+
+    ``<project>/data/digits-png/<digit>/<index>.png``: every image of scikit-learn's digits,
+    ``size x size`` grey (:func:`pcoh.data.write_image_folder`, bilinear upsampling of the 8x8
+    originals). Under the smoke switch, the first :data:`SMOKE_DIGITS_PER_CLASS` of each digit in
+    ``data/digits-png-smoke/``. Files already written with the same bytes are left alone, so the
+    folder, and the runs cached on it, stay valid from one call to the next.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    from sklearn.datasets import load_digits
+
+    from .data import write_image_folder
+
+    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    digits = load_digits()
+    images, labels = digits.images / 16.0, digits.target
+    folder = project_root() / "data" / "digits-png"
+    if smoke_mode:
+        keep = np.concatenate([np.flatnonzero(labels == k)[:SMOKE_DIGITS_PER_CLASS] for k in range(10)])
+        images, labels, folder = images[keep], labels[keep], folder.with_name("digits-png-smoke")
+    return write_image_folder(folder, images, labels, size=size)

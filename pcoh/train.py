@@ -162,8 +162,11 @@ SPEED_FIELDS = ("channels_last", "compile", "num_workers")
 
 
 def _key_dict(spec) -> dict:
-    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on."""
+    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on, ``source``
+    only when the data come from a user's files (so the built-in data sets keep their keys)."""
     d = _asdict(spec)
+    if d.get("source", "") is None:
+        d.pop("source")
     train = d.get("train", {})
     for name in SPEED_FIELDS:
         train.pop(name, None)
@@ -183,7 +186,10 @@ class TeacherSpec:
     """A teacher run: data set, architecture and optimisation.
 
     ``data`` holds the keyword arguments of :func:`pcoh.data.load` that change the data
-    (e.g. ``{"test_size": 0.2, "seed": 0}``); it is part of the cache key.
+    (e.g. ``{"test_size": 0.2, "seed": 0}``); it is part of the cache key. ``model`` is a name
+    :func:`pcoh.models.create` accepts (a module is wrapped by :func:`pcoh.models.wrap` and
+    replaced by its name). ``source`` identifies data read from a user's files
+    (:attr:`pcoh.data.DataSplit.source`): runs on different image folders get different keys.
     """
 
     dataset: str = "digits"
@@ -192,6 +198,11 @@ class TeacherSpec:
     data: dict = field(default_factory=dict)
     model_kwargs: dict = field(default_factory=dict)
     checkpoint: Optional[str] = None  # a user's weights: used instead of training
+    source: Optional[str] = None
+
+    def __post_init__(self):
+        if isinstance(self.model, nn.Module):
+            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
 
     def key(self) -> str:
         return _hash({"kind": "teacher", **_key_dict(self)})
@@ -203,8 +214,9 @@ class StudentSpec:
 
     Parameters
     ----------
-    model : str
-        Registry name of the student (:func:`pcoh.models.available`).
+    model : str or nn.Module
+        A name :func:`pcoh.models.create` accepts (built-in, ``tv:...``, or made by
+        :func:`pcoh.models.wrap`); a module is wrapped and replaced by its name.
     method : str
         A loss name (:func:`pcoh.losses.available`), ``"ce"`` (labels alone) or ``"untrained"``
         (the initial weights, as a reference).
@@ -224,6 +236,8 @@ class StudentSpec:
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if isinstance(self.model, nn.Module):
+            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         known = _losses.available() + [LABEL_ONLY, UNTRAINED]

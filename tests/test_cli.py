@@ -12,7 +12,7 @@ def _run(tmp_path, *extra):
     return main([
         "--seeds", "1", "--epochs", "3", "--teacher-epochs", "3", "--batch-size", "64",
         "--methods", "pc", "rkd", "kd",
-        "--root", str(tmp_path / "data"), "--output", str(tmp_path / "results"),
+        "--root", str(tmp_path / "data"), "--cache", str(tmp_path / "data"), "--output", str(tmp_path / "results"),
         "--figures", str(tmp_path / "figures"), "--quiet", "--device", "cpu", *extra,
     ])
 

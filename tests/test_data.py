@@ -295,7 +295,8 @@ def _write_image_folder(root: Path, per_class=5):
 
 def test_image_folder(tmp_path):
     colours = _write_image_folder(tmp_path)
-    s = load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=0)
+    # Item by item, without normalisation: the files' own values, in Subsets of the folder's samples.
+    s = load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=0, normalize=False, in_memory=False)
     assert s.class_names == ["apple", "leaf", "sky"]
     assert (s.num_classes, s.in_channels, s.image_size) == (3, 3, 8)
     assert isinstance(s.train, Subset) and isinstance(s.test, Subset)
@@ -313,9 +314,10 @@ def test_image_folder(tmp_path):
         else:
             expected = torch.tensor(colours[s.class_names[target]], dtype=torch.float32) / 255
         torch.testing.assert_close(x.mean(dim=(1, 2)), expected, atol=1e-6, rtol=0)
-    again = load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=0)
+    again = load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=0, in_memory=False)
     assert again.test.indices == s.test.indices
-    other = [load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=k).test.indices for k in (1, 2)]
+    other = [load("image_folder", root=tmp_path, image_size=8, test_size=0.4, seed=k, in_memory=False).test.indices
+             for k in (1, 2)]
     assert any(o != s.test.indices for o in other)
 
 
@@ -323,7 +325,7 @@ def test_image_folder_normalize_and_augment(tmp_path):
     _write_image_folder(tmp_path)
     s = load("image_folder", root=tmp_path, image_size=8, normalize=True, augment=True)
     assert len(s.mean) == 3 and len(s.std) == 3
-    plain = load("image_folder", root=tmp_path, image_size=8)
+    plain = load("image_folder", root=tmp_path, image_size=8, normalize=False)
     Xp, _ = plain.tensors("train")
     torch.testing.assert_close(torch.tensor(s.mean), Xp.double().mean(dim=(0, 2, 3)).float(), atol=1e-5, rtol=0)
     Xt, _ = s.tensors("test")
@@ -338,6 +340,207 @@ def test_image_folder_missing(tmp_path):
         load("image_folder", root=tmp_path)  # exists, but empty
     with pytest.raises(ValueError, match="image_size"):
         load("image_folder", root=tmp_path, image_size=0)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def test_image_folder_reports_folders_that_are_not_classes(tmp_path):
+    from PIL import Image
+
+    _write_image_folder(tmp_path)
+    (tmp_path / "runs" / "teacher-abc").mkdir(parents=True)  # what an older pcoh left among the classes
+    (tmp_path / "runs" / "teacher-abc" / "final.pt").write_bytes(b"weights")
+    (tmp_path / "evaluations").mkdir()
+    (tmp_path / "evaluations" / "e.json").write_text("{}")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / ".ipynb_checkpoints" / "a.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "loose.png")
+    (tmp_path / "sky" / "._0.png").write_bytes(b"resource fork, not an image")  # hidden: not read
+    with pytest.warns(data.ImageFolderWarning) as record:
+        s = load("image_folder", root=tmp_path, image_size=8, test_size=0.4)
+    message = " ".join(str(w.message) for w in record)
+    for part in (".ipynb_checkpoints (hidden)", "evaluations (no image files)", "runs (no image files)",
+                 "1 image file(s) directly in the folder"):
+        assert part in message
+    assert s.class_names == ["apple", "leaf", "sky"] and len(s.train) + len(s.test) == 15
+
+
+def test_image_folder_with_train_and_test_folders(tmp_path):
+    from PIL import Image
+
+    _write_image_folder(tmp_path / "train", per_class=4)
+    _write_image_folder(tmp_path / "test", per_class=2)
+    s = load("image_folder", root=tmp_path, image_size=8, normalize=False)
+    assert s.class_names == ["apple", "leaf", "sky"] and (len(s.train), len(s.test)) == (12, 6)
+    _, y = s.tensors("test")
+    assert np.bincount(y.numpy()).tolist() == [2, 2, 2]
+    (tmp_path / "test" / "moon").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "test" / "moon" / "0.png")
+    with pytest.raises(ValueError, match="moon"):
+        load("image_folder", root=tmp_path, image_size=8)
+
+
+def test_image_folder_reads_every_mode_as_rgb(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+    Image.new("L", (5, 7), 100).save(tmp_path / "a" / "grey.png")
+    Image.fromarray(np.full((6, 6), 51400, dtype=np.uint16)).save(tmp_path / "a" / "deep.png")  # 16-bit grey
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "a" / "alpha.png")
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([0, 0, 0, 250, 5, 5] + [0] * 762)
+    palette.save(tmp_path / "b" / "palette.png", transparency=0)
+    Image.new("CMYK", (4, 4), (0, 255, 0, 0)).save(tmp_path / "b" / "cmyk.tiff")
+    rotated = Image.new("RGB", (8, 4), (255, 0, 0))
+    rotated.paste((0, 0, 255), (4, 0, 8, 4))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: show rotated by 90 degrees clockwise, the left half on top
+    rotated.save(tmp_path / "b" / "rotated.png", exif=exif)
+    s = load("image_folder", root=tmp_path, image_size=4, normalize=False, in_memory=False, test_size=0.5)
+    expected = {"grey": (100, 100, 100), "deep": (200, 200, 200), "alpha": (10, 20, 30), "palette": (250, 5, 5),
+                "cmyk": (255, 0, 255)}
+    files = s.train.dataset
+    for i, (path, _) in enumerate(files.samples):
+        x, _ = files[i]
+        assert x.shape == (3, 4, 4)
+        name = Path(path).stem
+        if name == "rotated":
+            torch.testing.assert_close(x[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+            torch.testing.assert_close(x[:, 3, 0], torch.tensor([0.0, 0.0, 1.0]))
+        else:
+            torch.testing.assert_close(x.mean(dim=(1, 2)), torch.tensor(expected[name]) / 255.0, atol=1e-6, rtol=0)
+    assert len(files.samples) == 6
+
+
+def test_image_folder_in_memory_equals_item_by_item(tmp_path):
+    _write_image_folder(tmp_path, per_class=6)
+    a = load("image_folder", root=tmp_path, image_size=8, in_memory=True)
+    b = load("image_folder", root=tmp_path, image_size=8, in_memory=False)
+    assert isinstance(a.train, TensorDataset) and isinstance(b.train, Subset)
+    for split in ("train", "test"):
+        Xa, ya = a.tensors(split)
+        Xb, yb = b.tensors(split)
+        assert torch.equal(Xa, Xb) and torch.equal(ya, yb)
+    assert (a.mean, a.std, a.source) == (b.mean, b.std, b.source)
+    raw, _ = load("image_folder", root=tmp_path, image_size=8, normalize=False).tensors("train")
+    torch.testing.assert_close(torch.tensor(a.mean), raw.double().mean(dim=(0, 2, 3)).float(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.tensor(a.std), raw.double().std(dim=(0, 2, 3), correction=0).float(),
+                               atol=1e-6, rtol=0)
+
+
+def test_image_folder_statistics_are_cached_outside_the_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "images"
+    _write_image_folder(folder)
+    before = _snapshot(folder)
+    first = load("image_folder", root=folder, image_size=8, in_memory=False, cache=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "statistics").glob("image_folder-*.json"))) == 1
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the statistics were computed again")
+
+    monkeypatch.setattr(data, "_channel_stats", no_pass)
+    again = load("image_folder", root=folder, image_size=8, in_memory=False, cache=tmp_path / "cache")
+    assert (again.mean, again.std) == (first.mean, first.std)
+    assert _snapshot(folder) == before  # the user's folder is only read
+
+
+def test_image_folder_source_follows_files_and_preprocessing(tmp_path):
+    from PIL import Image
+
+    _write_image_folder(tmp_path)
+    a = load("image_folder", root=tmp_path, image_size=8, test_size=0.4)
+    assert a.source == load("image_folder", root=tmp_path, image_size=8, test_size=0.4).source
+    assert a.source != load("image_folder", root=tmp_path, image_size=16, test_size=0.4).source
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(tmp_path / "sky" / "new.png")
+    assert a.source != load("image_folder", root=tmp_path, image_size=8, test_size=0.4).source
+    assert load("digits").source is None
+
+
+def test_image_folder_with_published_preprocessing_is_the_weights_transforms(tmp_path):
+    import torchvision.models as tvm
+    from PIL import Image
+
+    from pcoh import models
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            pixels = rng.integers(0, 256, (260 + 7 * i, 300, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.png")
+    options = models.published_preprocessing("tv:resnet18", "IMAGENET1K_V1")
+    s = load("image_folder", root=tmp_path, in_memory=False, test_size=0.34, **options)
+    transform = tvm.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert s.image_size == 224 and s.mean == tuple(transform.mean) and s.std == tuple(transform.std)
+    for i in s.test.indices:
+        path, _ = s.test.dataset.samples[i]
+        x, _ = s.test.dataset[i]
+        torch.testing.assert_close(x, transform(Image.open(path).convert("RGB")), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"resize": 4}, "resize must be an int >= image_size"),
+    ({"mean": (0.5, 0.5)}, "mean must be 3 numbers"),
+    ({"mean": (0.5,) * 3}, "give both mean and std"),
+    ({"mean": (0.5,) * 3, "std": (0.0, 1.0, 1.0)}, "std must be positive"),
+    ({"mean": (0.5,) * 3, "std": (1.0,) * 3, "normalize": False}, "normalize=False"),
+    ({"interpolation": "cubic"}, "interpolation"),
+    ({"in_memory": True, "augment": True}, "cannot be augmented"),
+])
+def test_image_folder_bad_options(tmp_path, kwargs, match):
+    _write_image_folder(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        load("image_folder", root=tmp_path, image_size=8, **kwargs)
+
+
+def test_write_image_folder_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    grey = rng.random((12, 8, 8))
+    labels = np.arange(12) % 3
+    data.write_image_folder(tmp_path / "grey", grey, labels, class_names=["a", "b", "c"])
+    assert sorted(p.name for p in (tmp_path / "grey" / "b").iterdir()) == ["01.png", "04.png", "07.png", "10.png"]
+    s = load("image_folder", root=tmp_path / "grey", image_size=8, normalize=False, in_memory=False)
+    for i, (path, label) in enumerate(s.train.dataset.samples):
+        k = int(Path(path).stem)
+        x, _ = s.train.dataset[i]
+        assert label == labels[k]
+        expected = torch.from_numpy(np.rint(grey[k] * 255) / 255).float()
+        for channel in x:
+            torch.testing.assert_close(channel, expected, atol=1e-6, rtol=0)
+    rgb = rng.integers(0, 256, (4, 3, 5, 5), dtype=np.uint8)
+    data.write_image_folder(tmp_path / "rgb", rgb, [0, 1, 0, 1], size=10)
+    from PIL import Image
+
+    with Image.open(tmp_path / "rgb" / "1" / "3.png") as img:
+        assert img.size == (10, 10) and img.mode == "RGB"
+
+
+def test_write_image_folder_twice_leaves_the_folder_as_it_was(tmp_path):
+    images = np.random.default_rng(2).random((6, 4, 4))
+    data.write_image_folder(tmp_path, images, [0, 1, 2, 0, 1, 2])
+    before = _snapshot(tmp_path)
+    data.write_image_folder(tmp_path, images, [0, 1, 2, 0, 1, 2])
+    assert _snapshot(tmp_path) == before
+    images[0, 0, 0] = 1 - images[0, 0, 0]
+    data.write_image_folder(tmp_path, images, [0, 1, 2, 0, 1, 2])
+    changed = [p for p, v in _snapshot(tmp_path).items() if before[p] != v]
+    assert changed == [tmp_path / "0" / "0.png"]
+
+
+@pytest.mark.parametrize("images, labels, kwargs, match", [
+    (np.zeros((2, 2, 4, 4)), [0, 1], {}, "shape"),
+    (np.zeros((2, 4, 4)), [0], {}, "same length"),
+    (np.zeros((2, 4, 4)), [0, 1], {"class_names": ["a"]}, "labels go up to 1"),
+    (np.zeros((2, 4, 4)), [0, 1], {"class_names": [".a", "b"]}, "plain folder names"),
+    (np.full((2, 4, 4), np.nan), [0, 1], {}, "non-finite"),
+    (np.zeros((2, 4, 4)), [0, 1], {"size": 0}, "size"),
+])
+def test_write_image_folder_bad_input(tmp_path, images, labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.write_image_folder(tmp_path, images, labels, **kwargs)
 
 
 # -------------------------------------------------------------------- from_arrays

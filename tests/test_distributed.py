@@ -198,7 +198,7 @@ def _job(tmp_path, name, nproc, *extra, root=None, timeout=240, wait=True):
         env.pop(k, None)
     launcher = TORCHRUN + ["--nproc_per_node", str(nproc), "--master_port", str(_free_port())] if nproc else []
     root = root or tmp_path / f"{name}-data"
-    cmd = [*launcher, *([] if nproc else [sys.executable]), *JOB, "--root", str(root),
+    cmd = [*launcher, *([] if nproc else [sys.executable]), *JOB, "--root", str(root), "--cache", str(root),
            "--output", str(tmp_path / f"{name}-results"), "--figures", str(tmp_path / f"{name}-figures"), *extra]
     if not wait:
         return subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

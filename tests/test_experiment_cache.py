@@ -14,7 +14,8 @@ from pcoh.train import TrainConfig
 
 def _config(tmp_path, **extra):
     return _exp.ExperimentConfig(
-        root=str(tmp_path / "data"), output=str(tmp_path / "results"), figures=str(tmp_path / "figures"),
+        root=str(tmp_path / "data"), cache=str(tmp_path / "data"), output=str(tmp_path / "results"),
+        figures=str(tmp_path / "figures"),
         methods=("pc",), modes=("class-unaware",), seeds=1, device="cpu",
         teacher_train=TrainConfig(epochs=1), student_train=TrainConfig(epochs=1), **extra)
 

@@ -62,6 +62,23 @@ def test_smoke_figures_folder_is_removed_when_the_process_exits(tmp_path):
     assert not os.path.exists(folder) and not list(tmp_path.iterdir())
 
 
+def test_digits_image_folder(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "pcoh").mkdir()
+    monkeypatch.chdir(tmp_path)
+    folder = notebook.digits_image_folder(True, size=16)
+    assert folder == tmp_path / "data" / "digits-png-smoke"
+    assert sorted(p.name for p in folder.iterdir()) == [str(k) for k in range(10)]
+    assert all(len(list((folder / str(k)).iterdir())) == notebook.SMOKE_DIGITS_PER_CLASS for k in range(10))
+    times = {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")}
+    assert notebook.digits_image_folder(True, size=16) == folder
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.png")} == times  # not written again
+    from PIL import Image
+
+    with Image.open(next(folder.rglob("*.png"))) as img:
+        assert img.size == (16, 16) and img.mode == "L"
+
+
 def test_pick_runs_and_run_features():
     result = _result()
     runs = notebook.pick_runs(result, "class-aware", 1)

@@ -40,3 +40,25 @@ def test_shipped_configs_are_valid():
 def test_ci_calls_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_toml_configs_read_with_tomli_where_tomllib_is_missing(tmp_path, monkeypatch):
+    # Python 3.10 has no tomllib; pyproject declares tomli there, and load_config falls back to it.
+    import types
+
+    from pcoh.experiment import load_config
+
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "tomli; python_version < '3.11'" in dependencies
+    calls = []
+    fake = types.ModuleType("tomli")
+    fake.TOMLDecodeError = tomllib.TOMLDecodeError
+    fake.loads = lambda text: calls.append(text) or tomllib.loads(text)
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib raises ImportError, as on 3.10
+    monkeypatch.setitem(sys.modules, "tomli", fake)
+    path = tmp_path / "c.toml"
+    path.write_text('teacher = "tv:resnet18"\nseeds = 2\n')
+    assert load_config(path) == {"teacher": "tv:resnet18", "seeds": 2} and len(calls) == 1
+    path.write_text("seeds = \n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(path)

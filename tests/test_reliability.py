@@ -302,9 +302,9 @@ def _teacher_file(tmp_path, layout="model", model="mlp", nan=False):
 
 
 def _cli(tmp_path, *extra):
-    return ["--root", str(tmp_path / "data"), "--output", str(tmp_path / "results"), "--figures",
-            str(tmp_path / "figures"), "--quiet", "--device", "cpu", "--teacher", "mlp", "--students", "mlp",
-            "--seeds", "1", "--teacher-epochs", "1", "--epochs", "1", *extra]
+    return ["--root", str(tmp_path / "data"), "--cache", str(tmp_path / "data"), "--output",
+            str(tmp_path / "results"), "--figures", str(tmp_path / "figures"), "--quiet", "--device", "cpu",
+            "--teacher", "mlp", "--students", "mlp", "--seeds", "1", "--teacher-epochs", "1", "--epochs", "1", *extra]
 
 
 def _main(argv):
@@ -617,7 +617,7 @@ TARGETS = st.sampled_from(FIELDS + ["seed", "epochs", "unknown"] + [f"teacher_tr
 
 def _base(tmp):
     return {"dataset": "digits", "teacher": "mlp", "students": ["mlp"], "methods": ["pc", "rkd"],
-            "modes": ["class-unaware"], "seeds": 1, "device": "cpu", "root": f"{tmp}/data",
+            "modes": ["class-unaware"], "seeds": 1, "device": "cpu", "root": f"{tmp}/data", "cache": f"{tmp}/data",
             "output": f"{tmp}/results", "figures": f"{tmp}/figures",
             "teacher_train": {"epochs": 1, "batch_size": 64}, "student_train": {"epochs": 1, "batch_size": 64}}
 

@@ -35,6 +35,7 @@ def test_speed_options_stay_out_of_the_cache_key():
     old = {"kind": "teacher", **T._asdict(base)}
     for name in ("amp", "channels_last", "compile", "num_workers"):
         old["train"].pop(name)
+    old.pop("source")  # the data's identity, None for the built-in data sets
     assert base.key() == T._hash(old)
 
 
@@ -158,7 +159,8 @@ def test_cli_estimate_trains_nothing(tmp_path, capsys):
     config = tmp_path / "small.yaml"
     config.write_text("dataset: digits\nteacher: digits_cnn\nstudents: [mlp]\nmethods: [pc, ce]\nseeds: 2\n"
                       "teacher_train: {epochs: 2, batch_size: 64}\nstudent_train: {epochs: 3, batch_size: 64}\n")
-    code = main(["--config", str(config), "--estimate", "--root", str(tmp_path / "data"), "--device", "cpu",
+    code = main(["--config", str(config), "--estimate", "--root", str(tmp_path / "data"), "--cache", str(tmp_path / "data"),
+                 "--device", "cpu",
                  "--quiet", "--output", str(tmp_path / "out"), "--figures", str(tmp_path / "fig")])
     out = capsys.readouterr().out
     assert code == 0

@@ -56,6 +56,20 @@ gives the benchmark's name of each model), so its published teachers
 are: ``load_benchmark_state(model, torch.load(path, weights_only=True))``. A checkpoint
 that does not fit raises ``ValueError`` naming the missing, unexpected and mis-shaped keys.
 
+Your own models
+---------------
+Besides these names, :func:`create` takes
+
+- ``tv:<name>`` for any torchvision classification model (``tv:resnet18``,
+  ``tv:mobilenet_v3_small``, ``tv:vit_b_16``), optionally with the layer whose output are the
+  features (``tv:resnet18@layer3``), and ``weights=`` for torchvision's published weights
+  (:mod:`pcoh.models.tv`);
+- ``wrap:<name>-<digest>``, the name :func:`wrap` gives any ``nn.Module`` of your own
+  (:mod:`pcoh.models.wrapped`).
+
+Both return ``ModelOutput(features, logits)`` like the models above; :func:`check_name` accepts
+all three kinds of names (and a wrapped model itself) where a model is named.
+
 Credits: He et al. 2016 (ResNet); Zagoruyko & Komodakis 2016 (wide ResNet); Simonyan &
 Zisserman 2015 (VGG); Sandler et al. 2018 (MobileNetV2); Zhang et al. 2018 (ShuffleNet);
 Ma et al. 2018 (ShuffleNetV2); Tian et al. 2020 (benchmark layouts). See
@@ -64,18 +78,22 @@ Ma et al. 2018 (ShuffleNetV2); Tian et al. 2020 (benchmark layouts). See
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from typing import Callable
 
 import torch
 from torch import nn
 
+from . import tv
 from ._base import Backbone, ModelOutput
 from .cifar import (
     mobilenetv2, resnet8x4, resnet20, resnet32x4, resnet50, resnet56, shufflenetv1, shufflenetv2, vgg8, vgg13,
     wrn_16_2, wrn_40_2,
 )
 from .digits import digits_cnn, digits_resnet, mlp
+from .wrapped import Wrapped, wrap
+from .wrapped import build as _wrapped_build
 
 __all__ = [
     "Backbone",
@@ -83,10 +101,15 @@ __all__ = [
     "MODELS",
     "ModelOutput",
     "PARAMETER_COUNTS",
+    "Wrapped",
     "available",
+    "check_name",
     "count_parameters",
     "create",
     "load_benchmark_state",
+    "published_preprocessing",
+    "tv",
+    "wrap",
 ]
 
 #: Registry: model name -> builder ``(num_classes, in_channels, image_size, **kwargs)``.
@@ -157,6 +180,65 @@ def available() -> list[str]:
     return sorted(MODELS)
 
 
+def check_name(value, argument: str = "model") -> str:
+    """The model name that ``value`` stands for, checked: what :func:`create` accepts.
+
+    Parameters
+    ----------
+    value : str or torch.nn.Module
+        A built-in name (:func:`available`), ``tv:<torchvision model>[@<layer>]``, a name made by
+        :func:`wrap`, or a module: a :class:`Wrapped` model gives its name, any other module is
+        wrapped first (:func:`wrap`, default options).
+    argument : str
+        How error messages name the value (e.g. ``"teacher"``).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        Neither a string nor a module.
+    ValueError
+        An unknown name (the message lists the built-in names and the other kinds).
+    """
+    if isinstance(value, nn.Module):
+        return wrap(value).name
+    if not isinstance(value, str):
+        raise TypeError(f"{argument} must be a model name (a string) or a torch.nn.Module, got {type(value).__name__}")
+    try:
+        if tv.is_tv(value):
+            return tv.check_name(value)
+        if value.startswith("wrap:"):
+            from .wrapped import _REGISTRY
+
+            if value not in _REGISTRY:
+                raise ValueError(f"model {value!r} was not wrapped in this process (call pcoh.models.wrap(module) "
+                                 "and use its name)")
+            return value
+    except ValueError as err:
+        raise ValueError(f"{argument}: {err}") from None
+    if value not in MODELS:
+        close = difflib.get_close_matches(value, MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{argument}: unknown model {value!r}{hint}; expected one of {available()}, "
+                         "tv:<torchvision model> (e.g. tv:resnet18) or a module wrapped by pcoh.models.wrap")
+    return value
+
+
+def published_preprocessing(name: str, weights) -> dict:
+    """The preprocessing that model ``name``'s published ``weights`` were trained with, as
+    :func:`pcoh.data.load` options (``image_size``, ``resize``, ``mean``, ``std``, ``interpolation``).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a ``tv:`` model, or it has no such weights.
+    """
+    return tv.preprocessing(name, weights)
+
+
 def create(
     name: str,
     num_classes: int = 10,
@@ -171,7 +253,8 @@ def create(
     Parameters
     ----------
     name : str
-        One of :func:`available`.
+        One of :func:`available`, ``tv:<torchvision model>[@<layer>]`` (:mod:`pcoh.models.tv`) or a
+        name made by :func:`wrap`.
     num_classes : int
         Number of classes, ``>= 2``.
     in_channels : int
@@ -184,7 +267,8 @@ def create(
         torch random state, so the same seed always gives the same weights.
     **kwargs
         Architecture options forwarded to the builder (e.g. ``widths`` for
-        ``digits_cnn``, ``hidden`` for ``mlp``, ``dropout`` for the WRNs).
+        ``digits_cnn``, ``hidden`` for ``mlp``, ``dropout`` for the WRNs; ``weights`` and
+        ``features`` for ``tv:`` models, see :func:`pcoh.models.tv.build`).
 
     Returns
     -------
@@ -198,15 +282,23 @@ def create(
         For an unknown ``name`` (the message lists the valid names) or an invalid
         ``num_classes``, ``in_channels`` or ``image_size``.
     """
-    if not isinstance(name, str) or name not in MODELS:
+    if tv.is_tv(name):
+        builder = functools.partial(tv.build, name)
+    elif isinstance(name, str) and name.startswith("wrap:"):
+        if kwargs:
+            raise TypeError(f"a wrapped model takes no architecture options, got {sorted(kwargs)}")
+        builder = functools.partial(_wrapped_build, name)
+    elif not isinstance(name, str) or name not in MODELS:
         hint = ""
         if isinstance(name, str):
             close = difflib.get_close_matches(name, MODELS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
-            f"unknown model {name!r}{hint}; valid names are: {', '.join(available())}"
+            f"unknown model {name!r}{hint}; valid names are: {', '.join(available())}, "
+            "tv:<torchvision model> or a name made by pcoh.models.wrap"
         )
-    builder = MODELS[name]
+    else:
+        builder = MODELS[name]
     if seed is None:
         return builder(num_classes=num_classes, in_channels=in_channels,
                        image_size=image_size, **kwargs)
@@ -249,7 +341,9 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
         What ``torch.load`` returned: the benchmark's checkpoint, a dict whose ``'model'``
         entry is the state dict (``ckpt_epoch_240.pth``, also the format of
         :mod:`pcoh.train`'s ``final.pt``), or a state dict itself. Keys all prefixed with
-        ``module.`` (a model saved inside ``DataParallel``) are accepted without it.
+        ``module.`` (a model saved inside ``DataParallel``) are accepted without it. For a
+        :class:`Wrapped` model (``tv:`` and wrapped models), the state dict of the bare module
+        (e.g. ``torchvision.models.resnet18(num_classes=10).state_dict()``) is accepted too.
 
     Returns
     -------
@@ -280,6 +374,10 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
         )
     if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    prefix = getattr(model, "state_prefix", "")
+    if prefix and state and not any(isinstance(k, str) and k.startswith(prefix) for k in state):
+        # saved from the bare module (e.g. torchvision's resnet18().state_dict()): its keys live under the prefix here
+        state = {f"{prefix}{k}": v for k, v in state.items()}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"checkpoint entry {key!r} must be a tensor, got {type(value).__name__}")
