@@ -26,6 +26,10 @@ test: $(STAMP)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env notebooks; fi
 
+# The unit tests alone: no notebooks, no end-to-end runs (the tests marked `slow`).
+test-fast: $(STAMP)
+	PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests -m "not slow"
+
 # Trusted notebooks show their saved widgets as controls and their styled tables on opening.
 # `jupyter trust` signs them in your own Jupyter data folder (`jupyter --data-dir`); a notebook
 # changed since (e.g. re-executed) needs signing again, so `make lab` always does it first.

@@ -1,18 +1,9 @@
 """The transfer methods by name: one registry that the command line, the main job and the figures read.
 
-================  ===============================================  =========  =================  =======
-name              what the student is trained with                 colour     modes              default
-================  ===============================================  =========  =================  =======
-``"pc"``          the perception-coherence loss                    red        both               yes
-``"rkd"``         relational KD (distance + angle)                 blue       both               yes
-``"pkt"``         probabilistic knowledge transfer                 green      both               yes
-``"sp"``          similarity-preserving                            purple     both               yes
-``"cc"``          correlation congruence                           brown      both               yes
-``"fitnet"``      FitNet hint (regressed features)                 pink       both               yes
-``"crd"``         contrastive representation distillation          orange     both               yes
-``"kd"``          Hinton's KD on logits                            cyan       class-aware        yes
-``"ce"``          labels alone, no teacher                         grey       class-aware        yes
-================  ===============================================  =========  =================  =======
+The table below is generated from :data:`METHODS` by :func:`table` (the README and notebook 03 show
+the same table; a test checks them against it):
+
+{table}
 
 ``"teacher"`` and ``"untrained"`` (a student evaluated before any training) are references, not
 methods: they have a colour but are never trained. A method whose loss is not (yet) registered in
@@ -20,6 +11,7 @@ methods: they have a colour but are never trained. A method whose loss is not (y
 name a method before its loss exists. A loss registered in :mod:`pcoh.losses` without an entry here
 is still usable: it is trainable in both modes unless its class says ``class_aware_only``.
 """
+# The docstring is completed from the registry at the end of the module.
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,6 +45,10 @@ class Method:
         Part of the main job's default method list.
     loss : str or None
         Its :mod:`pcoh.losses` name; ``None`` for a method without a transfer loss (``"ce"``).
+    matches : str
+        What the student matches, in one line (the method table's second column).
+    paper : str
+        Where the method comes from (``"this project"`` for ``pc``, ``"-"`` for none).
     """
 
     name: str
@@ -61,6 +57,8 @@ class Method:
     modes: tuple = MODES
     default: bool = True
     loss: Optional[str] = None
+    matches: str = ""
+    paper: str = "-"
 
 
 _BOTH = MODES
@@ -68,15 +66,27 @@ _AWARE = ("class-aware",)
 
 #: Every method, in the order of the tables and figures.
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("pc", "perception coherence: rank dissimilarities as the teacher does", "#d62728", _BOTH, True, "pc"),
-    Method("rkd", "relational KD: distances and angles (Park et al. 2019)", "#1f77b4", _BOTH, True, "rkd"),
-    Method("pkt", "probabilistic knowledge transfer (Passalis & Tefas 2018)", "#2ca02c", _BOTH, True, "pkt"),
-    Method("sp", "similarity-preserving KD (Tung & Mori 2019)", "#9467bd", _BOTH, True, "sp"),
-    Method("cc", "correlation congruence (Peng et al. 2019)", "#8c564b", _BOTH, True, "cc"),
-    Method("fitnet", "FitNet hint on regressed features (Romero et al. 2015)", "#e377c2", _BOTH, True, "fitnet"),
-    Method("crd", "contrastive representation distillation (Tian et al. 2020)", "#ff7f0e", _BOTH, True, "crd"),
-    Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd"),
-    Method("ce", "cross-entropy on labels alone, no teacher", "#7f7f7f", _AWARE, True, None),
+    Method("pc", "perception coherence: rank dissimilarities as the teacher does", "#d62728", _BOTH, True, "pc",
+           "the teacher's ranking of dissimilarities seen from every reference (perception coherence)",
+           "Nguyen et al. (arXiv 2505.06595); our formulation: docs/method.md"),
+    Method("rkd", "relational KD: distances and angles (Park et al. 2019)", "#1f77b4", _BOTH, True, "rkd",
+           "mean-normalised pairwise distances and angles (relational KD)", "Park et al. 2019"),
+    Method("pkt", "probabilistic knowledge transfer (Passalis & Tefas 2018)", "#2ca02c", _BOTH, True, "pkt",
+           "conditional probabilities from cosine similarities (probabilistic knowledge transfer)",
+           "Passalis & Tefas 2018"),
+    Method("sp", "similarity-preserving KD (Tung & Mori 2019)", "#9467bd", _BOTH, True, "sp",
+           "row-normalised batch Gram matrices (similarity preserving)", "Tung & Mori 2019"),
+    Method("cc", "correlation congruence (Peng et al. 2019)", "#8c564b", _BOTH, True, "cc",
+           "batch kernel correlation matrices (correlation congruence)", "Peng et al. 2019"),
+    Method("fitnet", "FitNet hint on regressed features (Romero et al. 2015)", "#e377c2", _BOTH, True, "fitnet",
+           "the teacher's features through a learned linear regressor (hint)", "Romero et al. 2015"),
+    Method("crd", "contrastive representation distillation (Tian et al. 2020)", "#ff7f0e", _BOTH, True, "crd",
+           "the teacher's feature of the same sample against a memory of the others (contrastive)",
+           "Tian et al. 2020"),
+    Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd",
+           "temperature-softened logits", "Hinton et al. 2015"),
+    Method("ce", "cross-entropy on labels alone, no teacher", "#7f7f7f", _AWARE, True, None,
+           "labels only, no teacher", "-"),
 )}
 
 #: Rows of the result tables that are not trained methods, with their colours.
@@ -124,3 +134,34 @@ def allows_mode(method: str, mode: str) -> bool:
         return mode in METHODS[method].modes
     loss = _losses.LOSSES.get(method)
     return mode == "class-aware" or not (loss is not None and loss.class_aware_only)
+
+
+def table(fmt: str = "markdown") -> str:
+    """The method table, one row per registered method: name, what the student matches, modes, paper.
+
+    Parameters
+    ----------
+    fmt : {"markdown", "rst"}
+        A Markdown table (README, notebooks) or a reStructuredText simple table (docstrings).
+
+    Returns
+    -------
+    str
+        The table, without a trailing newline.
+    """
+    check_choice(fmt, "fmt", ["markdown", "rst"])
+    header = ("name", "the student matches", "modes", "paper")
+    rows = [(f"``{m.name}``" if fmt == "rst" else f"`{m.name}`", m.matches,
+             "both" if set(m.modes) == set(MODES) else ", ".join(m.modes), m.paper)
+            for m in METHODS.values()]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+    fmt_row = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([rule, fmt_row(header), rule, *map(fmt_row, rows), rule])
+
+
+if __doc__ is not None:  # python -OO strips docstrings
+    __doc__ = __doc__.replace("{table}", table("rst"))

@@ -386,3 +386,30 @@ def digits_image_folder(smoke_mode: bool | None = None, *, size: int = 32) -> Pa
         keep = np.concatenate([np.flatnonzero(labels == k)[:SMOKE_DIGITS_PER_CLASS] for k in range(10)])
         images, labels, folder = images[keep], labels[keep], folder.with_name("digits-png-smoke")
     return write_image_folder(folder, images, labels, size=size)
+
+
+def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
+    """One sentence per cell (data, batch) of the focus study, from its ``summary.csv``.
+
+    Each sentence gives the change in top-k overlap and kNN accuracy of ``settings`` against
+    ``pc focus 0``, and whether the plain loss keeps the lead in $PC_n$ over the best baseline.
+    """
+    check_choice(mode, "mode", _methods.MODES)
+    rows = summary[summary["mode"] == mode]
+    if rows.empty:
+        raise ValueError(f"summary has no rows for mode={mode!r}")
+    out = []
+    for (data, batch), cell in rows.groupby(["data", "batch"], sort=False):
+        by = cell.set_index("method")
+        plain = by.loc["pc focus 0"]
+        base = cell[cell["family"] == "baseline"].sort_values("pc_n_mean").iloc[-1]
+        best_pc = cell[cell["family"] != "baseline"].sort_values("pc_n_mean").iloc[-1]
+        changes = "; ".join(
+            f"`{s}` top-k {by.at[s, 'topk_overlap_mean'] - plain['topk_overlap_mean']:+.3f}, "
+            f"kNN {by.at[s, 'knn_accuracy_mean'] - plain['knn_accuracy_mean']:+.3f}" for s in settings)
+        lead = (f"pc leads in $PC_n$ ({best_pc['pc_n_mean']:.3f} against `{base['method']}` {base['pc_n_mean']:.3f})"
+                if best_pc["pc_n_mean"] > base["pc_n_mean"] else
+                f"`{base['method']}` leads every pc setting in $PC_n$ ({base['pc_n_mean']:.3f} against "
+                f"{best_pc['pc_n_mean']:.3f})")
+        out.append(f"*{data}, batch {batch}*: against focus 0, {changes}; {lead}.")
+    return " ".join(out)

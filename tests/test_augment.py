@@ -12,7 +12,7 @@ from torchvision import transforms as T
 from pcoh import data as D
 from pcoh.augment import CropFlip, crop_flip, draw
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+from _devices import DEVICES
 
 
 def _reference(images, rows, cols, flips, padding):

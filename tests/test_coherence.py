@@ -10,12 +10,7 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 from pcoh import coherence as C
 from pcoh.dissimilarity import Euclidean
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
-    ),
-]
+from _devices import DEVICES
 METRIC_PAIRS = [("cosine", "cosine"), ("euclidean", "cosine"), ("sqeuclidean", "euclidean")]
 
 

@@ -6,17 +6,11 @@ import math
 import pytest
 import torch
 
-from pcoh import data as D
 from pcoh import losses
 from pcoh import train as T
 from pcoh.losses import CRDLoss
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
-    ),
-]
+from _devices import DEVICES
 
 
 def _randn(*shape, seed=0, dtype=torch.float32):
@@ -378,11 +372,6 @@ def test_registry_passes_num_samples_only_where_taken():
 
 
 # ----------------------------------------------------------------------------- training loop
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return D.load("digits")
 
 
 @pytest.fixture(scope="module")

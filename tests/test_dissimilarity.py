@@ -10,12 +10,7 @@ from pcoh.dissimilarity import METRICS, Cosine, Dissimilarity, Euclidean, SqEucl
 
 NAMES = ["cosine", "euclidean", "sqeuclidean"]
 DTYPES = [torch.float32, torch.float64]
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
-    ),
-]
+from _devices import DEVICES
 
 
 def _tol(dtype, scale=1.0):

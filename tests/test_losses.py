@@ -21,12 +21,7 @@ from pcoh.losses import LOSSES, PerceptionCoherenceLoss, TransferLoss, arguments
 
 NAMES = ["cosine", "euclidean", "sqeuclidean"]
 DTYPES = [torch.float32, torch.float64]
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
-    ),
-]
+from _devices import DEVICES
 
 
 # ----------------------------------------------------------------------------- reference

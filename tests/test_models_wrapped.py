@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from pcoh import data as D
 from pcoh import models
 from pcoh import train as T
 from pcoh.experiment import ExperimentConfig, run_experiment
@@ -141,11 +140,6 @@ def test_a_state_dict_of_the_bare_module_loads():
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return D.load("digits")
 
 
 def test_a_wrapped_module_trains_is_cached_and_resumes(digits, tmp_path):

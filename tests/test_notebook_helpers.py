@@ -197,3 +197,20 @@ def test_plot_per_reference_by_mode_one_panel_per_mode():
                                          modes=("class-unaware",))
     with pytest.raises(TypeError):
         plots.plot_per_reference_by_mode(result.per_reference, modes="class-aware")
+
+
+def test_describe_focus_study_quotes_the_differences_and_the_leader():
+    import pandas as pd
+
+    from pcoh.notebook import describe_focus_study
+
+    rows = pd.DataFrame({"method": ["pkt", "pc focus 0", "pc exp-sym 4", "pc exp-sym 8"],
+                         "family": ["baseline", "plain", "exp-sym", "exp-sym"],
+                         "pc_n_mean": [0.85, 0.84, 0.83, 0.82], "topk_overlap_mean": [0.5, 0.52, 0.55, 0.56],
+                         "knn_accuracy_mean": [0.95, 0.94, 0.945, 0.94]}).assign(data="digits", batch=64,
+                                                                                   mode="class-unaware")
+    text = describe_focus_study(rows)
+    assert "`pc exp-sym 4` top-k +0.030, kNN +0.005" in text
+    assert "`pkt` leads every pc setting in $PC_n$ (0.850 against 0.840)" in text
+    with pytest.raises(ValueError, match="mode"):
+        describe_focus_study(rows, mode="class-aware")

@@ -285,3 +285,35 @@ def test_style_results_rejects_tables_without_metrics():
         plots.style_results(_results(), columns=("nope",))
     with pytest.raises(ValueError, match="'mode' column"):
         plots.style_results(_results().drop(columns="mode"))
+
+
+def _focus_summary():
+    rows = [dict(method="pkt", family="baseline", focus=float("nan")), dict(method="pc focus 0", family="plain", focus=0.0),
+            dict(method="pc exp 4", family="exp", focus=4.0), dict(method="pc exp-sym 4", family="exp-sym", focus=4.0),
+            dict(method="pc exp-sym 8", family="exp-sym", focus=8.0)]
+    frame = pd.DataFrame(rows).assign(data="digits", batch=256, mode="class-unaware")
+    frame["pc_n_mean"] = [0.78, 0.81, 0.80, 0.82, 0.815]
+    frame["knn_accuracy_mean"] = [0.97, 0.976, 0.975, 0.978, 0.979]
+    return frame.assign(pc_n_ci=0.01, knn_accuracy_ci=0.005)
+
+
+def test_plot_frontier_draws_baselines_and_one_curve_per_family_from_focus_0():
+    summary = _focus_summary()
+    ax = plots.plot_frontier(summary)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    sym = next(c.lines[0] for c in ax.containers if c.get_label().startswith("pc, exp-sym"))
+    assert list(sym.get_xdata()) == [0.976, 0.978, 0.979] and list(sym.get_ydata()) == [0.81, 0.82, 0.815]
+    star = lines["pc, focus 0 (default)"]
+    assert list(star.get_xdata()) == [0.976] and star.get_marker() == "*"
+    assert "pkt" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(ax.figure)
+
+
+def test_plot_frontier_rejects_an_empty_cell_and_an_unknown_family():
+    summary = _focus_summary()
+    with pytest.raises(ValueError, match="batch=64"):
+        plots.plot_frontier(summary, batch=64)
+    with pytest.raises(ValueError, match="families"):
+        plots.plot_frontier(summary, families=("top",))
+    with pytest.raises(ValueError, match="summary"):
+        plots.plot_frontier(summary.drop(columns="pc_n_ci"))

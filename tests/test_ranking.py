@@ -20,12 +20,7 @@ from sklearn.isotonic import isotonic_regression
 from pcoh.ranking import rank, soft_rank
 
 DTYPES = [torch.float32, torch.float64]
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
-    ),
-]
+from _devices import DEVICES
 STRENGTHS = [0.01, 0.1, 1.0, 10.0]
 
 

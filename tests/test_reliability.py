@@ -75,11 +75,6 @@ def _equal(a: dict, b: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return D.load("digits")
-
-
-@pytest.fixture(scope="module")
 def reference(digits, tmp_path_factory):
     """A finished teacher run, and the same run stopped after its first epoch."""
     root = tmp_path_factory.mktemp("reference")

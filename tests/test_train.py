@@ -4,13 +4,7 @@ import json
 import pytest
 import torch
 
-from pcoh import data as D
 from pcoh import train as T
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return D.load("digits")
 
 
 @pytest.fixture(scope="module")

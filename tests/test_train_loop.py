@@ -14,11 +14,6 @@ from pcoh.__main__ import main
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return D.load("digits")
-
-
-@pytest.fixture(scope="module")
 def teacher(digits, tmp_path_factory):
     spec = T.TeacherSpec(model="digits_cnn", train=T.TrainConfig(epochs=1, batch_size=64, lr=1e-2))
     return T.train_teacher(spec, digits, root=tmp_path_factory.mktemp("t"), quiet=True, device="cpu")

@@ -20,6 +20,9 @@ name          loss                                            paper             
 ``"crd"``     NCE contrast against a memory of every sample   Tian et al. 2020       0.8
 ============  ==============================================  =====================  ==================
 
+The methods built on these losses (what each student matches, its modes) are tabulated by
+:func:`pcoh.methods.table`; a test checks that this table names the same losses and papers.
+
 The default weight is the multiplier of the loss in the class-aware objective
 ``ce_weight * CE + weight * loss``; ``ce_weight`` is 1 except for KD (0.1). Weights are those of
 the CIFAR-100 distillation benchmark of Tian et al. 2020 (CRD / RepDistiller). The baselines act on

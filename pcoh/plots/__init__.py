@@ -26,7 +26,7 @@ from ._base import (METHOD_COLORS, MIN_FONT_PT, SLIDE_DPI, SLIDE_SIZES, contrast
                     slide_figure, slide_grid, slide_problems, style)
 from .toy import plot_points, plot_dissimilarity_matrix
 from .ranks import plot_rank_vs_rank, plot_soft_ranks, plot_soft_rank_bars, plot_rank_hexbin, plot_rank_hexbin_grid
-from .results import (plot_global_vs_per_reference, plot_metric_bars, plot_metric_panels, plot_per_reference,
+from .results import (plot_frontier, plot_global_vs_per_reference, plot_metric_bars, plot_metric_panels, plot_per_reference,
                       plot_per_reference_by_mode, plot_per_reference_distributions)
 from .training import plot_learning_curves
 from .images import plot_class_dissimilarities, plot_images, plot_neighbors
@@ -60,6 +60,7 @@ __all__ = [
     "plot_per_reference_distributions",
     "plot_per_reference_by_mode",
     "plot_global_vs_per_reference",
+    "plot_frontier",
     "plot_learning_curves",
     "plot_class_dissimilarities",
     "plot_images",

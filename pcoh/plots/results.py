@@ -1,5 +1,5 @@
 """Figures of the results of a run: metrics by method, per-reference distributions, global against
-per-reference Spearman.
+per-reference Spearman, the focus frontier of the PC loss.
 
 Every function takes ``ax=None`` (a new figure when omitted) and returns what it drew on.
 """
@@ -21,6 +21,7 @@ __all__ = [
     "plot_per_reference",
     "plot_per_reference_distributions",
     "plot_global_vs_per_reference",
+    "plot_frontier",
 ]
 
 
@@ -259,4 +260,64 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
     ax.set_ylabel(names.get(y, y))
     if title:
         ax.set_title(title)
+    return ax
+
+
+#: Line styles of the focus families of the PC loss in :func:`plot_frontier`.
+_FOCUS_STYLES = {"exp": "--", "exp-sym": "-"}
+
+
+def plot_frontier(summary: pd.DataFrame, *, data: str = "digits", batch: int = 256, mode: str = "class-unaware",
+                  families: Sequence[str] = ("exp", "exp-sym"), ax=None, title: Optional[str] = None):
+    """$PC_n$ against kNN accuracy: every baseline a point, the PC loss a curve over its focus values.
+
+    One cell of a focus study (``benchmarks/study_focus.py``): a data set, a batch size and a
+    mode. Each baseline is a point with its 95% intervals on both axes; each focus family of the PC
+    loss is a line through its focus values, starting at focus 0 (the plain loss, a star). Up and
+    to the right is better on both; a curve that leaves the star towards the left trades kNN
+    accuracy for $PC_n$, and the reverse.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``results/study_focus/summary.csv`` or ``frontier.csv``: columns ``data``, ``batch``,
+        ``mode``, ``method``, ``family`` (``"baseline"``, ``"plain"`` for focus 0, or a focus
+        family), ``focus``, ``pc_n_mean``, ``pc_n_ci``, ``knn_accuracy_mean``, ``knn_accuracy_ci``
+        (the half-widths of the 95% intervals).
+    data : str, default "digits"
+    batch : int, default 256
+    mode : str, default "class-unaware"
+    families : sequence of str, default ("exp", "exp-sym")
+        The focus families drawn as curves.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    check_columns(summary, ("data", "batch", "mode", "method", "family", "focus", "pc_n_mean", "pc_n_ci",
+                            "knn_accuracy_mean", "knn_accuracy_ci"), "summary")
+    cell = summary[(summary["data"] == data) & (summary["batch"] == batch) & (summary["mode"] == mode)]
+    if cell.empty:
+        raise ValueError(f"summary has no rows for data={data!r}, batch={batch!r}, mode={mode!r}")
+    for family in families:
+        check_choice(family, "families", sorted(set(cell["family"]) - {"baseline", "plain"}))
+    ax = _axes(ax)
+    pc_color = method_color("pc")
+    for _, row in cell[cell["family"] == "baseline"].iterrows():
+        ax.errorbar(row["knn_accuracy_mean"], row["pc_n_mean"], xerr=row["knn_accuracy_ci"], yerr=row["pc_n_ci"],
+                    fmt="o", ms=8, color=method_color(row["method"]), markeredgecolor="black", capsize=3,
+                    label=row["method"], zorder=3)
+    plain = cell[cell["family"] == "plain"]
+    for family in families:
+        curve = pd.concat([plain, cell[cell["family"] == family]]).sort_values("focus")
+        ax.errorbar(curve["knn_accuracy_mean"], curve["pc_n_mean"], xerr=curve["knn_accuracy_ci"],
+                    yerr=curve["pc_n_ci"], fmt="o", ls=_FOCUS_STYLES.get(family, ":"), ms=6, color=pc_color,
+                    capsize=2, label=f"pc, {family} focus " + ", ".join(f"{f:g}" for f in curve["focus"]), zorder=4)
+    if not plain.empty:
+        ax.plot(plain["knn_accuracy_mean"], plain["pc_n_mean"], ls="", marker="*", ms=18, color=pc_color,
+                markeredgecolor="black", label="pc, focus 0 (default)", zorder=5)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_xlabel("kNN accuracy (frozen features)")
+    ax.set_ylabel("$PC_n$ (mean per-reference Spearman)")
+    ax.set_title(title if title is not None else f"{data}, batch {batch}, {mode}")
     return ax
