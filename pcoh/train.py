@@ -44,7 +44,8 @@ from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
 from . import runs as _runs
-from .data import BatchSource, DataSplit
+from .batches import BatchSource
+from .data import DataSplit
 # The run cache lives in pcoh.runs; these names stay importable from here.
 from .runs import atomic_save as _atomic_save
 from .runs import run_dir
@@ -370,7 +371,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, device
 
 def _batches(dataset: Dataset, batch_size: int, *, device="cpu", shuffle: bool = False, seed: int = 0,
              epoch: int = 0, drop_last: bool = False, num_workers: Optional[int] = None):
-    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.data.BatchSource`.
+    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.batches.BatchSource`.
 
     In-memory data (tensor data sets, MNIST, CIFAR) are held on the device and augmented there;
     other data sets go through a DataLoader. The order and augmentation depend only on
