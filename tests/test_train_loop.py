@@ -96,7 +96,7 @@ def _write_cifar100(root, n_train=96, n_test=16):
 def test_augmented_cifar_student_is_repeatable_with_the_teacher_under_inference_mode(tmp_path):
     _write_cifar100(tmp_path)
     split = D.load("cifar100", root=tmp_path, verify=False, augment=True)
-    tnet = T._build("digits_cnn", split, 0, {})
+    tnet = T.build_model("digits_cnn", split, 0, {})
     spec = T.StudentSpec(model="digits_cnn", method="pc", mode="class-aware",
                          train=T.TrainConfig(epochs=2, batch_size=32, channels_last=True))
     a = T.train_student(spec, tnet, split, root=tmp_path / "a", quiet=True, device="cpu")
