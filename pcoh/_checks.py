@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_float",
     "check_choice",
+    "check_bool",
     "check_seed",
     "as_array",
     "as_features",
@@ -27,10 +28,6 @@ __all__ = [
     "check_columns",
     "check_index",
 ]
-
-
-def _shape(x) -> tuple:
-    return tuple(getattr(x, "shape", ()))
 
 
 def check_int(value, name: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
@@ -89,6 +86,13 @@ def check_choice(value, name: str, choices: Iterable):
     if not ok:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``value`` as a ``bool``: Python or numpy booleans only (not 0/1, not strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def check_seed(seed, name: str = "seed") -> Optional[int]:

@@ -1,6 +1,6 @@
 """Batched data augmentation on the training device.
 
-The in-memory training path (:mod:`pcoh.data`, :func:`pcoh.data.batch_source`) keeps a whole data
+The in-memory training path (:mod:`pcoh.batches`, :class:`pcoh.batches.BatchSource`) keeps a whole data
 set as one tensor on the device and augments each mini-batch there, in one gather, instead of
 running torchvision's per-image transforms in worker processes. The two transforms replaced are
 the ones the CIFAR and MNIST data sets use:

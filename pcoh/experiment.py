@@ -446,7 +446,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     pcoh.data.DatasetIntegrityError
         Data files that fail their checks.
     """
-    from .train import _build
+    from .train import build_model
 
     if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
         raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
@@ -466,14 +466,14 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     if write:
         _check_writable(Path(cfg.output) / cfg.dataset, "output")
         _check_writable(cfg.figures, "figures")
-    teacher = _build(cfg.teacher, data, cfg.teacher_train.seed, _teacher_kwargs(cfg))  # fetches published weights
+    teacher = build_model(cfg.teacher, data, cfg.teacher_train.seed, _teacher_kwargs(cfg))  # fetches published weights
     if cfg.teacher_checkpoint is not None:
-        _runs.load_weights(teacher, cfg.teacher_checkpoint, what="teacher_checkpoint")
+        _models.load_weights(teacher, cfg.teacher_checkpoint, what="teacher_checkpoint")
         _check_finite(teacher, f"teacher_checkpoint {cfg.teacher_checkpoint}")
     else:
         _check_batch("teacher_train", cfg.teacher_train.batch_size, len(data.train), {}, _min_batch(teacher), cfg.teacher)
     for student in cfg.students:
-        net = _build(student, data, 0, {})
+        net = build_model(student, data, 0, {})
         needs = {}
         for method in cfg.methods:
             if method not in _losses.LOSSES:

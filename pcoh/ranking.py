@@ -36,20 +36,11 @@ import torch
 
 __all__ = ["rank", "soft_rank"]
 
-try:  # numba ships with umap-learn; without it the pure-Python kernel below is used (slow).
-    import numba
+import numba  # a declared dependency: the CPU kernels below are compiled with it
 
-    _njit = numba.njit(cache=True, nogil=True)
-    _njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
-    _prange = numba.prange
-except ImportError:  # pragma: no cover - numba is a declared dependency
-    numba = None
-
-    def _njit(fn):
-        return fn
-
-    _njit_parallel = _njit
-    _prange = range
+_njit = numba.njit(cache=True, nogil=True)
+_njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+_prange = numba.prange
 
 
 @_njit
@@ -82,7 +73,7 @@ def _radix_argsort(keys, bits):
     return a, ia
 
 
-@(numba.njit(nogil=True, inline="always") if numba is not None else _njit)  # inlined into both kernels
+@numba.njit(nogil=True, inline="always")  # inlined into both kernels
 def _pav_pool(y, starts, sums, counts):
     """Pool-adjacent-violators for the decreasing isotonic fit of ``y`` (float64, length m).
 
@@ -680,7 +671,7 @@ def rank(values: torch.Tensor) -> torch.Tensor:
     rows, m = v.shape
     keys = _order_keys(v)
     unsigned = {torch.int32: np.uint32, torch.int64: np.uint64}.get(keys.dtype)
-    if v.device.type == "cpu" and numba is not None and unsigned is not None:
+    if v.device.type == "cpu" and unsigned is not None:
         # Flipping the sign bit maps signed order onto unsigned order, which radix digits follow.
         flipped = keys.contiguous().numpy().view(unsigned) ^ unsigned(1 << (8 * keys.element_size() - 1))
         out = np.empty((rows, m), dtype=np.float64)

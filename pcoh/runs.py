@@ -30,6 +30,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import io
@@ -47,6 +48,8 @@ from typing import Any, Optional
 
 import torch
 from torch import nn
+
+from . import distributed as _distributed
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -72,9 +75,14 @@ __all__ = [
     "OUTPUT_LOCK",
     "read_json",
     "load_checkpoint",
-    "load_weights",
     "quarantine",
     "run_lock",
+    "CHECKPOINT_KEYS",
+    "resume",
+    "load_final",
+    "repair_json",
+    "finish",
+    "cached_run",
 ]
 
 _FORMAT = 1  # bump to invalidate every cached run when the checkpoint layout changes
@@ -392,48 +400,6 @@ def load_checkpoint(path, *, map_location="cpu") -> Any:
             raise _corrupt(path, reason) from None
 
 
-def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
-    """Load a user's weights file into ``model``, strictly, safely.
-
-    Parameters
-    ----------
-    model : nn.Module
-    path : path-like
-        A state dict, or a dict holding one under ``"model"`` (the CIFAR-100 distillation
-        benchmark's layout) or ``"state_dict"``; keys saved from ``DataParallel`` (``module.``
-        prefix) are accepted.
-    what : str
-        How error messages name the file (e.g. ``"teacher_checkpoint"``).
-
-    Returns
-    -------
-    dict
-        The whole loaded object when it was a dict (e.g. with ``"history"``), else ``{}``.
-
-    Raises
-    ------
-    FileNotFoundError, UnsafeCheckpointError, CorruptFileError
-        As :func:`load_checkpoint`.
-    ValueError
-        The file holds no state dict, or its keys or shapes do not match ``model``: the message
-        names the missing and unexpected keys and the mismatched shapes.
-    """
-    path = Path(path)
-    try:
-        obj = load_checkpoint(path, map_location="cpu")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: no such file: {path}") from None
-    except ValueError as err:
-        raise type(err)(f"{what}: {err}") from None
-    from .models import load_benchmark_state  # the one check of keys and shapes
-
-    try:
-        load_benchmark_state(model, obj)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{what}: {path}: {err}") from None
-    return obj if isinstance(obj, dict) else {}
-
-
 # ----------------------------------------------------------------------------- quarantine
 def quarantine(path, reason: str = "") -> Path:
     """Move a damaged cache file aside, as ``<name>.corrupt`` (``.corrupt.1``, ... if taken).
@@ -569,3 +535,119 @@ class Interrupts:
         if self._pending is not None:
             signum, self._pending = self._pending, None
             raise TrainingInterrupted(signum)
+
+
+# ----------------------------------------------------------------------------- run folders
+CHECKPOINT_KEYS = ("model", "loss", "optimizer", "scheduler", "rng", "history", "epoch")
+
+
+def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt, sched) -> tuple:
+    """``(history, first epoch)`` from ``checkpoint.pt``; ``([], 0)`` when there is none.
+
+    A checkpoint that cannot be read or applied is moved aside (:func:`pcoh.runs.quarantine`)
+    and every object is put back in its initial state, so the run restarts exactly as a fresh one.
+    """
+    if not ckpt_path.exists():
+        return [], 0
+    objects = [obj for obj in (model, transfer, opt, sched) if obj is not None]
+    initial = [copy.deepcopy(obj.state_dict()) for obj in objects]
+    try:
+        # Read on the CPU: a run saved on any device resumes on any other (load_state_dict copies).
+        state = load_checkpoint(ckpt_path, map_location="cpu")
+        if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
+            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise CorruptFileError(f"not a training checkpoint of this version (found {found})")
+        history, epoch = state["history"], state["epoch"]
+        if not isinstance(history, list) or not isinstance(epoch, int) or len(history) != epoch:
+            raise CorruptFileError(f"inconsistent history and epoch ({type(history).__name__}, {epoch!r})")
+        model.load_state_dict(state["model"])
+        if transfer is not None:
+            transfer.load_state_dict(state["loss"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"].cpu())
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+        for obj, saved in zip(objects, initial):
+            obj.load_state_dict(saved)
+        quarantine(ckpt_path, str(err))
+        return [], 0
+    return history, epoch
+
+
+def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
+    """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
+    usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
+    final = path / "final.pt"
+    if not final.exists():
+        return None
+    initial = copy.deepcopy(model.state_dict())
+    try:
+        state = load_checkpoint(final, map_location="cpu")  # saved anywhere, loads anywhere
+        if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("history"), list):
+            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+            raise CorruptFileError(f"not a finished run (expected 'model' and 'history', found {found})")
+        model.load_state_dict(state["model"])
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+        model.load_state_dict(initial)
+        quarantine(final, str(err))
+        return None
+    repair_json(path / "history.json", state["history"])
+    return state["history"]
+
+
+def repair_json(path: Path, content, *, overwrite: bool = False) -> None:
+    """Write ``content`` to a JSON file that is missing or damaged (moved aside first), or always
+    with ``overwrite``."""
+    if path.exists():
+        try:
+            found = read_json(path)
+            if not overwrite:
+                if _canonical_json(found) == _canonical_json(content):
+                    return
+                raise CorruptFileError(f"{path}: does not hold what the run's final.pt holds")
+        except (ValueError, OSError) as err:
+            quarantine(path, str(err))
+    write_json(content, path)
+
+
+def _canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
+    """Write a finished run: ``final.pt`` (weights and history), ``history.json``; drop the checkpoint."""
+    atomic_save({"model": model.state_dict(), "history": history, **(extra or {})}, path / "final.pt")
+    write_json(history, path / "history.json")
+    ckpt = path / "checkpoint.pt"
+    if ckpt.exists():
+        ckpt.unlink()
+
+
+def cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, train) -> tuple:
+    """The run cache around one training run: with the run folder locked, load the finished run
+    (``cache``) or write its ``config.json``, call ``train() -> history`` and write ``final.pt``.
+    Returns ``(history, cached)``.
+
+    Under torchrun, rank 0 alone holds the lock and writes; the others follow through barriers.
+    """
+    with _rank0_lock(path):  # a second process waits here, then finds the finished run
+        if cache:
+            history = load_final(path, model, dev)
+            if history is not None:
+                if _distributed.is_main():
+                    repair_json(path / "config.json", config)
+                return history, True
+        if _distributed.is_main():
+            repair_json(path / "config.json", config, overwrite=True)
+        _distributed.barrier()  # nobody trains before rank 0 has written the run's config
+        history = train()
+        if _distributed.is_main():
+            finish(path, model, history)
+        _distributed.barrier()  # the next run's cache check sees final.pt on every process
+    return history, False
+
+
+def _rank0_lock(path: Path):
+    """The run folder's lock (:func:`run_lock`), held by rank 0 alone under torchrun:
+    the other processes follow rank 0 through barriers and must not wait for its lock."""
+    return run_lock(path) if _distributed.is_main() else contextlib.nullcontext()

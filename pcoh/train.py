@@ -22,7 +22,6 @@ a method.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import inspect
 import json
@@ -44,12 +43,11 @@ from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
 from . import runs as _runs
-from .data import BatchSource, DataSplit
+from .batches import BatchSource
+from .data import DataSplit
 # The run cache lives in pcoh.runs; these names stay importable from here.
-from .runs import atomic_save as _atomic_save
 from .runs import run_dir
 from .runs import run_key as _hash
-from .runs import write_json as _write_json
 
 __all__ = [
     "TrainConfig",
@@ -63,6 +61,7 @@ __all__ = [
     "resolve_device",
     "explicit_loss_kwargs",
     "estimate_run",
+    "build_model",
     "run_dir",
 ]
 
@@ -370,7 +369,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, device
 
 def _batches(dataset: Dataset, batch_size: int, *, device="cpu", shuffle: bool = False, seed: int = 0,
              epoch: int = 0, drop_last: bool = False, num_workers: Optional[int] = None):
-    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.data.BatchSource`.
+    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.batches.BatchSource`.
 
     In-memory data (tensor data sets, MNIST, CIFAR) are held on the device and augmented there;
     other data sets go through a DataLoader. The order and augmentation depend only on
@@ -389,48 +388,6 @@ def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
 # ----------------------------------------------------------------------------- the loop
 #: What a training checkpoint holds; "loss" is the transfer loss's state_dict (parameters and
 #: buffers such as a feature queue or a memory bank), so a resumed run continues exactly.
-_CHECKPOINT_KEYS = ("model", "loss", "optimizer", "scheduler", "rng", "history", "epoch")
-
-
-def _resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt, sched, device) -> tuple:
-    """``(history, first epoch)`` from ``checkpoint.pt``; ``([], 0)`` when there is none.
-
-    A checkpoint that cannot be read or applied is moved aside (:func:`pcoh.runs.quarantine`)
-    and every object is put back in its initial state, so the run restarts exactly as a fresh one.
-    """
-    if not ckpt_path.exists():
-        return [], 0
-    objects = [obj for obj in (model, transfer, opt, sched) if obj is not None]
-    initial = [copy.deepcopy(obj.state_dict()) for obj in objects]
-    try:
-        # Read on the CPU: a run saved on any device resumes on any other (load_state_dict copies).
-        state = _runs.load_checkpoint(ckpt_path, map_location="cpu")
-        if not isinstance(state, dict) or not set(_CHECKPOINT_KEYS) <= set(state):
-            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-            raise _runs.CorruptFileError(f"not a training checkpoint of this version (found {found})")
-        history, epoch = state["history"], state["epoch"]
-        if not isinstance(history, list) or not isinstance(epoch, int) or len(history) != epoch:
-            raise _runs.CorruptFileError(f"inconsistent history and epoch ({type(history).__name__}, {epoch!r})")
-        model.load_state_dict(state["model"])
-        if transfer is not None:
-            transfer.load_state_dict(state["loss"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"].cpu())
-    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
-        for obj, saved in zip(objects, initial):
-            obj.load_state_dict(saved)
-        _runs.quarantine(ckpt_path, str(err))
-        return [], 0
-    return history, epoch
-
-
-def _run_lock(path: Path):
-    """The run folder's lock (:func:`pcoh.runs.run_lock`), held by rank 0 alone under torchrun:
-    the other processes follow rank 0 through barriers and must not wait for its lock."""
-    return _runs.run_lock(path) if _dist.is_main() else contextlib.nullcontext()
-
-
 def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], dataset: Dataset, cfg: TrainConfig,
                path: Path, *, desc: str, **kwargs) -> list:
     """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.runs.TrainingInterrupted`.
@@ -496,7 +453,7 @@ def _fit(
     params = list(model.parameters()) + loss_params
     opt, sched = _make_optimizer(params, cfg)
     ckpt_path = path / "checkpoint.pt"
-    history, start = _resume(ckpt_path, model, transfer, opt, sched, device) if resume else ([], 0)
+    history, start = _runs.resume(ckpt_path, model, transfer, opt, sched) if resume else ([], 0)
     hold = interrupts.hold if interrupts is not None else contextlib.nullcontext
     if interrupts is not None:
         interrupts.checkpointed = start
@@ -521,7 +478,7 @@ def _fit(
         history.append(record)
         with hold():  # a signal waits for the write: the epoch just finished is kept
             if _dist.is_main():
-                _atomic_save(
+                _runs.atomic_save(
                     {
                         "model": model.state_dict(),
                         "loss": transfer.state_dict() if transfer is not None else {},
@@ -610,78 +567,14 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
     return sums, count
 
 
-def _load_final(path: Path, model: nn.Module, device) -> Optional[list]:
-    """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
-    usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
-    final = path / "final.pt"
-    if not final.exists():
-        return None
-    initial = copy.deepcopy(model.state_dict())
-    try:
-        state = _runs.load_checkpoint(final, map_location="cpu")  # saved anywhere, loads anywhere
-        if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("history"), list):
-            found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
-            raise _runs.CorruptFileError(f"not a finished run (expected 'model' and 'history', found {found})")
-        model.load_state_dict(state["model"])
-    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
-        model.load_state_dict(initial)
-        _runs.quarantine(final, str(err))
-        return None
-    _repair_json(path / "history.json", state["history"])
-    return state["history"]
+def _cached(path: Path, config: dict, model: nn.Module, dev, cache: bool, train) -> TrainedModel:
+    """:func:`pcoh.runs.cached_run` with its result as a :class:`TrainedModel`."""
+    history, cached = _runs.cached_run(path, config, model, dev, cache, train)
+    return TrainedModel(model.eval(), history, path, cached)
 
 
-def _repair_json(path: Path, content, *, overwrite: bool = False) -> None:
-    """Write ``content`` to a JSON file that is missing or damaged (moved aside first), or always
-    with ``overwrite``."""
-    if path.exists():
-        try:
-            found = _runs.read_json(path)
-            if not overwrite:
-                if _canonical_json(found) == _canonical_json(content):
-                    return
-                raise _runs.CorruptFileError(f"{path}: does not hold what the run's final.pt holds")
-        except (ValueError, OSError) as err:
-            _runs.quarantine(path, str(err))
-    _write_json(content, path)
-
-
-def _canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-def _finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
-    _atomic_save({"model": model.state_dict(), "history": history, **(extra or {})}, path / "final.pt")
-    _write_json(history, path / "history.json")
-    ckpt = path / "checkpoint.pt"
-    if ckpt.exists():
-        ckpt.unlink()
-
-
-def _cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, train) -> TrainedModel:
-    """The run cache around one training run: with the run folder locked, load the finished run
-    (``cache``) or write its ``config.json``, call ``train() -> history`` and write ``final.pt``.
-
-    Under torchrun, rank 0 alone holds the lock and writes; the others follow through barriers.
-    """
-    with _run_lock(path):  # a second process waits here, then finds the finished run
-        if cache:
-            history = _load_final(path, model, dev)
-            if history is not None:
-                if _dist.is_main():
-                    _repair_json(path / "config.json", config)
-                return TrainedModel(model.eval(), history, path, True)
-        if _dist.is_main():
-            _repair_json(path / "config.json", config, overwrite=True)
-        _dist.barrier()  # nobody trains before rank 0 has written the run's config
-        history = train()
-        if _dist.is_main():
-            _finish(path, model, history)
-        _dist.barrier()  # the next run's cache check sees final.pt on every process
-    return TrainedModel(model.eval(), history, path, False)
-
-
-def _build(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
+def build_model(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
+    """The model ``name`` for ``data`` (its classes, channels and image size), initialised with ``seed``."""
     kwargs = dict(num_classes=data.num_classes, in_channels=data.in_channels or 1, image_size=data.image_size or 8)
     return _models.create(name, **kwargs, seed=seed, **model_kwargs)
 
@@ -737,9 +630,9 @@ def train_teacher(
         The loss became NaN or infinite (the last finite epoch is saved).
     """
     dev = resolve_device(device)
-    model = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
+    model = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     if spec.checkpoint is not None:
-        state = _runs.load_weights(model, spec.checkpoint, what="teacher checkpoint")
+        state = _models.load_weights(model, spec.checkpoint, what="teacher checkpoint")
         history = state.get("history", [])
         return TrainedModel(model.eval(), history if isinstance(history, list) else [], Path(spec.checkpoint), True)
     path = run_dir(root, "teacher", spec.key())
@@ -749,7 +642,7 @@ def train_teacher(
         return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
                           desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
 
-    return _cached_run(path, {"kind": "teacher", **_asdict(spec)}, model, dev, cache, train)
+    return _cached(path, {"kind": "teacher", **_asdict(spec)}, model, dev, cache, train)
 
 
 def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
@@ -865,7 +758,7 @@ def train_student(
     teacher_net = teacher_net.to(dev).eval()
     for p in teacher_net.parameters():
         p.requires_grad_(False)
-    student = _build(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
+    student = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     transfer = None
     if spec.method not in (LABEL_ONLY, UNTRAINED):
         transfer = _make_transfer(spec, student, teacher_net, data, dev)
@@ -873,7 +766,7 @@ def train_student(
         return TrainedModel(student.eval(), [], None, False)
     path = run_dir(root, "student", spec.key(teacher_key))
     config = {"kind": "student", "teacher": teacher_key, **_asdict(spec)}
-    return _cached_run(path, config, student, dev, cache,
+    return _cached(path, config, student, dev, cache,
                        lambda: _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet,
                                               resume=cache))
 
@@ -931,12 +824,12 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
     setup = time.perf_counter()
     extra: list = []
     if isinstance(spec, TeacherSpec):
-        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        model = build_model(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
         objective, eval_data = _teacher_objective(), data.test
     elif isinstance(spec, StudentSpec):
         if spec.method == UNTRAINED:
             return dict(step_s=0.0, steps_per_epoch=0, eval_s=0.0, setup_s=0.0, epoch_s=0.0, epochs=0, total_s=0.0)
-        model = _build(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
+        model = build_model(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
         transfer = None
         if spec.method != LABEL_ONLY:
             if teacher is None:

@@ -9,6 +9,7 @@ from scipy import stats
 from torch.utils.data import Dataset, TensorDataset
 from torchvision import transforms as T
 
+from pcoh import batches as B
 from pcoh import data as D
 from pcoh.augment import CropFlip, crop_flip, draw
 
@@ -127,10 +128,10 @@ def _write_cifar100(root: Path, n_train=40, n_test=8, seed=0):
 def test_cifar_is_held_as_uint8_and_batches_equal_torchvision(tmp_path):
     _write_cifar100(tmp_path)
     split = D.load("cifar100", root=tmp_path, verify=False)
-    memory = D.in_memory(split.train)
+    memory = B.in_memory(split.train)
     assert memory is not None and memory.images.dtype == torch.uint8 and memory.images.shape == (40, 3, 32, 32)
     assert not memory.augment.active
-    source = D.BatchSource(split.train, 16, device="cpu")
+    source = B.BatchSource(split.train, 16, device="cpu")
     x, y, idx = next(iter(source.epoch(0)))
     expected = torch.stack([split.train[i][0] for i in idx.tolist()])
     assert torch.equal(x, expected)  # ToTensor + Normalize reproduced bit for bit
@@ -140,7 +141,7 @@ def test_cifar_is_held_as_uint8_and_batches_equal_torchvision(tmp_path):
 def test_cifar_augmented_batches_are_crops_and_flips_of_the_stored_images(tmp_path):
     _write_cifar100(tmp_path)
     split = D.load("cifar100", root=tmp_path, verify=False, augment=True, normalize=False)
-    source = D.BatchSource(split.train, 40, device="cpu", shuffle=True, seed=3)
+    source = B.BatchSource(split.train, 40, device="cpu", shuffle=True, seed=3)
     assert source.augmented and source.memory.augment == CropFlip(4, 0.5)
     x, _, idx = next(iter(source.epoch(5)))
     gen = torch.Generator().manual_seed(3 * 100_003 + 5)
@@ -158,8 +159,8 @@ def test_unknown_transforms_fall_back_to_a_loader(tmp_path):
     _write_cifar100(tmp_path)
     split = D.load("cifar100", root=tmp_path, verify=False)
     split.train.transform = T.Compose([T.ColorJitter(0.5), T.ToTensor()])
-    assert D.in_memory(split.train) is None
-    assert D.in_memory(TensorDataset(torch.zeros(3, 2), torch.zeros(3), torch.zeros(3))) is None
+    assert B.in_memory(split.train) is None
+    assert B.in_memory(TensorDataset(torch.zeros(3, 2), torch.zeros(3), torch.zeros(3))) is None
 
 
 class _Noisy(Dataset):
@@ -174,8 +175,8 @@ class _Noisy(Dataset):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_loader_path_is_seeded_per_epoch_whatever_the_workers(workers):
-    base = D.BatchSource(_Noisy(), 4, device="cpu", shuffle=True, seed=1, num_workers=0)
-    other = D.BatchSource(_Noisy(), 4, device="cpu", shuffle=True, seed=1, num_workers=workers)
+    base = B.BatchSource(_Noisy(), 4, device="cpu", shuffle=True, seed=1, num_workers=0)
+    other = B.BatchSource(_Noisy(), 4, device="cpu", shuffle=True, seed=1, num_workers=workers)
     assert base.memory is None and len(base) == 3
     for epoch in (0, 1):
         a, b = list(base.epoch(epoch)), list(other.epoch(epoch))
@@ -188,9 +189,11 @@ def test_loader_path_is_seeded_per_epoch_whatever_the_workers(workers):
 
 def test_drop_last_and_bad_arguments():
     ds = TensorDataset(torch.arange(10.0)[:, None], torch.zeros(10, dtype=torch.long))
-    assert len(D.BatchSource(ds, 4, device="cpu", drop_last=True)) == 2
-    assert [len(b[0]) for b in D.BatchSource(ds, 4, device="cpu").epoch()] == [4, 4, 2]
+    assert len(B.BatchSource(ds, 4, device="cpu", drop_last=True)) == 2
+    assert [len(b[0]) for b in B.BatchSource(ds, 4, device="cpu").epoch()] == [4, 4, 2]
     with pytest.raises(ValueError, match="num_workers"):
-        D.BatchSource(ds, 4, device="cpu", num_workers=-1)
+        B.BatchSource(ds, 4, device="cpu", num_workers=-1)
     with pytest.raises(ValueError, match="batch_size"):
-        D.BatchSource(ds, 0, device="cpu")
+        B.BatchSource(ds, 0, device="cpu")
+    with pytest.raises(TypeError, match="batch_size"):
+        B.BatchSource(ds, 4.0, device="cpu")

@@ -147,10 +147,13 @@ def test_bad_arguments():
     for ts in (0, 1, 1.5, -0.1, "0.2", True):
         with pytest.raises(ValueError, match="test_size"):
             load("digits", test_size=ts)
-    for seed in (-1, 1.5, "a"):
+    for seed in (-1, 2**32):
         with pytest.raises(ValueError, match="seed"):
             load("digits", seed=seed)
-    with pytest.raises(ValueError, match="normalize"):
+    for seed in (1.5, "a"):
+        with pytest.raises(TypeError, match="seed"):
+            load("digits", seed=seed)
+    with pytest.raises(TypeError, match="normalize"):
         load("digits", normalize="yes")
     with pytest.raises(TypeError, match="augment"):
         load("digits", augment=True)
@@ -441,7 +444,7 @@ def test_image_folder_statistics_are_cached_outside_the_folder(tmp_path, monkeyp
     def no_pass(*args, **kwargs):
         raise AssertionError("the statistics were computed again")
 
-    monkeypatch.setattr(data, "_channel_stats", no_pass)
+    monkeypatch.setattr(data.image_folder, "_channel_stats", no_pass)
     again = load("image_folder", root=folder, image_size=8, in_memory=False, cache=tmp_path / "cache")
     assert (again.mean, again.std) == (first.mean, first.std)
     assert _snapshot(folder) == before  # the user's folder is only read

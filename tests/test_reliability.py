@@ -79,19 +79,19 @@ def reference(digits, tmp_path_factory):
     """A finished teacher run, and the same run stopped after its first epoch."""
     root = tmp_path_factory.mktemp("reference")
     full = T.train_teacher(TEACHER, digits, root=root / "full", quiet=True, device="cpu")
-    real_save = T._atomic_save
+    real_save = runs.atomic_save
 
     def stop_after_first_checkpoint(obj, target):
         real_save(obj, target)
         if Path(target).name == "checkpoint.pt":
             raise KeyboardInterrupt
 
-    T._atomic_save = stop_after_first_checkpoint
+    runs.atomic_save = stop_after_first_checkpoint
     try:
         with pytest.raises(KeyboardInterrupt):
             T.train_teacher(TEACHER, digits, root=root / "cut", quiet=True, device="cpu")
     finally:
-        T._atomic_save = real_save
+        runs.atomic_save = real_save
     return {"weights": _weights(full.model), "history": full.history, "full": root / "full", "cut": root / "cut"}
 
 
@@ -233,7 +233,7 @@ def test_resume_restores_the_transfer_loss_buffers_exactly(tmp_path, monkeypatch
     full = {**_weights(model), **{f"loss.{k}": v for k, v in _weights(loss).items()}}
 
     model, loss, data = _tiny()
-    real_save = T._atomic_save
+    real_save = runs.atomic_save
     count = {"n": 0}
 
     def stop_after_epoch_2(obj, target):
@@ -242,7 +242,7 @@ def test_resume_restores_the_transfer_loss_buffers_exactly(tmp_path, monkeypatch
         if count["n"] == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(T, "_atomic_save", stop_after_epoch_2)
+    monkeypatch.setattr(runs, "atomic_save", stop_after_epoch_2)
     with pytest.raises(runs.TrainingInterrupted) as err:
         T._train_run(model, _objective(loss), loss, data, cfg, tmp_path / "cut", device=torch.device("cpu"),
                      desc="tiny", quiet=True)
@@ -487,15 +487,15 @@ def test_a_write_failing_midway_keeps_the_previous_checkpoint_and_the_run_resume
 LOCK_SCRIPT = r"""
 import hashlib, json, sys, time
 from pathlib import Path
-from pcoh import data as D, train as T
+from pcoh import data as D, runs, train as T
 root, gate = sys.argv[1], Path(sys.argv[2])
 if gate.name != "-":  # the first process pauses after its first checkpoint until the gate opens
-    real_save = T._atomic_save
+    real_save = runs.atomic_save
     def paused(obj, target):
         real_save(obj, target)
         while Path(target).name == "checkpoint.pt" and not gate.exists():
             time.sleep(0.05)
-    T._atomic_save = paused
+    runs.atomic_save = paused
 spec = T.TeacherSpec(model="mlp", train=T.TrainConfig(epochs=2, batch_size=128, lr=1e-2))
 out = T.train_teacher(spec, D.load("digits"), root=root, quiet=True, device="cpu")
 digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in out.model.state_dict().values())).hexdigest()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from pcoh import runs
+from pcoh import models, runs
 
 
 class _Evil:
@@ -186,7 +186,7 @@ def test_load_weights_accepts_the_usual_layouts(tmp_path, wrap):
            "state_dict": {"state_dict": sd}, "module-prefix": {f"module.{k}": v for k, v in sd.items()}}[wrap]
     torch.save(obj, tmp_path / "w.pt")
     dst = _Net()
-    runs.load_weights(dst, tmp_path / "w.pt")
+    models.load_weights(dst, tmp_path / "w.pt")
     assert _same(dst.state_dict(), sd)
 
 
@@ -197,7 +197,7 @@ def test_load_weights_names_missing_unexpected_and_reshaped_keys(tmp_path):
     bad["body.weight"] = torch.zeros(5, 3)
     torch.save({"model": bad}, tmp_path / "w.pt")
     with pytest.raises(ValueError) as err:
-        runs.load_weights(_Net(), tmp_path / "w.pt", what="teacher_checkpoint")
+        models.load_weights(_Net(), tmp_path / "w.pt", what="teacher_checkpoint")
     message = str(err.value)
     assert message.startswith("teacher_checkpoint:")
     assert "missing keys 2 (head.weight, head.bias)" in message
@@ -209,9 +209,9 @@ def test_load_weights_names_missing_unexpected_and_reshaped_keys(tmp_path):
 def test_load_weights_refuses_what_is_not_a_state_dict(tmp_path):
     torch.save([torch.ones(2)], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="must be a state dict or a dict with a 'model' state dict"):
-        runs.load_weights(_Net(), tmp_path / "list.pt")
+        models.load_weights(_Net(), tmp_path / "list.pt")
     with pytest.raises(FileNotFoundError, match="teacher"):
-        runs.load_weights(_Net(), tmp_path / "nope.pt", what="teacher")
+        models.load_weights(_Net(), tmp_path / "nope.pt", what="teacher")
 
 
 # ----------------------------------------------------------------------------- quarantine

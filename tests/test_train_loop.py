@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from pcoh import batches as B
 from pcoh import data as D
 from pcoh import losses as L
 from pcoh import train as T
@@ -90,7 +91,7 @@ def _write_cifar100(root, n_train=96, n_test=16):
 def test_augmented_cifar_student_is_repeatable_with_the_teacher_under_inference_mode(tmp_path):
     _write_cifar100(tmp_path)
     split = D.load("cifar100", root=tmp_path, verify=False, augment=True)
-    tnet = T._build("digits_cnn", split, 0, {})
+    tnet = T.build_model("digits_cnn", split, 0, {})
     spec = T.StudentSpec(model="digits_cnn", method="pc", mode="class-aware",
                          train=T.TrainConfig(epochs=2, batch_size=32, channels_last=True))
     a = T.train_student(spec, tnet, split, root=tmp_path / "a", quiet=True, device="cpu")
@@ -182,7 +183,7 @@ def test_compiled_step_matches_the_eager_step(digits, teacher, tmp_path, device)
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
 def test_cuda_batches_stay_on_the_device_and_amp_trains(digits, teacher, tmp_path):
-    source = D.BatchSource(digits.train, 64, device="cuda", shuffle=True)
+    source = B.BatchSource(digits.train, 64, device="cuda", shuffle=True)
     x, y, idx = next(iter(source.epoch(0)))
     assert x.is_cuda and y.is_cuda and idx.is_cuda and source.memory.images.is_cuda
     spec = T.StudentSpec(model="mlp", method="pc", mode="class-aware", train=T.TrainConfig(epochs=2, amp=True))

@@ -80,11 +80,13 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from .. import runs as _runs
 from . import tv
 from ._base import Backbone, ModelOutput
 from .cifar import (
@@ -107,6 +109,7 @@ __all__ = [
     "count_parameters",
     "create",
     "load_benchmark_state",
+    "load_weights",
     "published_preprocessing",
     "tv",
     "wrap",
@@ -400,3 +403,44 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
         raise ValueError(" ".join(parts).rstrip(";"))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
+    """Load a user's weights file into ``model``, strictly, safely.
+
+    Parameters
+    ----------
+    model : nn.Module
+    path : path-like
+        A state dict, or a dict holding one under ``"model"`` (the CIFAR-100 distillation
+        benchmark's layout) or ``"state_dict"``; keys saved from ``DataParallel`` (``module.``
+        prefix) are accepted.
+    what : str
+        How error messages name the file (e.g. ``"teacher_checkpoint"``).
+
+    Returns
+    -------
+    dict
+        The whole loaded object when it was a dict (e.g. with ``"history"``), else ``{}``.
+
+    Raises
+    ------
+    FileNotFoundError, UnsafeCheckpointError, CorruptFileError
+        As :func:`pcoh.runs.load_checkpoint`.
+    ValueError
+        The file holds no state dict, or its keys or shapes do not match ``model``: the message
+        names the missing and unexpected keys and the mismatched shapes.
+    """
+    path = Path(path)
+    try:
+        obj = _runs.load_checkpoint(path, map_location="cpu")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what}: no such file: {path}") from None
+    except ValueError as err:
+        raise type(err)(f"{what}: {err}") from None
+    # load_benchmark_state: the one check of keys and shapes
+    try:
+        load_benchmark_state(model, obj)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what}: {path}: {err}") from None
+    return obj if isinstance(obj, dict) else {}
