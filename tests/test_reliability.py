@@ -373,9 +373,24 @@ PREFLIGHT = {
     "MNIST files empty": (lambda p: ["--dataset", "mnist"] + _mnist(p, "empty"), "empty"),
     "MNIST images and labels of different counts": (
         lambda p: ["--dataset", "mnist"] + _mnist(p, "counts"), "labels"),
+    "image folder with a truncated PNG": (lambda p: _image_folder(p, "truncated"), "048.png"),
+    "image folder too small for the evaluation": (lambda p: _image_folder(p, "small"), "test split"),
     "device cuda on a machine without one": (lambda p: ["--device", "cuda:0"], "CUDA"),
     "device of an unknown kind": (lambda p: ["--device", "tpu"], "device"),
 }
+
+
+def _image_folder(tmp_path: Path, how: str) -> list:
+    """The digits as PNG class folders, damaged in one way; the options that read them."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    n = 90 if how == "small" else 300
+    folder = D.write_image_folder(tmp_path / "images", digits.images[:n] * 16, digits.target[:n], size=16)
+    if how == "truncated":
+        png = folder / "0" / "048.png"
+        png.write_bytes(png.read_bytes()[:60])
+    return ["--dataset", "image_folder", "--root", str(folder), "--cache", str(tmp_path / "data")]
 
 
 def _idx(path: Path, magic: int, shape, payload: bytes = b"") -> None:
