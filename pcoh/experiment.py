@@ -406,8 +406,8 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
             raise type(err)(f"data: {err}") from None
         except _data.DatasetNotFoundError as err:
             raise _data.DatasetNotFoundError(f"dataset {cfg.dataset!r}: {err}", err.path, err.missing) from None
-    k = _eval_defaults()["k_neighbors"]
-    if len(data.test) < 2 * k + 2:  # small image folders: say so now, not after the training
+    k = _eval_defaults().get("k_neighbors")
+    if isinstance(k, int) and len(data.test) < 2 * k + 2:  # small image folders: say so now, not after training
         raise ValueError(f"data: the test split holds {len(data.test)} samples; the evaluation (trustworthiness and "
                          f"continuity over {k} neighbours) needs at least {2 * k + 2}")
     _check_writable(Path(cfg.cache) / "runs", "cache")
