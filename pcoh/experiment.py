@@ -948,8 +948,10 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
                                    titles=("$PC_n$ on held-out data", "kNN accuracy of student features"))
     add_figure("main-metrics", fig)
     # One seed's per-reference distributions, class-unaware students.
-    values = {f"{k[1]}": v for k, v in result.per_reference.items()
-              if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0}
+    # Named by method alone for one student; by student and method for several (none overwritten).
+    shown = [k for k in result.per_reference if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0]
+    several = len({k[0] for k in shown}) > 1
+    values = {(f"{k[0]} {k[1]}" if several else f"{k[1]}"): result.per_reference[k] for k in shown}
     if values:
         fig, ax = plots.slide_figure()
         plots.plot_per_reference(values, ax=ax, title="Per-reference Spearman, class-unaware students (seed 0)")

@@ -12,8 +12,9 @@ import torchvision.models as tvm
 from pcoh import models, runs
 from pcoh.models import ModelOutput, tv
 
-#: Seconds a torchvision model may take to build in the shape test; the ones predicted slower are
-#: skipped with their predicted time (PCOH_TV_BUDGET=1 tests every model that builds in a second).
+#: Seconds a torchvision model may take to build in the shape test; the ones predicted slower (from
+#: their parameter count and resnet18's build time measured here) are skipped with that prediction,
+#: those of at most 3 M parameters never. PCOH_TV_BUDGET=1 tests every model that builds in a second.
 BUDGET = float(os.environ.get("PCOH_TV_BUDGET", "0.1"))
 
 
@@ -29,7 +30,7 @@ def seconds_per_parameter():
 def test_every_torchvision_model_gives_model_output(arch, seconds_per_parameter):
     params = tvm.get_model_weights(arch).DEFAULT.meta["num_params"]
     predicted = params * seconds_per_parameter
-    if predicted > BUDGET:
+    if predicted > BUDGET and params > 3_000_000:  # the smallest ones are tested on any machine
         pytest.skip(f"{arch}: {params / 1e6:.1f} M parameters, about {predicted:.2f} s to build here, above the "
                     f"{BUDGET} s budget per model of this test")
     for channels in (1, 3):

@@ -121,6 +121,16 @@ def test_a_copy_of_a_model_has_its_own_features():
     torch.testing.assert_close(a.logits, model.net(x))
 
 
+def test_the_module_run_alone_keeps_no_features():
+    net = _net(4)
+    model = wrap(net, image_size=8)
+    x = torch.randn(2, 1, 8, 8, requires_grad=True)
+    net(x)  # outside pcoh: the hook must not hold on to the tensor (and its graph)
+    assert not any("_pcoh_features" in vars(m) for m in net.modules())
+    model(x)
+    assert not any("_pcoh_features" in vars(m) or "_pcoh_capture" in vars(m) for m in net.modules())
+
+
 def test_a_state_dict_of_the_bare_module_loads():
     net, other = _net(4), _net(5)
     model = wrap(other, image_size=8)
@@ -137,6 +147,8 @@ def test_a_state_dict_of_the_bare_module_loads():
     (lambda: wrap(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), image_size=8), ValueError, "give in_channels="),
     (lambda: wrap(_net(), in_channels=3, image_size=8), ValueError, "cannot take inputs of shape \\(2, 3, 8, 8\\)"),
     (lambda: models.create("wrap:Nothing-123456789abc"), ValueError, "not wrapped in this process"),
+    (lambda: models.check_name(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3)), "students"),
+     ValueError, "students: .*cannot take inputs.*wrap the module yourself"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):

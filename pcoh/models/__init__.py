@@ -207,7 +207,11 @@ def check_name(value, argument: str = "model") -> str:
         An unknown name (the message lists the built-in names and the other kinds).
     """
     if isinstance(value, nn.Module):
-        return wrap(value).name
+        try:
+            return wrap(value).name
+        except ValueError as err:
+            raise ValueError(f"{argument}: {err} (wrap the module yourself, e.g. pcoh.models.wrap(module, "
+                             "image_size=...), and give the wrapped model)") from None
     if not isinstance(value, str):
         raise TypeError(f"{argument} must be a model name (a string) or a torch.nn.Module, got {type(value).__name__}")
     try:

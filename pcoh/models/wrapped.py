@@ -59,15 +59,18 @@ from ._base import Backbone, ModelOutput, check_positive_int
 __all__ = ["Wrapped", "wrap", "registered", "build", "adapt_in_channels", "adapt_num_classes", "classifier_of"]
 
 _CAPTURED = "_pcoh_features"  # the attribute a hook leaves its tensor in, on the module it hooks
+_ARMED = "_pcoh_capture"  # set by Wrapped.forward for the call: the module run alone keeps nothing
 
 
 def _keep_input(module: nn.Module, args) -> None:
     # Module-level functions (not closures over a model), so that a deep copy of a model hooks its own copy.
-    module.__dict__[_CAPTURED] = args[0]
+    if module.__dict__.get(_ARMED):
+        module.__dict__[_CAPTURED] = args[0]
 
 
 def _keep_output(module: nn.Module, args, output) -> None:
-    module.__dict__[_CAPTURED] = output
+    if module.__dict__.get(_ARMED):
+        module.__dict__[_CAPTURED] = output
 
 
 def _reduce(features: torch.Tensor) -> torch.Tensor:
@@ -308,7 +311,11 @@ class Wrapped(Backbone):
         self.check_input(x)
         node = self.net.get_submodule(self.node)
         node.__dict__.pop(_CAPTURED, None)
-        logits = _logits(self.net(x))
+        node.__dict__[_ARMED] = True
+        try:
+            logits = _logits(self.net(x))
+        finally:
+            node.__dict__.pop(_ARMED, None)
         captured = node.__dict__.pop(_CAPTURED, None)
         if not isinstance(captured, torch.Tensor):
             raise RuntimeError(f"model {self.name!r}: the layer {self.node!r} did not run in the forward pass, "
