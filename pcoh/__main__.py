@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import data, methods, models
     from .config import STUDENT_TRAIN as S
     from .config import TEACHER_TRAIN as T
-    from .train import MODES
+    from .specs import MODES
 
     p = _Parser(
         prog="pcoh",

@@ -3,7 +3,7 @@ before anything trains.
 
 Configuration files (``--config FILE``, YAML or TOML) hold the fields of
 :class:`ExperimentConfig`; ``teacher_train`` and ``student_train`` are tables of
-:class:`pcoh.train.TrainConfig` fields. ``pcoh/configs/`` ships the CIFAR-100 benchmark pairs.
+:class:`pcoh.specs.TrainConfig` fields. ``pcoh/configs/`` ships the CIFAR-100 benchmark pairs.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
 from .dissimilarity import get_metric
-from .train import (
+from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, explicit_loss_kwargs, method_allows_mode,
-    resolve_device,
 )
+from .train import resolve_device
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
            "DEFAULT_OUTPUT", "DEFAULT_FIGURES"]

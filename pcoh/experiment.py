@@ -29,9 +29,8 @@ from . import runs as _runs
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
-from .train import (
-    UNTRAINED, TeacherSpec, TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher,
-)
+from .specs import UNTRAINED, TeacherSpec
+from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
