@@ -39,9 +39,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import data, methods, models
-    from .experiment import STUDENT_TRAIN as S
-    from .experiment import TEACHER_TRAIN as T
-    from .train import MODES
+    from .config import STUDENT_TRAIN as S
+    from .config import TEACHER_TRAIN as T
+    from .specs import MODES
 
     p = _Parser(
         prog="pcoh",
@@ -109,7 +109,7 @@ def _config(args: argparse.Namespace):
     Only what is given is set; every other field keeps the job's default (``ExperimentConfig``
     resolves a partial ``student_train`` / ``teacher_train`` table against its own defaults).
     """
-    from .experiment import ExperimentConfig, load_config
+    from .config import ExperimentConfig, load_config
 
     given = vars(args)
     table = load_config(given.pop("config")) if "config" in given else {}
@@ -141,7 +141,8 @@ def _config(args: argparse.Namespace):
 def _estimate(cfg, data, quiet: bool) -> int:
     import torch
 
-    from .experiment import estimate, estimate_table
+    from .experiment import estimate
+    from .tables import estimate_table
     from .train import resolve_device
 
     dev = resolve_device(cfg.device)
@@ -226,7 +227,8 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as err:
         return _fail(err)
     from .data import DatasetIntegrityError
-    from .experiment import check_experiment, comparison_tables, run_experiment, summary_table
+    from .experiment import check_experiment, run_experiment
+    from .tables import comparison_tables, summary_table
     from .runs import OutputInUseError, TrainingDiverged, TrainingInterrupted
 
     resume = "python -m pcoh" + ("" if not argv else " " + shlex.join(argv))

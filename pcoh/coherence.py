@@ -29,14 +29,16 @@ Computations run in float64 for float64 input and float32 otherwise.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
+import numba
 import numpy as np
 import torch
 
-from ._checks import as_array, as_features, check_float, check_indices, check_int, check_pairs_option, check_seed
+from ._checks import as_array, as_features, check_float, check_indices, check_int, check_pairs_option
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
-from .ranking import _njit, _row_pearson, rank
+from .ranking import rank
+from .rowwise import CHUNK_ELEMENTS, Rows, check_chunk, check_pair, chunks, drop_self, generator, row_pearson
 
 __all__ = [
     "per_reference_spearman",
@@ -49,78 +51,10 @@ __all__ = [
     "bootstrap_ci",
 ]
 
-# Dissimilarities held per chunk (rows x N); about 64 MiB per float32 matrix.
-_CHUNK_ELEMENTS = 1 << 24
 # Exact all-pairs computations above these sizes switch to sampled pairs under n_pairs="auto".
 _EXACT_KENDALL_MAX_N = 1000
 _AUTO_KENDALL_PAIRS = 2000
 _AUTO_GLOBAL_PAIRS = 1_000_000
-
-
-# ----------------------------------------------------------------------------- input handling
-_as_features = as_features  # (N, d) CPU tensor, float64 kept, else float32; see pcoh._checks
-
-
-def _check_pair(student, teacher, min_samples: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    s = _as_features(student, "student")
-    t = _as_features(teacher, "teacher")
-    if s.shape[0] != t.shape[0]:
-        raise ValueError(f"student and teacher must have the same number of samples, got {s.shape[0]} and {t.shape[0]}")
-    if s.shape[0] < min_samples:
-        raise ValueError(f"student and teacher must hold at least {min_samples} samples, got {s.shape[0]}")
-    dtype = torch.float64 if torch.float64 in (s.dtype, t.dtype) else torch.float32
-    return s.to(dtype), t.to(dtype)
-
-
-def _check_chunk(chunk_size, n: int) -> int:
-    if chunk_size is None:
-        return max(1, min(n, _CHUNK_ELEMENTS // max(n, 1)))
-    return check_int(chunk_size, "chunk_size", minimum=1)
-
-
-class _Rows:
-    """Rows of a dissimilarity matrix, computed a chunk of references at a time.
-
-    A built-in metric (a :class:`Dissimilarity`) computes only the rows asked for; a plain callable
-    ``fn(x) -> (N, N)`` can only give the whole matrix, which is then computed once and sliced
-    (O(N^2) memory, documented in the public functions).
-    """
-
-    def __init__(self, x: torch.Tensor, metric: MetricLike, argument: str):
-        self.x = x
-        self.fn = get_metric(metric, argument)
-        self.full = None if isinstance(self.fn, Dissimilarity) else pairwise(x, self.fn).to(x.dtype)
-
-    def __call__(self, lo: int, hi: int) -> torch.Tensor:
-        return self.at(torch.arange(lo, hi))
-
-    def at(self, idx: torch.Tensor) -> torch.Tensor:
-        """Rows ``idx`` of the matrix, (len(idx), N), with d(x_i, x_i) exactly 0."""
-        rows = self.full[idx].clone() if self.full is not None else self.fn(self.x[idx], self.x)
-        # d(x_i, x_i) is 0 by definition; the matrix formula may leave rounding there.
-        rows[torch.arange(len(idx)), idx] = 0.0
-        return rows
-
-
-def _drop_self(rows: torch.Tensor, lo) -> torch.Tensor:
-    """Remove column ``idx[r]`` from row ``r``: (c, N) -> (c, N - 1), other columns in order.
-
-    ``lo`` is either the first index of a contiguous chunk or a tensor of row indices.
-    A gather with index ``j + (j >= idx[r])`` is several times faster than a boolean mask.
-    """
-    c, n = rows.shape
-    idx = torch.arange(lo, lo + c) if isinstance(lo, int) else lo
-    cols = torch.arange(n - 1).expand(c, n - 1)
-    return rows.gather(1, cols + (cols >= idx[:, None]))
-
-
-def _chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
-    for lo in range(0, n, chunk):
-        yield lo, min(n, lo + chunk)
-
-
-def _rng(seed) -> np.random.Generator:
-    return np.random.default_rng(check_seed(seed))
 
 
 # ----------------------------------------------------------------------------- Spearman
@@ -157,15 +91,15 @@ def per_reference_spearman(
     numpy.ndarray, shape (N,)
         :math:`\rho_i \in [-1, 1]`.
     """
-    s, t = _check_pair(student, teacher)
+    s, t = check_pair(student, teacher)
     n = s.shape[0]
-    chunk = _check_chunk(chunk_size, n)
-    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    chunk = check_chunk(chunk_size, n)
+    rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
     out = np.empty(n, dtype=np.float64)
-    for lo, hi in _chunks(n, chunk):
-        rs = rank(_drop_self(rows_s(lo, hi), lo))
-        rt = rank(_drop_self(rows_t(lo, hi), lo))
-        out[lo:hi] = _row_pearson(rs, rt).double().numpy()
+    for lo, hi in chunks(n, chunk):
+        rs = rank(drop_self(rows_s(lo, hi), lo))
+        rt = rank(drop_self(rows_t(lo, hi), lo))
+        out[lo:hi] = row_pearson(rs, rt).double().numpy()
     return out
 
 
@@ -175,6 +109,10 @@ def perception_coherence(student, teacher, **kwargs) -> float:
 
 
 # ----------------------------------------------------------------------------- Kendall
+# The Kendall kernel, compiled once and cached on disk.
+_njit = numba.njit(cache=True, nogil=True)
+
+
 @_njit
 def _kendall_rows(ds, dt, out_tau, out_conc):
     """Exact Kendall tau-b and concordance fraction of each row pair, O(m^2) per row."""
@@ -226,24 +164,24 @@ def _sample_pairs(seeds: np.ndarray, refs: np.ndarray, n: int, k: int) -> tuple[
 
 
 def _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size):
-    s, t = _check_pair(student, teacher)
+    s, t = check_pair(student, teacher)
     n = s.shape[0]
-    chunk = _check_chunk(chunk_size, n)
+    chunk = check_chunk(chunk_size, n)
     if check_pairs_option(n_pairs, minimum=1) == "auto":
         n_pairs = None if n <= _EXACT_KENDALL_MAX_N else _AUTO_KENDALL_PAIRS
     if n_pairs is not None and n < 4:
         raise ValueError(f"sampled pairs need at least 4 samples, got {n}")
-    rng = _rng(seed)
+    rng = generator(seed)
     # One seed per reference, drawn up front: results do not depend on chunk_size.
     seeds = rng.integers(0, np.iinfo(np.int64).max, size=n) if n_pairs is not None else None
-    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
     tau = np.empty(n)
     conc = np.empty(n)
-    for lo, hi in _chunks(n, chunk):
+    for lo, hi in chunks(n, chunk):
         ds, dt = rows_s(lo, hi), rows_t(lo, hi)
         if n_pairs is None:
-            a = _drop_self(ds, lo).double().numpy()
-            b = _drop_self(dt, lo).double().numpy()
+            a = drop_self(ds, lo).double().numpy()
+            b = drop_self(dt, lo).double().numpy()
             _kendall_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), tau[lo:hi], conc[lo:hi])
             continue
         j, l_ = _sample_pairs(seeds, np.arange(lo, hi), n, int(n_pairs))
@@ -350,7 +288,7 @@ def _paired(x: torch.Tensor, metric, i: torch.Tensor, j: torch.Tensor, argument:
     if not isinstance(fn, Dissimilarity):
         return pairwise(x, fn)[i, j]
     out = torch.empty(len(i), dtype=x.dtype)
-    step = max(1, _CHUNK_ELEMENTS // max(x.shape[1], 1))
+    step = max(1, CHUNK_ELEMENTS // max(x.shape[1], 1))
     for lo in range(0, len(i), step):
         a, b = x[i[lo:lo + step]], x[j[lo:lo + step]]
         # Row-wise d(a_k, b_k): the diagonal of the (k, k) matrix, computed without it.
@@ -404,7 +342,7 @@ def global_spearman(
     -------
     float
     """
-    s, t = _check_pair(student, teacher)
+    s, t = check_pair(student, teacher)
     n = s.shape[0]
     total = n * (n - 1) // 2
     if check_pairs_option(n_pairs, minimum=2) == "auto":
@@ -412,14 +350,14 @@ def global_spearman(
     if n_pairs is None:
         i, j = torch.triu_indices(n, n, offset=1)
     else:
-        rng = _rng(seed)
+        rng = generator(seed)
         a = rng.integers(0, n, size=int(n_pairs))
         b = rng.integers(0, n - 1, size=int(n_pairs))
         b = b + (b >= a)
         i, j = torch.from_numpy(np.minimum(a, b)), torch.from_numpy(np.maximum(a, b))
     ds = _paired(s, student_metric, i, j, "student_metric")
     dt = _paired(t, teacher_metric, i, j, "teacher_metric")
-    return float(_row_pearson(rank(ds)[None], rank(dt)[None])[0])
+    return float(row_pearson(rank(ds)[None], rank(dt)[None])[0])
 
 
 # ----------------------------------------------------------------------------- probabilistic
@@ -455,17 +393,17 @@ def probabilistic_ranks(
         Row ``r`` holds :math:`\hat u(x_i, x_j)` for ``i = references[r]`` and every ``j != i``
         in increasing order (the reference's own column removed).
     """
-    x = _as_features(features, "features")
+    x = as_features(features, "features")
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"features must hold at least 3 samples, got {n}")
     refs = np.arange(n) if references is None else check_indices(references, "references", n)
-    chunk = _check_chunk(chunk_size, n)
-    rows = _Rows(x, metric, "metric")
+    chunk = check_chunk(chunk_size, n)
+    rows = Rows(x, metric, "metric")
     out = np.empty((len(refs), n - 1))
-    for lo, hi in _chunks(len(refs), chunk):
+    for lo, hi in chunks(len(refs), chunk):
         idx = torch.from_numpy(refs[lo:hi]).long()
-        block = _drop_self(rows.at(idx), idx)
+        block = drop_self(rows.at(idx), idx)
         out[lo:hi] = ((rank(block) - 0.5) / (n - 1)).double().numpy()
     return out
 
@@ -493,13 +431,13 @@ def neighbor_overlap(
     numpy.ndarray, shape (N,)
         Values in [0, 1].
     """
-    s, t = _check_pair(student, teacher)
+    s, t = check_pair(student, teacher)
     n = s.shape[0]
     k = check_int(k, "k", minimum=1, maximum=n - 1)
-    chunk = _check_chunk(chunk_size, n)
-    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    chunk = check_chunk(chunk_size, n)
+    rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
     out = np.empty(n)
-    for lo, hi in _chunks(n, chunk):
+    for lo, hi in chunks(n, chunk):
         c = hi - lo
         hits = []
         for rows in (rows_s, rows_t):
@@ -549,7 +487,7 @@ def bootstrap_ci(
         raise ValueError(f"values must hold at least 2 entries, got shape {v.shape}")
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     confidence = check_float(confidence, "confidence", minimum=0.0, maximum=1.0, strict=True)
-    rng = _rng(seed)
+    rng = generator(seed)
     stats = np.empty(int(n_boot))
     step = max(1, (1 << 22) // v.size)
     for lo in range(0, int(n_boot), step):

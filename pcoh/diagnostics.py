@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import as_array, as_labels, check_index, check_indices, check_int, check_pairs_option
-from .coherence import _as_features, _check_chunk, _check_pair, _chunks, _drop_self, _rng, _Rows
+from ._checks import as_array, as_features, as_labels, check_index, check_indices, check_int, check_pairs_option
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
-from .ranking import _row_pearson, rank, soft_rank
+from .ranking import rank, soft_rank
+from .rowwise import Rows, check_chunk, check_pair, chunks, drop_self, generator, row_pearson
 
 __all__ = [
     "reference_dissimilarities",
@@ -62,14 +62,14 @@ def reference_dissimilarities(features, reference: int, *, metric: MetricLike = 
         The reference's row of the dissimilarity matrix without its own column, in the order of
         the other points (the column order of :func:`probabilistic_ranks`).
     """
-    x = _as_features(features, "features")
+    x = as_features(features, "features")
     n = x.shape[0]
     reference = check_index(reference, "reference", n)
     if n < 2:
         raise ValueError(f"features must hold at least 2 samples, got {n}")
     idx = torch.tensor([int(reference)])
-    row = _Rows(x, metric, "metric").at(idx)
-    return _drop_self(row, idx)[0].double().numpy()
+    row = Rows(x, metric, "metric").at(idx)
+    return drop_self(row, idx)[0].double().numpy()
 
 
 def heldout_probabilistic_ranks(
@@ -113,8 +113,8 @@ def heldout_probabilistic_ranks(
         Same layout as :func:`probabilistic_ranks`: row ``r`` holds :math:`\hat u(x_i, x_j)` for
         ``i = references[r]`` and every ``j != i`` in increasing order; values in [0, 1].
     """
-    x = _as_features(features, "features")
-    p = _as_features(population, "population")
+    x = as_features(features, "features")
+    p = as_features(population, "population")
     n = x.shape[0]
     if n < 3:
         raise ValueError(f"features must hold at least 3 samples, got {n}")
@@ -128,13 +128,13 @@ def heldout_probabilistic_ranks(
     dtype = torch.float64 if torch.float64 in (x.dtype, p.dtype) else torch.float32
     x, p = x.to(dtype), p.to(dtype)
     refs = np.arange(n) if references is None else check_indices(references, "references", n)
-    chunk = _check_chunk(chunk_size, max(n, p.shape[0]))
-    rows = _Rows(x, metric, "metric")
+    chunk = check_chunk(chunk_size, max(n, p.shape[0]))
+    rows = Rows(x, metric, "metric")
     m = p.shape[0]
     out = np.empty((len(refs), n - 1))
-    for lo, hi in _chunks(len(refs), chunk):
+    for lo, hi in chunks(len(refs), chunk):
         idx = torch.from_numpy(refs[lo:hi]).long()
-        compared = _drop_self(rows.at(idx), idx)
+        compared = drop_self(rows.at(idx), idx)
         fitted = torch.sort(fn(x[idx], p), dim=1).values
         below = torch.searchsorted(fitted, compared.contiguous(), right=False)
         at_or_below = torch.searchsorted(fitted, compared.contiguous(), right=True)
@@ -198,12 +198,12 @@ def concordance_by_rank_gap(
     """
     import pandas as pd
 
-    s, t = _check_pair(student, teacher, min_samples=3)
+    s, t = check_pair(student, teacher, min_samples=3)
     n = s.shape[0]
     bins = check_int(bins, "bins", minimum=1)
     n_pairs = check_pairs_option(n_pairs, minimum=1, auto=False)
     m = n - 1
-    rng = _rng(seed)
+    rng = generator(seed)
     if n_pairs is None:
         jj, kk = torch.triu_indices(m, m, offset=1)
         per_ref = jj.numel()
@@ -211,14 +211,14 @@ def concordance_by_rank_gap(
         per_ref = int(n_pairs)
         seeds = rng.integers(0, np.iinfo(np.int64).max, size=n)
     # About 4M sampled pairs per chunk: several (chunk, pairs) temporaries live at once.
-    chunk = max(1, (1 << 22) // per_ref) if chunk_size is None else _check_chunk(chunk_size, n)
-    rows_s, rows_t = _Rows(s, student_metric, "student_metric"), _Rows(t, teacher_metric, "teacher_metric")
+    chunk = max(1, (1 << 22) // per_ref) if chunk_size is None else check_chunk(chunk_size, n)
+    rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
     hits = np.zeros(int(bins))
     counts = np.zeros(int(bins))
-    for lo, hi in _chunks(n, chunk):
+    for lo, hi in chunks(n, chunk):
         c = hi - lo
-        ds = _drop_self(rows_s(lo, hi), lo)
-        dt = _drop_self(rows_t(lo, hi), lo)
+        ds = drop_self(rows_s(lo, hi), lo)
+        dt = drop_self(rows_t(lo, hi), lo)
         rt = rank(dt)
         if n_pairs is None:
             j, k = jj.expand(c, -1), kk.expand(c, -1)
@@ -285,23 +285,23 @@ def subsample_coherence(
     """
     import pandas as pd
 
-    s, t = _check_pair(student, teacher)
+    s, t = check_pair(student, teacher)
     n_total = s.shape[0]
     sizes = np.asarray(sizes)
     if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
             or sizes.min() < 3 or sizes.max() > n_total:
         raise ValueError(f"sizes must be a 1-D sequence of integers in [3, N] = [3, {n_total}], got {sizes!r}")
     repeats = check_int(repeats, "repeats", minimum=1)
-    rng = _rng(seed)
+    rng = generator(seed)
     # The full matrices once; each subset is an index into them (N is an evaluation set).
-    d_s = _Rows(s, student_metric, "student_metric")(0, n_total)
-    d_t = _Rows(t, teacher_metric, "teacher_metric")(0, n_total)
+    d_s = Rows(s, student_metric, "student_metric")(0, n_total)
+    d_t = Rows(t, teacher_metric, "teacher_metric")(0, n_total)
     # Sub-matrices are cut in numpy: small fancy-indexing ops are much cheaper there than in torch.
     np_s, np_t = d_s.numpy(), d_t.numpy()
     rows = []
     for n in sizes.tolist():
         if n == n_total:  # every "subset" is the whole set: one computation, no draw
-            rho = _row_pearson(rank(_drop_self(d_s, 0)), rank(_drop_self(d_t, 0)))
+            rho = row_pearson(rank(drop_self(d_s, 0)), rank(drop_self(d_t, 0)))
             rows.extend((n, r, float(rho.double().mean())) for r in range(int(repeats)))
             continue
         for r in range(int(repeats)):
@@ -309,7 +309,7 @@ def subsample_coherence(
             keep = ~np.eye(n, dtype=bool)
             sub_s = torch.from_numpy(np_s[np.ix_(idx, idx)][keep].reshape(n, n - 1))
             sub_t = torch.from_numpy(np_t[np.ix_(idx, idx)][keep].reshape(n, n - 1))
-            rho = _row_pearson(rank(sub_s), rank(sub_t))
+            rho = row_pearson(rank(sub_s), rank(sub_t))
             rows.append((n, r, float(rho.double().mean())))
     return pd.DataFrame(rows, columns=["n", "repeat", "pc_n"])
 

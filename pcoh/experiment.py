@@ -2,18 +2,16 @@
 
 :func:`run_experiment` is what ``python -m pcoh`` runs and what the notebooks call with smaller
 budgets. Every training run is cached under ``<cache>/runs/`` (see :mod:`pcoh.train`), so a second
-call with the same settings only evaluates.
+call with the same settings only evaluates (the evaluations are cached by :mod:`pcoh.evaluations`).
 
-Configuration files (``--config FILE``, YAML or TOML) hold the fields of
-:class:`ExperimentConfig`; ``teacher_train`` and ``student_train`` are tables of
-:class:`pcoh.train.TrainConfig` fields. ``pcoh/configs/`` ships the CIFAR-100 benchmark pairs.
+The configuration (:class:`ExperimentConfig`, :func:`load_config`) is in :mod:`pcoh.config`, the
+summary tables in :mod:`pcoh.tables`; both are re-exported here.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,369 +24,18 @@ from . import data as _data
 from . import distributed as _dist
 from . import evaluate as _eval
 from . import losses as _losses
-from . import methods as _methods
 from . import models as _models
 from . import runs as _runs
-from .dissimilarity import get_metric
-from .train import (
-    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, TrainedModel,
-    estimate_run, explicit_loss_kwargs, method_allows_mode, predict, resolve_device, run_dir, train_student, train_teacher,
-)
+from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
+from .evaluations import cached_evaluation, digest, evaluation_path
+from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
+from .specs import UNTRAINED, TeacherSpec
+from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
            "evaluation_path", "cached_evaluation",
-           "DEFAULT_METHODS", "CONFIGS", "COMPARED_METRICS"]
-
-#: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
-DEFAULT_METHODS = _methods.default_methods()
-#: Metrics whose paired comparisons over seeds ``summary.md`` and the command line show.
-COMPARED_METRICS = ("pc_n", "knn_accuracy")
-#: The shipped configuration files.
-CONFIGS = Path(__file__).parent / "configs"
-#: The main job's optimisation settings. A field a user does not set (on the command line or in a
-#: config file's ``teacher_train`` / ``student_train`` table) keeps the value given here.
-TEACHER_TRAIN = TrainConfig(epochs=20, batch_size=128)
-STUDENT_TRAIN = TrainConfig(epochs=20, batch_size=64)
-#: Where the tables go unless ``output`` says otherwise; the figures go to ``figures/`` with it,
-#: and beside the tables (``<output>/<dataset>/``) for any other ``output``.
-DEFAULT_OUTPUT = "results"
-DEFAULT_FIGURES = "figures"
-
-
-@dataclass
-class ExperimentConfig:
-    """Settings of the main job (every field can come from a config file or the command line).
-
-    Parameters
-    ----------
-    dataset : str, default "digits"
-        A :func:`pcoh.data.available` name.
-    root : str, default "data"
-        Where the data set's files are (for ``image_folder``: the folder of images). Only read,
-        except when torchvision downloads a data set into it (``download``).
-    cache : str, default "data"
-        Cached runs (``<cache>/runs``), evaluations (``<cache>/evaluations``) and image-folder
-        statistics (``<cache>/statistics``).
-    download : bool, default False
-        Let torchvision download the data set.
-    data : dict
-        Extra keyword arguments of :func:`pcoh.data.load` (e.g. ``{"augment": True}``).
-    teacher : str, default "digits_resnet"
-        A name :func:`pcoh.models.check_name` accepts (built-in, ``tv:<torchvision model>``, a
-        wrapped module's name), or a module (wrapped by :func:`pcoh.models.wrap`).
-    teacher_checkpoint : str, optional
-        Path of a user's teacher weights (a state dict, or a dict with a ``"model"`` entry).
-    teacher_weights : str, optional
-        Published weights of a ``tv:`` teacher (``"DEFAULT"``, ``"IMAGENET1K_V1"``, ...): its
-        starting weights (trained further for ``teacher_train.epochs``, 0 to keep them) and, for
-        ``image_folder`` data, its published preprocessing. With ``teacher_checkpoint``, only the
-        preprocessing.
-    students : tuple of str, default ("digits_cnn",)
-    methods : tuple of str, optional
-        Default: every method of :data:`DEFAULT_METHODS` that runs in one of ``modes`` (``kd``
-        and ``ce`` need labels, so they run class-aware only). A method named here that runs in
-        none of ``modes`` is an error.
-    modes : tuple of str, default ("class-unaware", "class-aware")
-    seeds : int, default 3
-        Students are trained with seeds 0 .. seeds-1.
-    teacher_train, student_train : TrainConfig or dict
-        A table sets only the fields it names; the others keep :data:`TEACHER_TRAIN` /
-        :data:`STUDENT_TRAIN` (20 epochs; batch 128 for the teacher, 64 for the students; Adam, lr 1e-3).
-    teacher_metric, student_metric : str, default "cosine"
-        Dissimilarities for evaluation and for losses that take them (``pc``).
-    loss_kwargs : dict
-        Per method, extra loss arguments, e.g. ``{"pc": {"regularization_strength": 0.3}}``.
-    weights : dict
-        Per method, the transfer-loss weight (default: each loss's ``default_weight``).
-    include_untrained : bool, default True
-        Evaluate the untrained student too, as a floor.
-    device : str, optional
-        ``"auto"`` (default), ``"cpu"``, ``"cuda"``.
-    output : str, default "results"
-        Tables go to ``<output>/<dataset>/``.
-    figures : str, optional
-        Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
-        (the figures go with the tables).
-    """
-
-    dataset: str = "digits"
-    root: str = "data"
-    cache: str = "data"
-    download: bool = False
-    data: dict = field(default_factory=dict)
-    teacher: str = "digits_resnet"
-    teacher_checkpoint: Optional[str] = None
-    teacher_weights: Optional[str] = None
-    students: tuple = ("digits_cnn",)
-    methods: Optional[tuple] = None
-    modes: tuple = MODES
-    seeds: int = 3
-    teacher_train: TrainConfig = TEACHER_TRAIN
-    student_train: TrainConfig = STUDENT_TRAIN
-    teacher_metric: str = "cosine"
-    student_metric: str = "cosine"
-    loss_kwargs: dict = field(default_factory=dict)
-    weights: dict = field(default_factory=dict)
-    include_untrained: bool = True
-    device: Optional[str] = None
-    output: str = DEFAULT_OUTPUT
-    figures: Optional[str] = None
-
-    def __post_init__(self):
-        # Every field is checked here, so that a config file's mistake is reported before any work,
-        # naming the field: TypeError for a wrong type, ValueError for a wrong value.
-        self.dataset = _check_str(self.dataset, "dataset")
-        if self.dataset not in _data.available():
-            raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
-        _check_path(self.output, "output")
-        if self.figures is None:
-            same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
-            self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
-        for name in ("root", "cache", "output", "figures"):
-            _check_path(getattr(self, name), name)
-        for name in ("download", "include_untrained"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be true or false, got {_show(getattr(self, name))}")
-        self.data = _check_table(self.data, "data")
-        if isinstance(self.teacher, nn.Module):  # a module of one's own: wrapped, named by its digest
-            self.teacher = _models.check_name(self.teacher, "teacher")
-        if isinstance(self.students, (list, tuple)):
-            self.students = tuple(_models.check_name(s, "students") if isinstance(s, nn.Module) else s
-                                  for s in self.students)
-        self.teacher = _check_str(self.teacher, "teacher")
-        if self.teacher_checkpoint is not None:
-            _check_path(self.teacher_checkpoint, "teacher_checkpoint")
-        for name in ("students", "methods", "modes"):
-            if name == "methods" and self.methods is None:
-                continue
-            setattr(self, name, _check_names(getattr(self, name), name))
-        if self.methods is None:
-            self.methods = tuple(m for m in DEFAULT_METHODS
-                                 if any(mode not in MODES or method_allows_mode(m, mode) for mode in self.modes))
-        for name, values in (("teacher", (self.teacher,)), ("students", self.students)):
-            for value in values:
-                _models.check_name(value, name)
-        if self.teacher_weights is not None:
-            _check_str(self.teacher_weights, "teacher_weights")
-            try:
-                _models.tv.weights_enum(self.teacher, self.teacher_weights)  # a known name; nothing is downloaded
-            except ValueError as err:
-                raise ValueError(f"teacher_weights: {err}") from None
-        known = sorted(set(_losses.available()) | {LABEL_ONLY})
-        for m in self.methods:
-            if m not in known:
-                raise ValueError(f"methods: unknown method {m!r}; expected one of {known}")
-        for m in self.modes:
-            if m not in MODES:
-                raise ValueError(f"modes: unknown mode {m!r}; expected one of {list(MODES)}")
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int):
-            raise TypeError(f"seeds must be a positive integer, got {_show(self.seeds)}")
-        if not 1 <= self.seeds <= MAX_SEED:
-            raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
-        for name in ("teacher_metric", "student_metric"):
-            if not callable(getattr(self, name)):
-                _check_str(getattr(self, name), name)
-            get_metric(getattr(self, name), name)
-        self.loss_kwargs = _check_table(self.loss_kwargs, "loss_kwargs")
-        for method, kwargs in self.loss_kwargs.items():
-            if method not in _losses.LOSSES:
-                raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
-            _check_table(kwargs, f"loss_kwargs.{method}")
-        self.loss_kwargs = {m: explicit_loss_kwargs(m, kw) for m, kw in self.loss_kwargs.items()}
-        self.loss_kwargs = {m: kw for m, kw in self.loss_kwargs.items() if kw}
-        self.weights = _check_table(self.weights, "weights")
-        for method, weight in self.weights.items():
-            if method not in _losses.LOSSES:
-                raise ValueError(f"weights: unknown loss {method!r}; expected some of {_losses.available()}")
-            if weight is not None:
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                    raise TypeError(f"weights.{method} must be a positive number, got {_show(weight)}")
-                if not (math.isfinite(weight) and weight > 0):
-                    raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
-        if self.device is not None:
-            _check_str(self.device, "device")
-        resolve_device(self.device)  # fail before any work on a bad or unavailable device
-        for name, default in (("teacher_train", TEACHER_TRAIN), ("student_train", STUDENT_TRAIN)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                setattr(self, name, _train_config(value, name, default))
-            elif not isinstance(value, TrainConfig):
-                raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {_show(value)}")
-        if self.student_train.epochs < 1:
-            raise ValueError("student_train.epochs must be at least 1 (a student trained for 0 epochs is the "
-                             "'untrained' reference, which the job evaluates anyway)")
-        if self.teacher_train.epochs < 1 and self.teacher_checkpoint is None:
-            raise ValueError("teacher_train.epochs must be at least 1, or give teacher_checkpoint")
-        for method in self.methods:
-            if not any(method_allows_mode(method, mode) for mode in self.modes):
-                raise ValueError(f"methods: {method!r} uses labels and runs only in mode 'class-aware', "
-                                 f"but modes are {list(self.modes)}")
-
-    def runs(self) -> list[StudentSpec]:
-        """The student runs this configuration asks for, invalid combinations left out."""
-        specs = []
-        for seed in range(self.seeds):
-            train = dataclasses.replace(self.student_train, seed=seed)
-            for student in self.students:
-                if self.include_untrained:
-                    specs.append(StudentSpec(student, UNTRAINED, "class-unaware", train=train))
-                for mode in self.modes:
-                    for method in self.methods:
-                        if not method_allows_mode(method, mode):
-                            continue
-                        specs.append(StudentSpec(student, method, mode, weight=self.weights.get(method),
-                                                 loss_kwargs=self._loss_kwargs(method), train=train))
-        return specs
-
-    def _loss_kwargs(self, method: str) -> dict:
-        kwargs = {}
-        if method in _losses.LOSSES:
-            accepted = inspect.signature(_losses.LOSSES[method].__init__).parameters
-            for name in ("teacher_metric", "student_metric"):
-                if name in accepted:
-                    kwargs[name] = getattr(self, name)
-        kwargs.update(self.loss_kwargs.get(method, {}))
-        return kwargs
-
-
-def _show(value, limit: int = 60) -> str:
-    """``type value`` for an error message, cut to one short line."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def _check_str(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {_show(value)}")
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    return value
-
-
-def _check_path(value, name: str):
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (a string), got {_show(value)}")
-    text = os.fspath(value)
-    if not text or "\0" in str(text):
-        raise ValueError(f"{name} must be a non-empty path without NUL characters, got {text!r}")
-    return value
-
-
-def _check_names(value, name: str) -> tuple:
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be a name or a list of names, got {_show(value)}")
-    for item in value:
-        if not isinstance(item, str):
-            raise TypeError(f"{name} must hold names (strings), got {_show(item)}")
-    if not value:
-        raise ValueError(f"{name} must name at least one entry")
-    repeated = sorted({item for item in value if value.count(item) > 1})
-    if repeated:
-        raise ValueError(f"{name}: {_some(repeated)} given more than once; name each once")
-    return tuple(value)
-
-
-def _check_table(value, name: str) -> dict:
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a table (a mapping of names to values), got {_show(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise TypeError(f"{name} must have names (strings) as keys, got {_show(key)}")
-    return dict(value)
-
-
-def _some(names, limit: int = 5) -> str:
-    """At most ``limit`` names, and how many more: error messages stay one short line."""
-    names = [str(n)[:40] for n in names]
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"{names[:limit]}{more}"
-
-
-def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:
-    """``default`` with the fields ``table`` names replaced (and checked)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    _check_table(table, name)
-    unknown = sorted(set(table) - fields)
-    if unknown:
-        raise ValueError(f"{name} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
-    try:
-        return dataclasses.replace(default, **table)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"{name}.{err}") from None
-
-
-def load_config(path) -> dict:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file into a dict.
-
-    A bare name (e.g. ``cifar100_resnet32x4_resnet8x4``) is looked up in ``pcoh/configs/``.
-
-    Raises
-    ------
-    ValueError
-        The file is missing, unreadable, not valid YAML/TOML (the message gives the line), not a
-        table, or has keys that are not :class:`ExperimentConfig` fields. Field values are
-        checked by :class:`ExperimentConfig`.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"config must be a path, got {_show(path)}")
-    p = Path(path)
-    if not p.exists() and not p.suffix:
-        for ext in (".yaml", ".toml"):
-            if (CONFIGS / (p.name + ext)).exists():
-                p = CONFIGS / (p.name + ext)
-                break
-    if p.is_dir():
-        raise ValueError(f"config file {str(path)!r} is a folder; expected a .yaml or .toml file")
-    if p.exists() and not p.is_file():
-        raise ValueError(f"config file {str(path)!r} is not a regular file (a device or a pipe); "
-                         "expected a .yaml or .toml file")
-    if not p.exists():
-        shipped = sorted(f.stem for f in CONFIGS.glob("*.*"))
-        raise ValueError(f"config file {str(path)!r} not found (shipped configs: {shipped})")
-    if p.suffix not in (".yaml", ".yml", ".toml"):
-        raise ValueError(f"config file must end in .yaml, .yml or .toml, got {p.name!r}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"config file {p} cannot be read as UTF-8 text ({err})") from None
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            table = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(err, "problem", None) or str(err)
-            raise ValueError(f"config file {p} is not valid YAML{where}: {' '.join(str(problem).split())}") from None
-        except (ValueError, TypeError, RecursionError, OverflowError) as err:  # e.g. a date out of range
-            raise ValueError(f"config file {p} is not valid YAML: {' '.join(str(err).split())}") from None
-        table = {} if table is None else table
-    else:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10: the same parser, as a package
-            import tomli as tomllib
-
-        try:
-            table = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, ValueError, RecursionError) as err:
-            raise ValueError(f"config file {p} is not valid TOML: {' '.join(str(err).split())}") from None
-    if not isinstance(table, dict):
-        raise ValueError(f"config file {p} must hold a table of settings, got {type(table).__name__}")
-    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    bad_keys = [k for k in table if not isinstance(k, str)]
-    if bad_keys:
-        raise ValueError(f"config file {p} has keys that are not names: {_some(map(repr, bad_keys))}")
-    unknown = sorted(set(table) - fields)
-    if unknown:
-        raise ValueError(f"config file {p} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
-    return table
+           "DEFAULT_METHODS", "CONFIGS", "COMPARED_METRICS", "TEACHER_TRAIN", "STUDENT_TRAIN"]
 
 
 def _check_writable(path, name: str) -> None:
@@ -592,86 +239,6 @@ def _features(model, data, device):
             "y_train": ytr.numpy(), "y_test": yte.numpy()}
 
 
-#: Version of the cached evaluations' format and of what :func:`pcoh.evaluate.evaluate_model`
-#: computes; raising it makes every cached evaluation stale.
-EVALUATION_FORMAT = 1
-
-
-def _digest(*arrays) -> str:
-    """SHA-256 of arrays' dtypes, shapes and bytes (None for a missing one)."""
-    import hashlib
-
-    import numpy as np
-
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none;")
-            continue
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def evaluation_path(root, run: str, settings: dict) -> Path:
-    """Where the evaluation of one run under some measure settings is cached.
-
-    ``<root>/evaluations/<run>-<hash>.json``: ``run`` names the run's folder (``student-<key>``,
-    as under ``<root>/runs``), ``hash`` is :func:`pcoh.runs.run_key` of ``settings`` (the
-    dissimilarities, the evaluation's parameters, a digest of the features evaluated).
-    """
-    return Path(root) / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
-
-
-def _finite_or_none(v) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-
-
-def cached_evaluation(path, compute, n_test: int):
-    """``compute()`` -> ``(row, per_reference)``, read from ``path`` when it was computed before.
-
-    The cache file is JSON (no code can run on reading it), written atomically. A damaged file,
-    or one whose content does not have the expected form, is moved aside
-    (:func:`pcoh.runs.quarantine`) and the evaluation recomputed.
-
-    Parameters
-    ----------
-    path : path-like
-        From :func:`evaluation_path`.
-    compute : callable
-        ``() -> (dict of str -> float, (n_test,) array)``.
-    n_test : int
-        Length of the per-reference values, checked on reading.
-
-    Returns
-    -------
-    (dict, numpy.ndarray)
-    """
-    import numpy as np
-
-    path = Path(path)
-    if path.exists():
-        try:
-            cached = _runs.read_json(path)
-            row, names, rho = cached["row"], cached["columns"], cached["per_reference"]
-            if not (isinstance(row, dict) and isinstance(rho, list) and len(rho) == n_test
-                    and isinstance(names, list) and sorted(names) == sorted(row)
-                    and all(_finite_or_none(v) for v in row.values())
-                    and all(_finite_or_none(v) for v in rho)):
-                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
-                                             "(finite numbers or null)")
-            # The columns in the order they were computed (the JSON object's keys are sorted).
-            return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
-                    np.asarray(rho, dtype=np.float64))
-        except (_runs.CorruptFileError, KeyError, TypeError, ValueError) as err:
-            _runs.quarantine(path, str(err))
-    row, rho = compute()
-    rho = np.asarray(rho, dtype=np.float64)
-    # NaN (a metric that does not apply) is written as null: strict JSON.
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-    _runs.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
-    return row, rho
 
 
 def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = False, write: bool = True,
@@ -743,7 +310,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
             # notebook or a second job re-evaluates nothing it evaluated before.
             settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
                         "evaluate": _eval_defaults(),
-                        "features": _digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
+                        "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
             row, rho = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]))
         else:
             row, rho = compute()
@@ -821,90 +388,6 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     return table[["run", "runs", "cached", "step_ms", "steps_per_epoch", "epochs", "epoch_s", "total_s", "remaining_s"]]
 
 
-def _duration(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def estimate_table(table: pd.DataFrame, device: str = "") -> str:
-    """Markdown rendering of :func:`estimate`'s table, with the totals."""
-    lines = ["| run | runs | cached | ms/step | steps/epoch | epochs | epoch | all runs |", "|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.run} | {r.runs} | {r.cached} | {r.step_ms:.1f} | {r.steps_per_epoch} | {r.epochs} | "
-                     f"{_duration(r.epoch_s)} | {_duration(r.total_s)} |")
-    where = f" on {device}" if device else ""
-    lines.append("")
-    lines.append(f"projected training time{where}: {_duration(table['total_s'].sum())} in all, "
-                 f"{_duration(table['remaining_s'].sum())} for the runs not yet cached")
-    return "\n".join(lines)
-
-
-def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "kendall_tau", "topk_overlap",
-                                                  "knn_accuracy", "linear_probe", "accuracy")) -> str:
-    """Markdown table of mean +- std over seeds, one row per (student, method, mode)."""
-    cols = [c for c in columns if c in results.columns]
-    lines = ["| student | method | mode | seeds | " + " | ".join(cols) + " |",
-             "|---|---|---|---|" + "---|" * len(cols)]
-    for (student, method, mode), group in results.groupby(["student", "method", "mode"], sort=False):
-        cells = []
-        for c in cols:
-            v = group[c].dropna()
-            if v.empty:
-                cells.append("-")
-            elif len(v) == 1:
-                cells.append(f"{v.iloc[0]:.3f}")
-            else:
-                cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
-        lines.append(f"| {student} | {method} | {mode} | {len(group)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level: float = 0.95) -> str:
-    """Markdown sections: each method against the best other method of its mode, paired by seed.
-
-    One section per metric, made by :func:`pcoh.stats.paired_comparison` (grouped by student and
-    mode) and :func:`pcoh.stats.format_comparison`. The references (``teacher``, ``untrained``)
-    are left out: they are not candidates. A method is marked **best** only when it has the
-    highest mean of its group and its paired interval against the runner-up lies above 0.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        One row per run, as :attr:`ExperimentResult.results`.
-    metrics : sequence of str, default COMPARED_METRICS
-        Metric columns to compare (those missing from ``results`` are skipped).
-    level : float, default 0.95
-        Confidence level of the paired t-intervals.
-
-    Returns
-    -------
-    str
-        The sections, separated by blank lines; ``""`` when no metric is present.
-    """
-    from . import stats as _stats
-
-    if not isinstance(results, pd.DataFrame):
-        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
-    students = results[~results["method"].isin(list(_methods.REFERENCES))]
-    sections = []
-    for metric in metrics:
-        if metric not in students.columns or students[metric].notna().sum() == 0:
-            continue
-        comparison = _stats.paired_comparison(students, metric, by=("student", "mode"), level=level)
-        sections.append(f"### {metric}: paired difference to the best other method\n\n"
-                        + _stats.format_comparison(comparison, metric=metric, level=level))
-    return "\n\n".join(sections)
-
-
-_COMPARISON_NOTE = (
-    "Each method against the best other method of its mode (highest mean), paired by seed (runs of one "
-    "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
-    "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
-)
 
 
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
@@ -925,7 +408,7 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
-        comparisons = f"\n## Comparisons\n\n{_COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
+        comparisons = f"\n## Comparisons\n\n{COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
     contents = {
         paths["results"]: result.results.to_csv(index=False).encode(),
         paths["summary"]: (

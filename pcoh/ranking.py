@@ -488,19 +488,6 @@ def _soft_rank(values: torch.Tensor, strength: float, backend: str) -> torch.Ten
     return _SoftRank.apply(values, strength, backend)
 
 
-def _row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of matching rows of ``a`` and ``b`` (n, m); 0 for a constant row.
-
-    Spearman's correlation once both are ranks. The clamped norms keep values and gradients free
-    of NaN on constant rows (ranks are either constant or have norms far above the clamp).
-    """
-    a = a - a.mean(dim=1, keepdim=True)
-    b = b - b.mean(dim=1, keepdim=True)
-    tiny = torch.finfo(a.dtype).eps
-    norm = a.norm(dim=1).clamp_min(tiny) * b.norm(dim=1).clamp_min(tiny)
-    return (a * b).sum(dim=1) / norm
-
-
 def _check_2d_finite(values, name: str, min_columns: int = 1) -> None:
     if not isinstance(values, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(values).__name__}")

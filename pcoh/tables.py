@@ -1,6 +1,7 @@
-"""Tables of the results, for display: the styled results table and the long per-reference table.
+"""Tables of the results, for display: the styled results table, the long per-reference table, the
+summary and paired-comparison tables of ``summary.md`` and the projected training times.
 
-Figures are in :mod:`pcoh.plots`; these return pandas objects.
+Figures are in :mod:`pcoh.plots`; these return pandas objects or Markdown text.
 """
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import methods as _methods
 from ._checks import check_columns
 
-__all__ = ["per_reference_frame", "style_results"]
+__all__ = ["per_reference_frame", "style_results", "summary_table", "comparison_tables", "estimate_table",
+           "COMPARED_METRICS", "COMPARISON_NOTE"]
 
 
 def per_reference_frame(per_reference: dict, *, include_teacher: bool = False) -> pd.DataFrame:
@@ -94,3 +97,94 @@ def style_results(results: pd.DataFrame, columns: Sequence[str] = (
     return (table.style.apply(best, axis=0).format(precision=digits, na_rep="–", subset=cols)
             .set_caption("Mean over seeds; bold: the highest mean of each column within its mode "
                          "(which differences are resolved: pcoh.stats.paired_comparison)"))
+
+
+#: Metrics whose paired comparisons over seeds ``summary.md`` and the command line show.
+COMPARED_METRICS = ("pc_n", "knn_accuracy")
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_table(table: pd.DataFrame, device: str = "") -> str:
+    """Markdown rendering of :func:`pcoh.experiment.estimate`'s table, with the totals."""
+    lines = ["| run | runs | cached | ms/step | steps/epoch | epochs | epoch | all runs |", "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.run} | {r.runs} | {r.cached} | {r.step_ms:.1f} | {r.steps_per_epoch} | {r.epochs} | "
+                     f"{_duration(r.epoch_s)} | {_duration(r.total_s)} |")
+    where = f" on {device}" if device else ""
+    lines.append("")
+    lines.append(f"projected training time{where}: {_duration(table['total_s'].sum())} in all, "
+                 f"{_duration(table['remaining_s'].sum())} for the runs not yet cached")
+    return "\n".join(lines)
+
+
+def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "kendall_tau", "topk_overlap",
+                                                  "knn_accuracy", "linear_probe", "accuracy")) -> str:
+    """Markdown table of mean +- std over seeds, one row per (student, method, mode)."""
+    cols = [c for c in columns if c in results.columns]
+    lines = ["| student | method | mode | seeds | " + " | ".join(cols) + " |",
+             "|---|---|---|---|" + "---|" * len(cols)]
+    for (student, method, mode), group in results.groupby(["student", "method", "mode"], sort=False):
+        cells = []
+        for c in cols:
+            v = group[c].dropna()
+            if v.empty:
+                cells.append("-")
+            elif len(v) == 1:
+                cells.append(f"{v.iloc[0]:.3f}")
+            else:
+                cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
+        lines.append(f"| {student} | {method} | {mode} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level: float = 0.95) -> str:
+    """Markdown sections: each method against the best other method of its mode, paired by seed.
+
+    One section per metric, made by :func:`pcoh.stats.paired_comparison` (grouped by student and
+    mode) and :func:`pcoh.stats.format_comparison`. The references (``teacher``, ``untrained``)
+    are left out: they are not candidates. A method is marked **best** only when it has the
+    highest mean of its group and its paired interval against the runner-up lies above 0.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run, as :attr:`pcoh.experiment.ExperimentResult.results`.
+    metrics : sequence of str, default COMPARED_METRICS
+        Metric columns to compare (those missing from ``results`` are skipped).
+    level : float, default 0.95
+        Confidence level of the paired t-intervals.
+
+    Returns
+    -------
+    str
+        The sections, separated by blank lines; ``""`` when no metric is present.
+    """
+    from . import stats as _stats
+
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    students = results[~results["method"].isin(list(_methods.REFERENCES))]
+    sections = []
+    for metric in metrics:
+        if metric not in students.columns or students[metric].notna().sum() == 0:
+            continue
+        comparison = _stats.paired_comparison(students, metric, by=("student", "mode"), level=level)
+        sections.append(f"### {metric}: paired difference to the best other method\n\n"
+                        + _stats.format_comparison(comparison, metric=metric, level=level))
+    return "\n\n".join(sections)
+
+
+#: The note above the comparisons of ``summary.md`` (``{pct}``: the confidence level).
+COMPARISON_NOTE = (
+    "Each method against the best other method of its mode (highest mean), paired by seed (runs of one "
+    "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
+    "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
+)

@@ -1,6 +1,6 @@
 """Teacher training, transfer training and cached, resumable runs.
 
-A run is described by a frozen dataclass (:class:`TeacherSpec`, :class:`StudentSpec`); its hash
+A run is described by a frozen dataclass of :mod:`pcoh.specs` (:class:`TeacherSpec`, :class:`StudentSpec`); its hash
 names a folder ``<root>/runs/<kind>-<hash>/`` that holds the run's ``config.json``, a checkpoint
 written atomically after every epoch (``checkpoint.pt``), and, once finished, the final weights
 and learning curves (``final.pt``). Asking for the same run again loads it instead of training; a
@@ -22,9 +22,6 @@ a method.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import inspect
-import json
 import math
 import signal
 import time
@@ -33,21 +30,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from . import distributed as _dist
 from . import losses as _losses
-from . import methods as _methods
 from . import models as _models
 from . import runs as _runs
+from ._checks import check_int
 from .batches import BatchSource
 from .data import DataSplit
 # The run cache lives in pcoh.runs; these names stay importable from here.
 from .runs import run_dir
-from .runs import run_key as _hash
+# The specifications live in pcoh.specs; these names stay importable from here.
+from .specs import (
+    LABEL_ONLY, MAX_SEED, MODES, SPEED_FIELDS, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, as_dict,
+    explicit_loss_kwargs, method_allows_mode,
+)
 
 __all__ = [
     "TrainConfig",
@@ -55,6 +55,10 @@ __all__ = [
     "StudentSpec",
     "TrainedModel",
     "MODES",
+    "LABEL_ONLY",
+    "UNTRAINED",
+    "MAX_SEED",
+    "SPEED_FIELDS",
     "method_allows_mode",
     "train_teacher",
     "train_student",
@@ -65,196 +69,6 @@ __all__ = [
     "run_dir",
 ]
 
-MODES = _methods.MODES
-#: Methods that are not transfer losses: labels alone, or no training at all (a reference).
-LABEL_ONLY = "ce"
-UNTRAINED = "untrained"
-#: Seeds (and numbers of seeds) stay below this, so every derived torch seed fits in 64 bits.
-MAX_SEED = 2**32
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of one run.
-
-    Parameters
-    ----------
-    epochs : int, default 30
-    batch_size : int, default 128
-    optimizer : {"adam", "sgd"}, default "adam"
-        ``"adam"``: Adam; ``"sgd"``: SGD with Nesterov-free momentum (the CIFAR-100 benchmark).
-    lr : float, default 1e-3
-    momentum : float, default 0.9
-        SGD only.
-    weight_decay : float, default 0.0
-    milestones : tuple of int, default ()
-        Epochs at which the learning rate is multiplied by ``gamma``.
-    gamma : float, default 0.1
-    seed : int, default 0
-        Seeds the weights and every epoch's shuffling and augmentation.
-    amp : bool, default False
-        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
-        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
-        True: runs cached without it keep their keys).
-    channels_last : bool, default False
-        Channels-last memory layout of models and image batches (faster convolutions on
-        tensor cores).
-    compile : bool, default False
-        ``torch.compile`` the training step (mode ``"reduce-overhead"``, i.e. CUDA graphs, on
-        CUDA). The last incomplete batch of an epoch is always dropped, so shapes are static.
-    num_workers : int, optional
-        Worker processes reading data sets that do not fit in memory (image folders); default
-        one per core but one, at most 8.
-
-    ``channels_last``, ``compile`` and ``num_workers`` change the speed, not the result (up to
-    floating-point reassociation), and are left out of the cache key.
-    """
-
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    milestones: tuple = ()
-    gamma: float = 0.1
-    seed: int = 0
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    num_workers: Optional[int] = None
-
-    def __post_init__(self):
-        _positive_int(self.epochs, "epochs", allow_zero=True)
-        _positive_int(self.batch_size, "batch_size")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        for name, low in (("lr", "positive"), ("gamma", "positive"), ("momentum", "non-negative"),
-                          ("weight_decay", "non-negative")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
-                raise TypeError(f"{name} must be a {low} number, got {type(value).__name__} {value!r}{hint}")
-            if not math.isfinite(value) or value < 0 or (low == "positive" and value == 0):
-                raise ValueError(f"{name} must be a {low} finite number, got {value!r}")
-            object.__setattr__(self, name, float(value))  # 1 and 1.0 are one setting, one cache key
-        milestones = self.milestones
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
-            raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
-        for m in milestones:
-            _positive_int(m, "each of milestones")
-        object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
-        _positive_int(self.seed, "seed", allow_zero=True)
-        if self.seed >= MAX_SEED:  # torch seeds are 64-bit; each epoch's seed is derived from this one
-            raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
-        for name in ("amp", "channels_last", "compile"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
-                                f"{getattr(self, name)!r}")
-            object.__setattr__(self, name, bool(getattr(self, name)))
-        if self.num_workers is not None:
-            _positive_int(self.num_workers, "num_workers", allow_zero=True)
-
-
-#: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
-SPEED_FIELDS = ("channels_last", "compile", "num_workers")
-
-
-def _key_dict(spec) -> dict:
-    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on, ``source``
-    only when the data come from a user's files (so the built-in data sets keep their keys)."""
-    d = _asdict(spec)
-    if d.get("source", "") is None:
-        d.pop("source")
-    train = d.get("train", {})
-    for name in SPEED_FIELDS:
-        train.pop(name, None)
-    if not train.get("amp", False):
-        train.pop("amp", None)
-    return d
-
-
-def method_allows_mode(method: str, mode: str) -> bool:
-    """False for the methods that need labels (``ce``, and losses on logits such as KD) in
-    ``mode="class-unaware"``; True otherwise."""
-    return _methods.allows_mode(method, mode)  # one rule, in the method registry
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """A teacher run: data set, architecture and optimisation.
-
-    ``data`` holds the keyword arguments of :func:`pcoh.data.load` that change the data
-    (e.g. ``{"test_size": 0.2, "seed": 0}``); it is part of the cache key. ``model`` is a name
-    :func:`pcoh.models.create` accepts (a module is wrapped by :func:`pcoh.models.wrap` and
-    replaced by its name). ``source`` identifies data read from a user's files
-    (:attr:`pcoh.data.DataSplit.source`): runs on different image folders get different keys.
-    """
-
-    dataset: str = "digits"
-    model: str = "digits_resnet"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    data: dict = field(default_factory=dict)
-    model_kwargs: dict = field(default_factory=dict)
-    checkpoint: Optional[str] = None  # a user's weights: used instead of training
-    source: Optional[str] = None
-
-    def __post_init__(self):
-        if isinstance(self.model, nn.Module):
-            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
-
-    def key(self) -> str:
-        return _hash({"kind": "teacher", **_key_dict(self)})
-
-
-@dataclass(frozen=True)
-class StudentSpec:
-    """A student run: architecture, transfer method, mode and optimisation.
-
-    Parameters
-    ----------
-    model : str or nn.Module
-        A name :func:`pcoh.models.create` accepts (built-in, ``tv:...``, or made by
-        :func:`pcoh.models.wrap`); a module is wrapped and replaced by its name.
-    method : str
-        A loss name (:func:`pcoh.losses.available`), ``"ce"`` (labels alone) or ``"untrained"``
-        (the initial weights, as a reference).
-    mode : {"class-unaware", "class-aware"}
-    weight : float, optional
-        Multiplier of the transfer loss; default the loss's ``default_weight``.
-    loss_kwargs : dict
-        Constructor arguments of the loss (e.g. ``{"regularization_strength": 0.1}``).
-    """
-
-    model: str = "digits_cnn"
-    method: str = "pc"
-    mode: str = "class-unaware"
-    weight: Optional[float] = None
-    loss_kwargs: dict = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    model_kwargs: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if isinstance(self.model, nn.Module):
-            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        known = _losses.available() + [LABEL_ONLY, UNTRAINED]
-        if self.method not in known:
-            raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
-        if not method_allows_mode(self.method, self.mode):
-            raise ValueError(f"method {self.method!r} uses labels and exists only in mode 'class-aware'")
-        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0):
-            raise ValueError(f"weight must be a positive number or None, got {self.weight!r}")
-
-    def key(self, teacher_key: str) -> str:
-        # The loss's own defaults are part of the run: changing one must not reuse stale runs.
-        # An argument given at its default value is the same run as one left out.
-        d = _key_dict(self)
-        d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
-        defaults = _loss_defaults(self.method)
-        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
-
 
 @dataclass
 class TrainedModel:
@@ -264,46 +78,6 @@ class TrainedModel:
     history: list = field(default_factory=list)
     path: Optional[Path] = None
     cached: bool = False
-
-
-# ----------------------------------------------------------------------------- helpers
-def _positive_int(value, name: str, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _loss_defaults(method: str) -> dict:
-    if method not in _losses.LOSSES:
-        return {}
-    params = inspect.signature(_losses.LOSSES[method].__init__).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-
-
-def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
-    """``kwargs`` without the arguments equal to the loss's own defaults.
-
-    An argument given at its default value is the same run as one left out: same configuration,
-    same cache key.
-    """
-    defaults = _loss_defaults(method)
-    return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
-
-
-def _same_value(a, b) -> bool:
-    """Equal as settings: 1 and 1.0 are, True and 1 are not."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    try:
-        return bool(a == b)
-    except Exception:  # noqa: BLE001 - arrays and other objects without a plain equality
-        return False
-
-
-def _asdict(spec) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str))
 
 
 def resolve_device(device: Optional[str] = None) -> torch.device:
@@ -642,7 +416,7 @@ def train_teacher(
         return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
                           desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
 
-    return _cached(path, {"kind": "teacher", **_asdict(spec)}, model, dev, cache, train)
+    return _cached(path, {"kind": "teacher", **as_dict(spec)}, model, dev, cache, train)
 
 
 def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
@@ -765,7 +539,7 @@ def train_student(
     if spec.method == UNTRAINED:
         return TrainedModel(student.eval(), [], None, False)
     path = run_dir(root, "student", spec.key(teacher_key))
-    config = {"kind": "student", "teacher": teacher_key, **_asdict(spec)}
+    config = {"kind": "student", "teacher": teacher_key, **as_dict(spec)}
     return _cached(path, config, student, dev, cache,
                        lambda: _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet,
                                               resume=cache))
@@ -817,8 +591,8 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
     """
     if not isinstance(spec, (TeacherSpec, StudentSpec)):
         raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
-    _positive_int(steps, "steps")
-    _positive_int(warmup, "warmup", allow_zero=True)
+    check_int(steps, "steps", minimum=1)
+    check_int(warmup, "warmup", minimum=0)
     dev = resolve_device(device)
     cfg = spec.train
     setup = time.perf_counter()

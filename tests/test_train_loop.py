@@ -12,6 +12,8 @@ from pcoh import data as D
 from pcoh import losses as L
 from pcoh import train as T
 from pcoh.__main__ import main
+from pcoh.runs import run_key
+from pcoh.specs import as_dict
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +30,11 @@ def test_speed_options_stay_out_of_the_cache_key():
     amp = T.TeacherSpec(train=T.TrainConfig(amp=True))
     assert amp.key() != base.key() and T.StudentSpec(train=amp.train).key("t") != T.StudentSpec().key("t")
     # Without the new options the key is the one of the fields that existed before them.
-    old = {"kind": "teacher", **T._asdict(base)}
+    old = {"kind": "teacher", **as_dict(base)}
     for name in ("amp", "channels_last", "compile", "num_workers"):
         old["train"].pop(name)
     old.pop("source")  # the data's identity, None for the built-in data sets
-    assert base.key() == T._hash(old)
+    assert base.key() == run_key(old)
 
 
 @pytest.mark.parametrize("kwargs, match, error", [

@@ -2,7 +2,8 @@
 
 The output type (:class:`ModelOutput`), argument validation, the input check that
 turns a shape mismatch into a readable :class:`ValueError`, the common base class
-(:class:`Backbone`) and the weight initialisation used by all architectures.
+(:class:`Backbone`), the weight initialisation used by all architectures, and the building
+blocks several model families share (3x3 / 1x1 convolutions, the residual :class:`BasicBlock`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ __all__ = [
     "check_positive_int",
     "global_pool",
     "init_weights",
+    "check_len",
+    "check_widths",
+    "conv3x3",
+    "conv1x1",
+    "BasicBlock",
 ]
 
 
@@ -217,3 +223,60 @@ class Backbone(nn.Module):
         self.check_input(x)
         features = self.embed(x)
         return ModelOutput(features=features, logits=self.fc(features))
+
+
+def check_len(values, length: int, argument: str) -> list:
+    """``values`` as a list of exactly ``length`` entries (ValueError naming ``argument`` otherwise)."""
+    values = list(values)
+    if len(values) != length:
+        raise ValueError(f"{argument} must have {length} entries, got {values}")
+    return values
+
+
+def check_widths(values, length: int, argument: str = "widths") -> list[int]:
+    """``length`` positive integer channel widths."""
+    return [check_positive_int(v, argument, 1) for v in check_len(values, length, argument)]
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution, padding 1, no bias."""
+    # No bias: every convolution here is followed by a batch norm, which has its own.
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias (followed by a batch norm)."""
+    return nn.Conv2d(c_in, c_out, 1, stride=stride, padding=0, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Post-activation residual basic block: two 3x3 convolutions plus a shortcut.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Input and output channels.
+    stride : int
+        Stride of the first convolution (2 halves the spatial size).
+
+    Notes
+    -----
+    Input ``(n, c_in, h, w)``, output ``(n, c_out, ceil(h / stride), ceil(w / stride))``.
+    When the shape changes, the shortcut ``downsample`` is a strided 1x1 convolution with
+    batch norm (option B of He et al.), as in the benchmark; otherwise it is ``None``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(c_in, c_out, stride)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = conv3x3(c_out, c_out)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))

@@ -44,7 +44,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._base import Backbone, check_positive_int, global_pool, init_weights
+from ._base import (
+    BasicBlock, Backbone, check_len, check_positive_int, check_widths, conv1x1, conv3x3, global_pool, init_weights,
+)
 
 __all__ = [
     "BasicBlock",
@@ -74,51 +76,9 @@ __all__ = [
 ]
 
 
-def _conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    # No bias: every convolution here is followed by a batch norm, which has its own.
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, groups=groups, bias=False)
-
-
-def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 1, stride=stride, padding=0, bias=False)
-
-
 # ----------------------------------------------------------------------------------
 # ResNet (He et al. 2016), CIFAR variant
 # ----------------------------------------------------------------------------------
-class BasicBlock(nn.Module):
-    """Post-activation residual basic block: two 3x3 convolutions plus a shortcut.
-
-    Parameters
-    ----------
-    c_in, c_out : int
-        Input and output channels.
-    stride : int
-        Stride of the first convolution (2 halves the spatial size).
-
-    Notes
-    -----
-    Input ``(n, c_in, h, w)``, output ``(n, c_out, ceil(h / stride), ceil(w / stride))``.
-    When the shape changes, the shortcut ``downsample`` is a strided 1x1 convolution with
-    batch norm (option B of He et al.), as in the benchmark; otherwise it is ``None``.
-    """
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = _conv3x3(c_in, c_out, stride)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = _conv3x3(c_out, c_out)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-
 def _resnet_stage(c_in: int, c_out: int, blocks: int, stride: int) -> nn.Sequential:
     layers = [BasicBlock(c_in, c_out, stride)]
     layers += [BasicBlock(c_out, c_out) for _ in range(blocks - 1)]
@@ -161,10 +121,10 @@ class CifarResNet(Backbone):
         depth = check_positive_int(depth, "depth", 8)
         if (depth - 2) % 6 != 0:
             raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, 32, ...), got {depth}")
-        widths = _check_widths(widths, 4)
+        widths = check_widths(widths, 4)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=widths[3])
         n = (depth - 2) // 6
-        self.conv1 = _conv3x3(self.in_channels, widths[0])
+        self.conv1 = conv3x3(self.in_channels, widths[0])
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.layer1 = _resnet_stage(widths[0], widths[1], n, stride=1)
         self.layer2 = _resnet_stage(widths[1], widths[2], n, stride=2)
@@ -204,14 +164,14 @@ class Bottleneck(nn.Module):
     def __init__(self, c_in: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         c_out = self.expansion * planes
-        self.conv1 = _conv1x1(c_in, planes)
+        self.conv1 = conv1x1(c_in, planes)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv3x3(planes, planes, stride)
+        self.conv2 = conv3x3(planes, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = _conv1x1(planes, c_out)
+        self.conv3 = conv1x1(planes, c_out)
         self.bn3 = nn.BatchNorm2d(c_out)
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
         else:
             self.shortcut = nn.Identity()
 
@@ -250,9 +210,9 @@ class BottleneckResNet(Backbone):
         image_size: int = 32,
         name: str = "resnet50",
     ) -> None:
-        blocks = [check_positive_int(b, "blocks", 1) for b in _check_len(blocks, 4, "blocks")]
+        blocks = [check_positive_int(b, "blocks", 1) for b in check_len(blocks, 4, "blocks")]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=512 * Bottleneck.expansion)
-        self.conv1 = _conv3x3(self.in_channels, 64)
+        self.conv1 = conv3x3(self.in_channels, 64)
         self.bn1 = nn.BatchNorm2d(64)
         c = 64
         for i, (planes, repeats) in enumerate(zip((64, 128, 256, 512), blocks)):
@@ -299,11 +259,11 @@ class WideBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv1 = _conv3x3(c_in, c_out, stride)
+        self.conv1 = conv3x3(c_in, c_out, stride)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.conv2 = _conv3x3(c_out, c_out)
+        self.conv2 = conv3x3(c_out, c_out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.convShortcut = _conv1x1(c_in, c_out, stride) if (stride != 1 or c_in != c_out) else None
+        self.convShortcut = conv1x1(c_in, c_out, stride) if (stride != 1 or c_in != c_out) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = F.relu(self.bn1(x))
@@ -367,7 +327,7 @@ class WideResNet(Backbone):
         channels = [16, 16 * widen, 32 * widen, 64 * widen]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
         n = (depth - 4) // 6
-        self.conv1 = _conv3x3(self.in_channels, channels[0])
+        self.conv1 = conv3x3(self.in_channels, channels[0])
         stages = []
         for i, stride in enumerate((1, 2, 2)):
             blocks = [WideBlock(channels[i], channels[i + 1], stride, dropout)]
@@ -428,10 +388,10 @@ class VGG(Backbone):
         image_size: int = 32,
         name: str = "vgg",
     ) -> None:
-        config = [list(block) for block in _check_len(config, 5, "config")]
+        config = [list(block) for block in check_len(config, 5, "config")]
         if any(not block for block in config):
             raise ValueError(f"every block of config needs at least one width, got {config}")
-        config = [_check_widths(block, len(block), "config") for block in config]
+        config = [check_widths(block, len(block), "config") for block in config]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=config[4][-1])
         c = self.in_channels
         for i, widths in enumerate(config):
@@ -617,11 +577,11 @@ class ShuffleUnit(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         half = channels // 2
-        self.conv1 = _conv1x1(half, half)
+        self.conv1 = conv1x1(half, half)
         self.bn1 = nn.BatchNorm2d(half)
-        self.conv2 = _conv3x3(half, half, groups=half)
+        self.conv2 = conv3x3(half, half, groups=half)
         self.bn2 = nn.BatchNorm2d(half)
-        self.conv3 = _conv1x1(half, half)
+        self.conv3 = conv1x1(half, half)
         self.bn3 = nn.BatchNorm2d(half)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -653,15 +613,15 @@ class ShuffleDown(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         mid = c_out // 2
-        self.conv1 = _conv3x3(c_in, c_in, stride=2, groups=c_in)
+        self.conv1 = conv3x3(c_in, c_in, stride=2, groups=c_in)
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.conv2 = _conv1x1(c_in, mid)
+        self.conv2 = conv1x1(c_in, mid)
         self.bn2 = nn.BatchNorm2d(mid)
-        self.conv3 = _conv1x1(c_in, mid)
+        self.conv3 = conv1x1(c_in, mid)
         self.bn3 = nn.BatchNorm2d(mid)
-        self.conv4 = _conv3x3(mid, mid, stride=2, groups=mid)
+        self.conv4 = conv3x3(mid, mid, stride=2, groups=mid)
         self.bn4 = nn.BatchNorm2d(mid)
-        self.conv5 = _conv1x1(mid, mid)
+        self.conv5 = conv1x1(mid, mid)
         self.bn5 = nn.BatchNorm2d(mid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -704,12 +664,12 @@ class ShuffleNetV2(Backbone):
         image_size: int = 32,
         name: str = "shufflenetv2",
     ) -> None:
-        channels = _check_widths(channels, 4, "channels")
+        channels = check_widths(channels, 4, "channels")
         if any(c % 2 for c in channels[:3]):
             raise ValueError(f"channels[:3] must be even (split in halves), got {channels}")
-        blocks = [check_positive_int(b, "blocks", 0) for b in _check_len(blocks, 3, "blocks")]
+        blocks = [check_positive_int(b, "blocks", 0) for b in check_len(blocks, 3, "blocks")]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
-        self.conv1 = _conv1x1(self.in_channels, 24)
+        self.conv1 = conv1x1(self.in_channels, 24)
         self.bn1 = nn.BatchNorm2d(24)
         stages, c = [], 24
         for c_out, repeats in zip(channels[:3], blocks):
@@ -717,7 +677,7 @@ class ShuffleNetV2(Backbone):
             stages.append(nn.Sequential(ShuffleDown(c, c_out), *units))
             c = c_out
         self.layer1, self.layer2, self.layer3 = stages
-        self.conv2 = _conv1x1(c, channels[3])
+        self.conv2 = conv1x1(c, channels[3])
         self.bn2 = nn.BatchNorm2d(channels[3])
         self.linear = nn.Linear(channels[3], self.num_classes)
         init_weights(self)
@@ -760,7 +720,7 @@ class ShuffleV1Unit(nn.Module):
         self.first_groups = 1 if c_in == 24 else groups
         self.conv1 = nn.Conv2d(c_in, mid, 1, groups=self.first_groups, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
-        self.conv2 = _conv3x3(mid, mid, stride=stride, groups=mid)
+        self.conv2 = conv3x3(mid, mid, stride=stride, groups=mid)
         self.bn2 = nn.BatchNorm2d(mid)
         self.conv3 = nn.Conv2d(mid, c_out, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(c_out)
@@ -811,11 +771,11 @@ class ShuffleNetV1(Backbone):
         image_size: int = 32,
         name: str = "shufflenetv1",
     ) -> None:
-        channels = _check_widths(channels, 3, "channels")
-        blocks = [check_positive_int(b, "blocks", 1) for b in _check_len(blocks, 3, "blocks")]
+        channels = check_widths(channels, 3, "channels")
+        blocks = [check_positive_int(b, "blocks", 1) for b in check_len(blocks, 3, "blocks")]
         groups = check_positive_int(groups, "groups", 1)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[2])
-        self.conv1 = _conv1x1(self.in_channels, 24)
+        self.conv1 = conv1x1(self.in_channels, 24)
         self.bn1 = nn.BatchNorm2d(24)
         c = 24
         for i, (c_out, repeats) in enumerate(zip(channels, blocks)):
@@ -840,17 +800,6 @@ class ShuffleNetV1(Backbone):
 # ----------------------------------------------------------------------------------
 # Helpers and registry builders
 # ----------------------------------------------------------------------------------
-def _check_len(values, length: int, argument: str) -> list:
-    values = list(values)
-    if len(values) != length:
-        raise ValueError(f"{argument} must have {length} entries, got {values}")
-    return values
-
-
-def _check_widths(values, length: int, argument: str = "widths") -> list[int]:
-    return [check_positive_int(v, argument, 1) for v in _check_len(values, length, argument)]
-
-
 def resnet8x4(num_classes=10, in_channels=3, image_size=32, **kwargs) -> CifarResNet:
     """ResNet-8x4: one basic block per stage, widths (32, 64, 128, 256); feature_dim 256."""
     return CifarResNet(8, num_classes=num_classes, in_channels=in_channels,

@@ -17,8 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._base import Backbone, check_positive_int, global_pool, init_weights
-from .cifar import BasicBlock, _check_widths, _conv3x3
+from ._base import BasicBlock, Backbone, check_positive_int, check_widths, conv3x3, global_pool, init_weights
 
 __all__ = ["DigitsResNet", "DigitsCNN", "MLP", "digits_resnet", "digits_cnn", "mlp"]
 
@@ -27,7 +26,7 @@ def _nonempty_widths(widths: Sequence[int]) -> list[int]:
     widths = list(widths)
     if not widths:
         raise ValueError("widths must list at least one channel count, got []")
-    return _check_widths(widths, len(widths))
+    return check_widths(widths, len(widths))
 
 
 class DigitsResNet(Backbone):
@@ -62,7 +61,7 @@ class DigitsResNet(Backbone):
         widths = _nonempty_widths(widths)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=widths[-1])
         self.stem = nn.Sequential(
-            _conv3x3(self.in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+            conv3x3(self.in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
         blocks, c = [], widths[0]
         for i, c_out in enumerate(widths):
@@ -108,7 +107,7 @@ class DigitsCNN(Backbone):
         layers, c = [], self.in_channels
         for i, c_out in enumerate(widths):
             layers += [
-                _conv3x3(c, c_out, stride=2 if i == 1 else 1),
+                conv3x3(c, c_out, stride=2 if i == 1 else 1),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]

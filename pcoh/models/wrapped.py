@@ -385,7 +385,7 @@ def wrap(module: nn.Module, features: Optional[str] = None, *, name: Optional[st
     -------
     Wrapped
         A model around ``module`` itself (sharing its parameters), whose ``name`` can be given to
-        :func:`pcoh.models.create`, :class:`pcoh.experiment.ExperimentConfig` (``teacher``,
+        :func:`pcoh.models.create`, :class:`pcoh.config.ExperimentConfig` (``teacher``,
         ``students``; the model itself works too) and the run specs of :mod:`pcoh.train`. Each run
         starts from the weights ``module`` has now; a new seed changes the data order and any
         replaced classifier, not these weights.

@@ -1,0 +1,95 @@
+"""The evaluation cache: one JSON file per run and measure settings, under ``<cache>/evaluations``.
+
+:func:`pcoh.experiment.run_experiment` reads an evaluation from here when the same run was
+evaluated before with the same settings and features, and computes and writes it otherwise.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import runs as _runs
+
+__all__ = ["EVALUATION_FORMAT", "evaluation_path", "cached_evaluation", "digest"]
+
+
+#: Version of the cached evaluations' format and of what :func:`pcoh.evaluate.evaluate_model`
+#: computes; raising it makes every cached evaluation stale.
+EVALUATION_FORMAT = 1
+
+
+def digest(*arrays) -> str:
+    """SHA-256 of arrays' dtypes, shapes and bytes (None for a missing one)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def evaluation_path(root, run: str, settings: dict) -> Path:
+    """Where the evaluation of one run under some measure settings is cached.
+
+    ``<root>/evaluations/<run>-<hash>.json``: ``run`` names the run's folder (``student-<key>``,
+    as under ``<root>/runs``), ``hash`` is :func:`pcoh.runs.run_key` of ``settings`` (the
+    dissimilarities, the evaluation's parameters, a digest of the features evaluated).
+    """
+    return Path(root) / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
+
+
+def _finite_or_none(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+
+def cached_evaluation(path, compute, n_test: int):
+    """``compute()`` -> ``(row, per_reference)``, read from ``path`` when it was computed before.
+
+    The cache file is JSON (no code can run on reading it), written atomically. A damaged file,
+    or one whose content does not have the expected form, is moved aside
+    (:func:`pcoh.runs.quarantine`) and the evaluation recomputed.
+
+    Parameters
+    ----------
+    path : path-like
+        From :func:`evaluation_path`.
+    compute : callable
+        ``() -> (dict of str -> float, (n_test,) array)``.
+    n_test : int
+        Length of the per-reference values, checked on reading.
+
+    Returns
+    -------
+    (dict, numpy.ndarray)
+    """
+    import numpy as np
+
+    path = Path(path)
+    if path.exists():
+        try:
+            cached = _runs.read_json(path)
+            row, names, rho = cached["row"], cached["columns"], cached["per_reference"]
+            if not (isinstance(row, dict) and isinstance(rho, list) and len(rho) == n_test
+                    and isinstance(names, list) and sorted(names) == sorted(row)
+                    and all(_finite_or_none(v) for v in row.values())
+                    and all(_finite_or_none(v) for v in rho)):
+                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
+                                             "(finite numbers or null)")
+            # The columns in the order they were computed (the JSON object's keys are sorted).
+            return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
+                    np.asarray(rho, dtype=np.float64))
+        except (_runs.CorruptFileError, KeyError, TypeError, ValueError) as err:
+            _runs.quarantine(path, str(err))
+    row, rho = compute()
+    rho = np.asarray(rho, dtype=np.float64)
+    # NaN (a metric that does not apply) is written as null: strict JSON.
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    _runs.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
+    return row, rho

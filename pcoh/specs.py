@@ -1,0 +1,258 @@
+"""The specifications that name a run: :class:`TrainConfig` (optimisation), :class:`TeacherSpec`
+and :class:`StudentSpec` (what is trained), and their cache keys.
+
+A spec is a frozen dataclass; :meth:`TeacherSpec.key` / :meth:`StudentSpec.key` hash it
+(:func:`pcoh.runs.run_key`) into the name of the run's folder. Settings that change only the
+speed (:data:`SPEED_FIELDS`) are left out of the key, and a loss argument given at its default
+value is the same run as one left out (:func:`explicit_loss_kwargs`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from torch import nn
+
+from . import losses as _losses
+from . import methods as _methods
+from . import models as _models
+from .runs import run_key as _hash
+
+__all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
+           "SPEED_FIELDS", "method_allows_mode", "explicit_loss_kwargs", "as_dict"]
+
+MODES = _methods.MODES
+#: Methods that are not transfer losses: labels alone, or no training at all (a reference).
+LABEL_ONLY = "ce"
+UNTRAINED = "untrained"
+#: Seeds (and numbers of seeds) stay below this, so every derived torch seed fits in 64 bits.
+MAX_SEED = 2**32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one run.
+
+    Parameters
+    ----------
+    epochs : int, default 30
+    batch_size : int, default 128
+    optimizer : {"adam", "sgd"}, default "adam"
+        ``"adam"``: Adam; ``"sgd"``: SGD with Nesterov-free momentum (the CIFAR-100 benchmark).
+    lr : float, default 1e-3
+    momentum : float, default 0.9
+        SGD only.
+    weight_decay : float, default 0.0
+    milestones : tuple of int, default ()
+        Epochs at which the learning rate is multiplied by ``gamma``.
+    gamma : float, default 0.1
+    seed : int, default 0
+        Seeds the weights and every epoch's shuffling and augmentation.
+    amp : bool, default False
+        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
+        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
+        True: runs cached without it keep their keys).
+    channels_last : bool, default False
+        Channels-last memory layout of models and image batches (faster convolutions on
+        tensor cores).
+    compile : bool, default False
+        ``torch.compile`` the training step (mode ``"reduce-overhead"``, i.e. CUDA graphs, on
+        CUDA). The last incomplete batch of an epoch is always dropped, so shapes are static.
+    num_workers : int, optional
+        Worker processes reading data sets that do not fit in memory (image folders); default
+        one per core but one, at most 8.
+
+    ``channels_last``, ``compile`` and ``num_workers`` change the speed, not the result (up to
+    floating-point reassociation), and are left out of the cache key.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    milestones: tuple = ()
+    gamma: float = 0.1
+    seed: int = 0
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: Optional[int] = None
+
+    def __post_init__(self):
+        _positive_int(self.epochs, "epochs", allow_zero=True)
+        _positive_int(self.batch_size, "batch_size")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        for name, low in (("lr", "positive"), ("gamma", "positive"), ("momentum", "non-negative"),
+                          ("weight_decay", "non-negative")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
+                raise TypeError(f"{name} must be a {low} number, got {type(value).__name__} {value!r}{hint}")
+            if not math.isfinite(value) or value < 0 or (low == "positive" and value == 0):
+                raise ValueError(f"{name} must be a {low} finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))  # 1 and 1.0 are one setting, one cache key
+        milestones = self.milestones
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
+            raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
+        for m in milestones:
+            _positive_int(m, "each of milestones")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
+        _positive_int(self.seed, "seed", allow_zero=True)
+        if self.seed >= MAX_SEED:  # torch seeds are 64-bit; each epoch's seed is derived from this one
+            raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
+        for name in ("amp", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {type(getattr(self, name)).__name__} "
+                                f"{getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        if self.num_workers is not None:
+            _positive_int(self.num_workers, "num_workers", allow_zero=True)
+
+
+#: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
+SPEED_FIELDS = ("channels_last", "compile", "num_workers")
+
+
+def _key_dict(spec) -> dict:
+    """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on, ``source``
+    only when the data come from a user's files (so the built-in data sets keep their keys)."""
+    d = as_dict(spec)
+    if d.get("source", "") is None:
+        d.pop("source")
+    train = d.get("train", {})
+    for name in SPEED_FIELDS:
+        train.pop(name, None)
+    if not train.get("amp", False):
+        train.pop("amp", None)
+    return d
+
+
+def method_allows_mode(method: str, mode: str) -> bool:
+    """False for the methods that need labels (``ce``, and losses on logits such as KD) in
+    ``mode="class-unaware"``; True otherwise."""
+    return _methods.allows_mode(method, mode)  # one rule, in the method registry
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A teacher run: data set, architecture and optimisation.
+
+    ``data`` holds the keyword arguments of :func:`pcoh.data.load` that change the data
+    (e.g. ``{"test_size": 0.2, "seed": 0}``); it is part of the cache key. ``model`` is a name
+    :func:`pcoh.models.create` accepts (a module is wrapped by :func:`pcoh.models.wrap` and
+    replaced by its name). ``source`` identifies data read from a user's files
+    (:attr:`pcoh.data.DataSplit.source`): runs on different image folders get different keys.
+    """
+
+    dataset: str = "digits"
+    model: str = "digits_resnet"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: dict = field(default_factory=dict)
+    model_kwargs: dict = field(default_factory=dict)
+    checkpoint: Optional[str] = None  # a user's weights: used instead of training
+    source: Optional[str] = None
+
+    def __post_init__(self):
+        if isinstance(self.model, nn.Module):
+            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
+
+    def key(self) -> str:
+        return _hash({"kind": "teacher", **_key_dict(self)})
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """A student run: architecture, transfer method, mode and optimisation.
+
+    Parameters
+    ----------
+    model : str or nn.Module
+        A name :func:`pcoh.models.create` accepts (built-in, ``tv:...``, or made by
+        :func:`pcoh.models.wrap`); a module is wrapped and replaced by its name.
+    method : str
+        A loss name (:func:`pcoh.losses.available`), ``"ce"`` (labels alone) or ``"untrained"``
+        (the initial weights, as a reference).
+    mode : {"class-unaware", "class-aware"}
+    weight : float, optional
+        Multiplier of the transfer loss; default the loss's ``default_weight``.
+    loss_kwargs : dict
+        Constructor arguments of the loss (e.g. ``{"regularization_strength": 0.1}``).
+    """
+
+    model: str = "digits_cnn"
+    method: str = "pc"
+    mode: str = "class-unaware"
+    weight: Optional[float] = None
+    loss_kwargs: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.model, nn.Module):
+            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        known = _losses.available() + [LABEL_ONLY, UNTRAINED]
+        if self.method not in known:
+            raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
+        if not method_allows_mode(self.method, self.mode):
+            raise ValueError(f"method {self.method!r} uses labels and exists only in mode 'class-aware'")
+        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0):
+            raise ValueError(f"weight must be a positive number or None, got {self.weight!r}")
+
+    def key(self, teacher_key: str) -> str:
+        # The loss's own defaults are part of the run: changing one must not reuse stale runs.
+        # An argument given at its default value is the same run as one left out.
+        d = _key_dict(self)
+        d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
+        defaults = _loss_defaults(self.method)
+        return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
+
+
+def _positive_int(value, name: str, allow_zero: bool = False) -> None:
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _loss_defaults(method: str) -> dict:
+    """The loss's constructor arguments that have a default, with it ({} for a method without a loss)."""
+    if method not in _losses.LOSSES:
+        return {}
+    return {k: v for k, v in _losses.arguments(method).items() if v is not inspect.Parameter.empty}
+
+
+def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
+    """``kwargs`` without the arguments equal to the loss's own defaults.
+
+    An argument given at its default value is the same run as one left out: same configuration,
+    same cache key.
+    """
+    defaults = _loss_defaults(method)
+    return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
+
+
+def _same_value(a, b) -> bool:
+    """Equal as settings: 1 and 1.0 are, True and 1 are not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and other objects without a plain equality
+        return False
+
+
+def as_dict(spec) -> dict:
+    """A spec as plain JSON values (keys sorted, other objects as their ``str``): what its
+    ``config.json`` holds and, after :func:`_key_dict`, what its key hashes."""
+    return json.loads(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str))
