@@ -27,10 +27,11 @@ from ._checks import check_choice, check_int
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment
 from .train import TrainConfig
 
-__all__ = ["SMOKE", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
+__all__ = ["SMOKE", "UMAP_SETTINGS", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
            "pick_runs", "run_features", "median_reference", "versus_best_baseline", "ranked_baselines",
            "describe_versus", "sample_rows", "embedding_titles", "umap_panels", "draw_controls", "log_slider",
-           "digits_image_folder"]
+           "digits_image_folder", "describe_focus_study", "order_by", "agreeing_pairs", "intervals_overlap",
+           "format_interval", "describe_transfer", "parameter_count", "describe_sizes"]
 
 
 def smoke() -> bool:
@@ -39,6 +40,13 @@ def smoke() -> bool:
 
 
 SMOKE = smoke()
+
+#: The UMAP settings of every notebook map (notebooks 05, 07 and 08), for
+#: :func:`pcoh.embedding.umap_embedding(s) <pcoh.embedding.umap_embeddings>`: cosine geometry as the
+#: teacher's dissimilarity, fixed seed; ``n_epochs=None`` is umap-learn's default (500 for these
+#: sizes), 100 under the smoke switch.
+UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0,
+                     n_epochs=100 if SMOKE else None)
 
 
 def project_root() -> Path:
@@ -301,21 +309,33 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     With ``manual`` (default) a *Draw* button redraws: drawing into a widget while a notebook is
     executed unattended can stall the executor, so nothing is drawn until the button is pressed.
-    Give every control the value of the static figure above it. ``function`` should draw with
-    ``plt.show()`` so that the figure lands in the widget's output area.
+    Give every control the value of the static figure above it. ``function`` draws a figure (and
+    may return it, as for the static figure): each call is followed by ``plt.show()``, so that the
+    figure lands in the widget's output area, and its return value is dropped (the output area
+    would otherwise print it).
 
     Returns
     -------
     ipywidgets.interactive
         Displayed already when ``show``.
     """
+    import functools
+
     import ipywidgets as widgets
     from IPython.display import display
 
     if not callable(function):
         raise TypeError(f"function must be callable, got {type(function).__name__}")
+
+    @functools.wraps(function)  # keeps the signature, whose defaults and names the controls are matched to
+    def draw(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        function(*args, **kwargs)
+        plt.show()
+
     options = {"manual": True, "manual_name": "Draw"} if manual else {}
-    panel = widgets.interactive(function, options, **controls) if options else widgets.interactive(function, **controls)
+    panel = widgets.interactive(draw, options, **controls) if options else widgets.interactive(draw, **controls)
     if show:
         display(panel)
     return panel
@@ -413,3 +433,154 @@ def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc 
                 f"{best_pc['pc_n_mean']:.3f})")
         out.append(f"*{data}, batch {batch}*: against focus 0, {changes}; {lead}.")
     return " ".join(out)
+
+
+def _scores_frame(scores) -> pd.DataFrame:
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(f"scores must be a pandas DataFrame indexed by embedding, got {type(scores).__name__}")
+    return scores
+
+
+def order_by(scores: pd.DataFrame, column: str) -> str:
+    """The embeddings (index of ``scores``) from highest to lowest ``column``, joined by ``" > "``.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per embedding, indexed by name (e.g. :func:`pcoh.evaluate.score_embeddings`'s
+        table with ``set_index("embedding")``).
+    column : str
+        The measure, e.g. ``"pc_n"``.
+    """
+    scores = _scores_frame(scores)
+    check_choice(column, "column", list(scores.columns))
+    return " > ".join(scores.sort_values(column, ascending=False, kind="stable").index)
+
+
+def agreeing_pairs(scores: pd.DataFrame, a: str, b: str) -> tuple:
+    """Every pair of embeddings as ``"<higher> above <lower>"`` by measure ``a``, split by whether ``b`` agrees.
+
+    A pair *agrees* when ``b`` of the one higher by ``a`` is strictly larger than ``b`` of the
+    other (ties by ``a`` put the later row on top; ties by ``b`` count as disagreement).
+
+    Returns
+    -------
+    same, differ : list of str
+        The pairs that ``b`` orders as ``a`` does, and the others; ``len(same) + len(differ)``
+        is ``n (n - 1) / 2`` for ``n`` embeddings.
+    """
+    scores = _scores_frame(scores)
+    for name, column in (("a", a), ("b", b)):
+        check_choice(column, name, list(scores.columns))
+    same, differ = [], []
+    names = list(scores.index)
+    for i, x in enumerate(names):
+        for z in names[i + 1:]:
+            hi, lo = (x, z) if scores.at[x, a] > scores.at[z, a] else (z, x)
+            (same if (scores.at[hi, b] - scores.at[lo, b]) > 0 else differ).append(f"{hi} above {lo}")
+    return same, differ
+
+
+def intervals_overlap(scores: pd.DataFrame, x: str, z: str, *, column: str = "pc_n") -> bool:
+    """Whether the intervals ``[<column>_low, <column>_high]`` of embeddings ``x`` and ``z`` share a point."""
+    scores = _scores_frame(scores)
+    for name, v in (("x", x), ("z", z)):
+        check_choice(v, name, list(scores.index))
+    lo, hi = f"{column}_low", f"{column}_high"
+    return bool(scores.at[x, lo] <= scores.at[z, hi] and scores.at[z, lo] <= scores.at[x, hi])
+
+
+def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", digits: int = 3) -> str:
+    """``"<value> [<low>, <high>]"`` of one embedding's ``column`` and its interval, ``digits`` decimals."""
+    scores = _scores_frame(scores)
+    check_choice(name, "name", list(scores.index))
+    digits = check_int(digits, "digits", minimum=0)
+    f = f".{digits}f"
+    return (f"{scores.at[name, column]:{f}} [{scores.at[name, f'{column}_low']:{f}}, "
+            f"{scores.at[name, f'{column}_high']:{f}}]")
+
+
+def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-unaware", "class-aware"),
+                      seeds: Optional[int] = None, epochs: Optional[int] = None) -> str:
+    """The *Reading* paragraph of notebook 03 (Markdown), every number from ``results``.
+
+    Per mode, :func:`describe_versus` of ``pc`` against the best other method in $PC_n$; then,
+    class-unaware, every other method's mean $PC_n$ (:func:`ranked_baselines` order) and the
+    untrained floor, the linear CKA of ``pc`` against the range of the other trained methods, the
+    paired kNN-accuracy comparison, and the ranges of kNN accuracy and linear probe of the trained
+    students.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run (``ExperimentResult.results``), with columns ``mode``, ``method``,
+        ``seed``, ``student``, ``pc_n``, ``cka``, ``knn_accuracy`` and ``linear_probe``.
+    modes : sequence of str
+        The modes described, in order; must include ``"class-unaware"``.
+    seeds, epochs : int, optional
+        Seeds per method and epochs per student, quoted in the opening words when given.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    for mode in modes:
+        check_choice(mode, "modes", _methods.MODES)
+    if "class-unaware" not in modes:
+        raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
+    columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
+    missing = [c for c in ["mode", "method", *columns] if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lacks the columns {missing}")
+    students = results[results["method"] != "teacher"]
+    means = students.groupby(["mode", "method"], sort=False)[columns].mean()
+    versus = {mode: versus_best_baseline(results, mode=mode) for mode in modes}
+    knn = versus_best_baseline(results, mode="class-unaware", metric="knn_accuracy")
+    order = ranked_baselines(results, mode="class-unaware")
+    unaware = means.loc["class-unaware"]
+    trained = unaware.drop(index=list(_methods.REFERENCES), errors="ignore")
+    others_cka = trained.drop(index="pc")["cka"]
+    run = ", ".join(part for part in (f"{seeds} seed(s)" if seeds is not None else "",
+                                      f"{epochs} epochs per student" if epochs is not None else "") if part)
+    floor = (f"; the untrained student {unaware.at['untrained', 'pc_n']:.3f}." if "untrained" in unaware.index
+             else ".")
+    return (
+        f"**Reading** (this run{': ' + run if run else ''}). "
+        + " ".join(f"*{mode}*: {describe_versus(versus[mode])}" for mode in modes)
+        + " Class-unaware, the other methods by mean $PC_n$: "
+        + ", ".join(f"`{m}` {unaware.at[m, 'pc_n']:.3f}" for m in order) + floor
+        + f" Linear CKA with the teacher, class-unaware: `pc` {unaware.at['pc', 'cka']:.3f}, the other trained "
+          f"methods {others_cka.min():.3f} to {others_cka.max():.3f}: $PC_n$ asks for the teacher's orderings, "
+          "not its geometry."
+        + f" kNN accuracy of the frozen features, class-unaware: {describe_versus(knn, metric='kNN accuracy')}"
+        + f" Trained students' kNN accuracies range from {trained['knn_accuracy'].min():.3f} to "
+          f"{trained['knn_accuracy'].max():.3f}, linear probes from {trained['linear_probe'].min():.3f} to "
+          f"{trained['linear_probe'].max():.3f}.")
+
+
+def parameter_count(model) -> int:
+    """Number of parameters (trainable or not) of a ``torch.nn.Module``."""
+    if not hasattr(model, "parameters") or not callable(model.parameters):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -> str:
+    """One sentence (Markdown): the student's and teacher's parameter counts, their ratio, the split sizes.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        Its ``teacher.model``, the first run of ``student`` in ``students``, and
+        ``features["teacher"]`` (``"train"`` and ``"test"`` rows) are read.
+    student : str, optional
+        The student architecture; default the first one of the result.
+    """
+    runs = [k for k in result.students if student is None or k[0] == student]
+    if not runs:
+        raise ValueError(f"no run of student {student!r}; students: {sorted({k[0] for k in result.students})}")
+    name = runs[0][0]
+    n_student = parameter_count(result.students[runs[0]].model)
+    n_teacher = parameter_count(result.teacher.model)
+    t = result.features["teacher"]
+    return (f"The `{name}` student has {n_student:,} parameters, the teacher {n_teacher:,}: "
+            f"{n_teacher / n_student:.0f}× fewer. Students are trained on the {len(t['train']):,} training digits "
+            f"and evaluated on the {len(t['test']):,} held-out digits.")
