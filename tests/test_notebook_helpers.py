@@ -312,3 +312,57 @@ def test_parameter_count_and_describe_sizes():
         notebook.describe_sizes(result, student="other")
     with pytest.raises(TypeError, match="torch.nn.Module"):
         notebook.parameter_count([1, 2])
+
+
+def test_focus_loss_kwargs():
+    assert notebook.focus_loss_kwargs(0) == {}
+    assert notebook.focus_loss_kwargs(4) == {"focus": 4.0, "focus_kind": "exp", "focus_symmetric": True}
+    with pytest.raises(ValueError, match="focus must be >= 0"):
+        notebook.focus_loss_kwargs(-1)
+    with pytest.raises(TypeError, match="focus must be a finite number"):
+        notebook.focus_loss_kwargs("4")
+
+
+def test_focus_students_runs_one_pc_experiment_per_focus(monkeypatch):
+    calls = []
+
+    def fake_run_experiment(config, quiet, write):
+        calls.append(config)
+        key = (config.students[0], "pc", "class-unaware", config.seeds - 1)
+        focus = config.loss_kwargs.get("pc", {}).get("focus", 0.0)
+        return SimpleNamespace(features={key: {"test": np.full((5, 2), focus)}})
+
+    monkeypatch.setattr(notebook, "run_experiment", fake_run_experiment)
+    out = notebook.focus_students((0, 4, 8), seed=1, smoke_mode=True)
+    assert list(out) == [0, 4, 8] and [float(v[0, 0]) for v in out.values()] == [0.0, 4.0, 8.0]
+    base = notebook.experiment_config(True)
+    for config, focus in zip(calls, (0, 4, 8)):
+        assert config.methods == ("pc",) and config.modes == ("class-unaware",) and config.seeds == 2
+        # (the config drops arguments equal to the loss's defaults, such as focus_kind="exp")
+        pc = config.loss_kwargs.get("pc", {})
+        assert pc == ({"focus": float(focus), "focus_symmetric": True} if focus else {})
+        assert config.student_train == base.student_train and config.teacher == base.teacher
+
+
+def test_focus_neighbors_rows_are_teacher_focus_student_and_baseline():
+    result = _result()
+    n = len(result.features["teacher"]["test"])
+    images = np.random.default_rng(1).random((n, 8, 8))
+    labels = np.arange(n) % 3
+    result.data = SimpleNamespace(tensors=lambda split: (images, labels), mean=None, std=None)
+    focus = {0: result.features[("net", "pc", "class-unaware", 0)]["test"],
+             4: np.random.default_rng(2).normal(size=(n, 3))}
+    ax = notebook.focus_neighbors(result, focus, 4, reference=2, k=3)
+    # the same rows as plot_neighbors draws from the three feature sets, the best baseline being pkt
+    features = {"teacher": result.features["teacher"]["test"], "pc, focus 4": focus[4],
+                "pkt": result.features[("net", "pkt", "class-unaware", 0)]["test"]}
+    reference_ax = plots.plot_neighbors(images, features, 2, k=3, labels=labels, shared_with="teacher")
+    assert [t.get_text() for t in ax.texts] == [t.get_text() for t in reference_ax.texts]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["teacher", "pc, focus 4", "pkt"]
+    assert len(ax.images) == len(reference_ax.images) and all(
+        np.array_equal(a.get_array(), b.get_array()) for a, b in zip(ax.images, reference_ax.images))
+    with pytest.raises(ValueError, match="focus must be one of"):
+        notebook.focus_neighbors(result, focus, 8, reference=2)
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        notebook.focus_neighbors(result, focus, 4, reference=2, baseline="pc")
+    plt.close("all")
