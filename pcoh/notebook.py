@@ -601,13 +601,24 @@ def focus_loss_kwargs(focus: float) -> dict:
 
 
 def focus_students(focus_values: Sequence[float] = FOCUS_VALUES, *, seed: int = 0,
-                   smoke_mode: bool | None = None) -> dict:
+                   smoke_mode: bool | None = None, result: Optional[ExperimentResult] = None) -> dict:
     """Test features of class-unaware ``pc`` students trained at each focus, with the notebooks' settings.
 
     One :func:`pcoh.experiment.run_experiment` per focus, with :func:`experiment_config`'s teacher,
     student, budgets and data, the ``pc`` method only, the class-unaware mode, seeds ``0..seed``
     and the loss arguments of :func:`focus_loss_kwargs`. Runs are cached in ``data/runs/`` like
     every other run, so focus 0 is the main experiment's ``pc`` run and a second call only loads.
+
+    Parameters
+    ----------
+    focus_values : sequence of float, default :data:`FOCUS_VALUES`
+    seed : int, default 0
+    smoke_mode : bool, optional
+        As :func:`experiment_config`.
+    result : ExperimentResult, optional
+        The main experiment of the same settings (:func:`experiment`): focus 0 is then read from
+        its class-unaware ``pc`` run instead of a run of its own (the same cached run, without
+        evaluating it again).
 
     Returns
     -------
@@ -619,6 +630,9 @@ def focus_students(focus_values: Sequence[float] = FOCUS_VALUES, *, seed: int = 
     out = {}
     for focus in focus_values:
         kwargs = focus_loss_kwargs(focus)
+        if not kwargs and result is not None:
+            out[focus] = result.features[pick_runs(result, "class-unaware", seed)["pc"]]["test"]
+            continue
         config = dataclasses.replace(base, methods=("pc",), modes=("class-unaware",), seeds=seed + 1,
                                      include_untrained=False, loss_kwargs={"pc": kwargs} if kwargs else {})
         result = run_experiment(config, quiet=True, write=False)

@@ -342,6 +342,11 @@ def test_focus_students_runs_one_pc_experiment_per_focus(monkeypatch):
         pc = config.loss_kwargs.get("pc", {})
         assert pc == ({"focus": float(focus), "focus_symmetric": True} if focus else {})
         assert config.student_train == base.student_train and config.teacher == base.teacher
+    calls.clear()
+    main = _result()
+    out = notebook.focus_students((0, 4), result=main, smoke_mode=True)  # focus 0 from the main experiment
+    assert [c.loss_kwargs["pc"]["focus"] for c in calls] == [4.0]
+    assert out[0] is main.features[("net", "pc", "class-unaware", 0)]["test"]
 
 
 def test_focus_neighbors_rows_are_teacher_focus_student_and_baseline():
