@@ -27,10 +27,12 @@ from ._checks import check_choice, check_int
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment
 from .train import TrainConfig
 
-__all__ = ["SMOKE", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
+__all__ = ["SMOKE", "UMAP_SETTINGS", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
            "pick_runs", "run_features", "median_reference", "versus_best_baseline", "ranked_baselines",
            "describe_versus", "sample_rows", "embedding_titles", "umap_panels", "draw_controls", "log_slider",
-           "digits_image_folder"]
+           "digits_image_folder", "describe_focus_study", "order_by", "agreeing_pairs", "intervals_overlap",
+           "format_interval", "describe_transfer", "parameter_count", "describe_sizes", "FOCUS_VALUES",
+           "focus_loss_kwargs", "focus_students", "focus_neighbors"]
 
 
 def smoke() -> bool:
@@ -39,6 +41,13 @@ def smoke() -> bool:
 
 
 SMOKE = smoke()
+
+#: The UMAP settings of every notebook map (notebooks 05, 07 and 08), for
+#: :func:`pcoh.embedding.umap_embedding(s) <pcoh.embedding.umap_embeddings>`: cosine geometry as the
+#: teacher's dissimilarity, fixed seed; ``n_epochs=None`` is umap-learn's default (500 for these
+#: sizes), 100 under the smoke switch.
+UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0,
+                     n_epochs=100 if SMOKE else None)
 
 
 def project_root() -> Path:
@@ -301,21 +310,33 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     With ``manual`` (default) a *Draw* button redraws: drawing into a widget while a notebook is
     executed unattended can stall the executor, so nothing is drawn until the button is pressed.
-    Give every control the value of the static figure above it. ``function`` should draw with
-    ``plt.show()`` so that the figure lands in the widget's output area.
+    Give every control the value of the static figure above it. ``function`` draws a figure (and
+    may return it, as for the static figure): each call is followed by ``plt.show()``, so that the
+    figure lands in the widget's output area, and its return value is dropped (the output area
+    would otherwise print it).
 
     Returns
     -------
     ipywidgets.interactive
         Displayed already when ``show``.
     """
+    import functools
+
     import ipywidgets as widgets
     from IPython.display import display
 
     if not callable(function):
         raise TypeError(f"function must be callable, got {type(function).__name__}")
+
+    @functools.wraps(function)  # keeps the signature, whose defaults and names the controls are matched to
+    def draw(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        function(*args, **kwargs)
+        plt.show()
+
     options = {"manual": True, "manual_name": "Draw"} if manual else {}
-    panel = widgets.interactive(function, options, **controls) if options else widgets.interactive(function, **controls)
+    panel = widgets.interactive(draw, options, **controls) if options else widgets.interactive(draw, **controls)
     if show:
         display(panel)
     return panel
@@ -413,3 +434,254 @@ def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc 
                 f"{best_pc['pc_n_mean']:.3f})")
         out.append(f"*{data}, batch {batch}*: against focus 0, {changes}; {lead}.")
     return " ".join(out)
+
+
+def _scores_frame(scores) -> pd.DataFrame:
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(f"scores must be a pandas DataFrame indexed by embedding, got {type(scores).__name__}")
+    return scores
+
+
+def order_by(scores: pd.DataFrame, column: str) -> str:
+    """The embeddings (index of ``scores``) from highest to lowest ``column``, joined by ``" > "``.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per embedding, indexed by name (e.g. :func:`pcoh.evaluate.score_embeddings`'s
+        table with ``set_index("embedding")``).
+    column : str
+        The measure, e.g. ``"pc_n"``.
+    """
+    scores = _scores_frame(scores)
+    check_choice(column, "column", list(scores.columns))
+    return " > ".join(scores.sort_values(column, ascending=False, kind="stable").index)
+
+
+def agreeing_pairs(scores: pd.DataFrame, a: str, b: str) -> tuple:
+    """Every pair of embeddings as ``"<higher> above <lower>"`` by measure ``a``, split by whether ``b`` agrees.
+
+    A pair *agrees* when ``b`` of the one higher by ``a`` is strictly larger than ``b`` of the
+    other (ties by ``a`` put the later row on top; ties by ``b`` count as disagreement).
+
+    Returns
+    -------
+    same, differ : list of str
+        The pairs that ``b`` orders as ``a`` does, and the others; ``len(same) + len(differ)``
+        is ``n (n - 1) / 2`` for ``n`` embeddings.
+    """
+    scores = _scores_frame(scores)
+    for name, column in (("a", a), ("b", b)):
+        check_choice(column, name, list(scores.columns))
+    same, differ = [], []
+    names = list(scores.index)
+    for i, x in enumerate(names):
+        for z in names[i + 1:]:
+            hi, lo = (x, z) if scores.at[x, a] > scores.at[z, a] else (z, x)
+            (same if (scores.at[hi, b] - scores.at[lo, b]) > 0 else differ).append(f"{hi} above {lo}")
+    return same, differ
+
+
+def intervals_overlap(scores: pd.DataFrame, x: str, z: str, *, column: str = "pc_n") -> bool:
+    """Whether the intervals ``[<column>_low, <column>_high]`` of embeddings ``x`` and ``z`` share a point."""
+    scores = _scores_frame(scores)
+    for name, v in (("x", x), ("z", z)):
+        check_choice(v, name, list(scores.index))
+    lo, hi = f"{column}_low", f"{column}_high"
+    return bool(scores.at[x, lo] <= scores.at[z, hi] and scores.at[z, lo] <= scores.at[x, hi])
+
+
+def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", digits: int = 3) -> str:
+    """``"<value> [<low>, <high>]"`` of one embedding's ``column`` and its interval, ``digits`` decimals."""
+    scores = _scores_frame(scores)
+    check_choice(name, "name", list(scores.index))
+    digits = check_int(digits, "digits", minimum=0)
+    f = f".{digits}f"
+    return (f"{scores.at[name, column]:{f}} [{scores.at[name, f'{column}_low']:{f}}, "
+            f"{scores.at[name, f'{column}_high']:{f}}]")
+
+
+def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-unaware", "class-aware"),
+                      seeds: Optional[int] = None, epochs: Optional[int] = None) -> str:
+    """The *Reading* paragraph of notebook 03 (Markdown), every number from ``results``.
+
+    Per mode, :func:`describe_versus` of ``pc`` against the best other method in $PC_n$; then,
+    class-unaware, every other method's mean $PC_n$ (:func:`ranked_baselines` order) and the
+    untrained floor, the linear CKA of ``pc`` against the range of the other trained methods, the
+    paired kNN-accuracy comparison, and the ranges of kNN accuracy and linear probe of the trained
+    students.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run (``ExperimentResult.results``), with columns ``mode``, ``method``,
+        ``seed``, ``student``, ``pc_n``, ``cka``, ``knn_accuracy`` and ``linear_probe``.
+    modes : sequence of str
+        The modes described, in order; must include ``"class-unaware"``.
+    seeds, epochs : int, optional
+        Seeds per method and epochs per student, quoted in the opening words when given.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    for mode in modes:
+        check_choice(mode, "modes", _methods.MODES)
+    if "class-unaware" not in modes:
+        raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
+    columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
+    missing = [c for c in ["mode", "method", *columns] if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lacks the columns {missing}")
+    students = results[results["method"] != "teacher"]
+    means = students.groupby(["mode", "method"], sort=False)[columns].mean()
+    versus = {mode: versus_best_baseline(results, mode=mode) for mode in modes}
+    knn = versus_best_baseline(results, mode="class-unaware", metric="knn_accuracy")
+    order = ranked_baselines(results, mode="class-unaware")
+    unaware = means.loc["class-unaware"]
+    trained = unaware.drop(index=list(_methods.REFERENCES), errors="ignore")
+    others_cka = trained.drop(index="pc")["cka"]
+    run = ", ".join(part for part in (f"{seeds} seed(s)" if seeds is not None else "",
+                                      f"{epochs} epochs per student" if epochs is not None else "") if part)
+    floor = (f"; the untrained student {unaware.at['untrained', 'pc_n']:.3f}." if "untrained" in unaware.index
+             else ".")
+    return (
+        f"**Reading** (this run{': ' + run if run else ''}). "
+        + " ".join(f"*{mode}*: {describe_versus(versus[mode])}" for mode in modes)
+        + " Class-unaware, the other methods by mean $PC_n$: "
+        + ", ".join(f"`{m}` {unaware.at[m, 'pc_n']:.3f}" for m in order) + floor
+        + f" Linear CKA with the teacher, class-unaware: `pc` {unaware.at['pc', 'cka']:.3f}, the other trained "
+          f"methods {others_cka.min():.3f} to {others_cka.max():.3f}: $PC_n$ asks for the teacher's orderings, "
+          "not its geometry."
+        + f" kNN accuracy of the frozen features, class-unaware: {describe_versus(knn, metric='kNN accuracy')}"
+        + f" Trained students' kNN accuracies range from {trained['knn_accuracy'].min():.3f} to "
+          f"{trained['knn_accuracy'].max():.3f}, linear probes from {trained['linear_probe'].min():.3f} to "
+          f"{trained['linear_probe'].max():.3f}.")
+
+
+def parameter_count(model) -> int:
+    """Number of parameters (trainable or not) of a ``torch.nn.Module``."""
+    if not hasattr(model, "parameters") or not callable(model.parameters):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -> str:
+    """One sentence (Markdown): the student's and teacher's parameter counts, their ratio, the split sizes.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        Its ``teacher.model``, the first run of ``student`` in ``students``, and
+        ``features["teacher"]`` (``"train"`` and ``"test"`` rows) are read.
+    student : str, optional
+        The student architecture; default the first one of the result.
+    """
+    runs = [k for k in result.students if student is None or k[0] == student]
+    if not runs:
+        raise ValueError(f"no run of student {student!r}; students: {sorted({k[0] for k in result.students})}")
+    name = runs[0][0]
+    n_student = parameter_count(result.students[runs[0]].model)
+    n_teacher = parameter_count(result.teacher.model)
+    t = result.features["teacher"]
+    return (f"The `{name}` student has {n_student:,} parameters, the teacher {n_teacher:,}: "
+            f"{n_teacher / n_student:.0f}× fewer. Students are trained on the {len(t['train']):,} training digits "
+            f"and evaluated on the {len(t['test']):,} held-out digits.")
+
+
+#: The focus values of notebook 03's neighbour control: plain pc (0) and the symmetric exponential focus.
+FOCUS_VALUES = (0, 4, 8)
+
+
+def focus_loss_kwargs(focus: float) -> dict:
+    """Keyword arguments of the ``pc`` loss at ``focus``: none for 0 (plain pc), else the symmetric exp focus."""
+    if isinstance(focus, bool) or not isinstance(focus, (int, float)) or not math.isfinite(focus):
+        raise TypeError(f"focus must be a finite number, got {focus!r}")
+    if focus < 0:
+        raise ValueError(f"focus must be >= 0, got {focus!r}")
+    return {} if focus == 0 else {"focus": float(focus), "focus_kind": "exp", "focus_symmetric": True}
+
+
+def focus_students(focus_values: Sequence[float] = FOCUS_VALUES, *, seed: int = 0,
+                   smoke_mode: bool | None = None, result: Optional[ExperimentResult] = None) -> dict:
+    """Test features of class-unaware ``pc`` students trained at each focus, with the notebooks' settings.
+
+    One :func:`pcoh.experiment.run_experiment` per focus, with :func:`experiment_config`'s teacher,
+    student, budgets and data, the ``pc`` method only, the class-unaware mode, seeds ``0..seed``
+    and the loss arguments of :func:`focus_loss_kwargs`. Runs are cached in ``data/runs/`` like
+    every other run, so focus 0 is the main experiment's ``pc`` run and a second call only loads.
+
+    Parameters
+    ----------
+    focus_values : sequence of float, default :data:`FOCUS_VALUES`
+    seed : int, default 0
+    smoke_mode : bool, optional
+        As :func:`experiment_config`.
+    result : ExperimentResult, optional
+        The main experiment of the same settings (:func:`experiment`): focus 0 is then read from
+        its class-unaware ``pc`` run instead of a run of its own (the same cached run, without
+        evaluating it again).
+
+    Returns
+    -------
+    dict
+        focus -> ``(n_test, d)`` numpy features of the run with ``seed``.
+    """
+    seed = check_int(seed, "seed", minimum=0)
+    base = experiment_config(smoke_mode)
+    out = {}
+    for focus in focus_values:
+        kwargs = focus_loss_kwargs(focus)
+        if not kwargs and result is not None:
+            out[focus] = result.features[pick_runs(result, "class-unaware", seed)["pc"]]["test"]
+            continue
+        config = dataclasses.replace(base, methods=("pc",), modes=("class-unaware",), seeds=seed + 1,
+                                     include_untrained=False, loss_kwargs={"pc": kwargs} if kwargs else {})
+        result = run_experiment(config, quiet=True, write=False)
+        out[focus] = result.features[(config.students[0], "pc", "class-unaware", seed)]["test"]
+    return out
+
+
+def focus_neighbors(result: ExperimentResult, focus_features: dict, focus: float, reference: int, *,
+                    baseline: Optional[str] = None, seed: int = 0, k: int = 8, teacher_metric: str = "cosine",
+                    student_metric: str = "cosine", ax=None):
+    """The reference's ``k`` nearest test images: teacher, the ``pc`` student at ``focus``, the best baseline.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        The main experiment (:func:`experiment`): the test images, the teacher's features and the
+        baseline's class-unaware run of ``seed``.
+    focus_features : dict
+        focus -> ``(n_test, d)`` features (:func:`focus_students`).
+    focus : float
+        A key of ``focus_features``.
+    reference : int
+        Test index of the reference image.
+    baseline : str, optional
+        Default the class-unaware method other than ``pc`` with the highest mean $PC_n$
+        (:func:`ranked_baselines`).
+    seed : int, default 0
+    k : int, default 8
+    teacher_metric, student_metric : str, default "cosine"
+        The dissimilarities of the teacher and of the students (the experiment's).
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        From :func:`pcoh.plots.plot_neighbors`, the teacher's row first.
+    """
+    from . import plots
+
+    check_choice(focus, "focus", list(focus_features))
+    if baseline is None:
+        baseline = ranked_baselines(result.results, mode="class-unaware")[0]
+    runs = pick_runs(result, "class-unaware", seed)
+    check_choice(baseline, "baseline", [m for m in runs if m != "pc"])
+    images, labels = result.data.tensors("test")
+    features = {"teacher": result.features["teacher"]["test"], f"pc, focus {focus:g}": focus_features[focus],
+                baseline: result.features[runs[baseline]]["test"]}
+    metric = {name: teacher_metric if name == "teacher" else student_metric for name in features}
+    ax = plots.plot_neighbors(images, features, reference, k=k, metric=metric, labels=labels,
+                              shared_with="teacher", mean=result.data.mean, std=result.data.std, ax=ax)
+    ax.set_title(f"class-unaware students, seed {seed}: nearest neighbours of reference {reference}", pad=28)
+    return ax

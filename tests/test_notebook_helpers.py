@@ -159,7 +159,7 @@ def test_umap_panels_align_every_student_to_the_teacher():
         notebook.umap_panels(result, ["kd"])
 
 
-def test_draw_controls_and_log_slider():
+def test_draw_controls_and_log_slider(monkeypatch):
     widgets = pytest.importorskip("ipywidgets")
     seen = []
     panel = notebook.draw_controls(lambda reference: seen.append(reference), show=False,
@@ -168,6 +168,18 @@ def test_draw_controls_and_log_slider():
     assert seen == []  # manual: nothing is drawn until Draw is pressed
     live = notebook.draw_controls(lambda x: seen.append(x), manual=False, show=False, x=widgets.IntSlider(value=2))
     assert seen == [2] and live.children[0].value == 2
+
+    def figure(n=1):  # draws and returns its figure, as the static cells use it
+        fig, ax = plt.subplots()
+        ax.plot(range(n))
+        return fig
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(len(plt.gcf().axes[0].lines[0].get_xdata())))
+    panel = notebook.draw_controls(figure, manual=False, show=False, n=widgets.IntSlider(value=3))
+    assert shown == [3]  # drawn, then shown inside the widget's output area
+    assert panel.result is None  # the returned figure is not echoed
+    plt.close("all")
     with pytest.raises(TypeError):
         notebook.draw_controls("not callable", show=False)
     slider = notebook.log_slider(1.0, 1e-3, 100, per_decade=4)
@@ -214,3 +226,148 @@ def test_describe_focus_study_quotes_the_differences_and_the_leader():
     assert "`pkt` leads every pc setting in $PC_n$ (0.850 against 0.840)" in text
     with pytest.raises(ValueError, match="mode"):
         describe_focus_study(rows, mode="class-aware")
+
+
+def _embedding_scores():
+    # Hand-made scores of three embeddings: A > B > C by pc_n; trustworthiness orders C above B.
+    return pd.DataFrame({"pc_n": [0.9, 0.5, 0.4], "pc_n_low": [0.85, 0.45, 0.30], "pc_n_high": [0.95, 0.55, 0.46],
+                         "trustworthiness": [0.99, 0.80, 0.90]}, index=["A", "B", "C"])
+
+
+def test_order_by():
+    s = _embedding_scores()
+    assert notebook.order_by(s, "pc_n") == "A > B > C"
+    assert notebook.order_by(s, "trustworthiness") == "A > C > B"
+    with pytest.raises(ValueError, match="column"):
+        notebook.order_by(s, "nope")
+    with pytest.raises(TypeError, match="scores"):
+        notebook.order_by(s.to_dict(), "pc_n")
+
+
+def test_agreeing_pairs_splits_every_pair_once():
+    s = _embedding_scores()
+    same, differ = notebook.agreeing_pairs(s, "pc_n", "trustworthiness")
+    assert sorted(same) == ["A above B", "A above C"]
+    assert differ == ["B above C"]
+    same, differ = notebook.agreeing_pairs(s, "pc_n", "pc_n")  # a measure agrees with itself
+    assert len(same) == 3 and differ == []
+    with pytest.raises(ValueError, match="b must be one of"):
+        notebook.agreeing_pairs(s, "pc_n", "nope")
+
+
+def test_intervals_overlap():
+    s = _embedding_scores()
+    assert notebook.intervals_overlap(s, "B", "C")      # [0.45, 0.55] and [0.30, 0.46]
+    assert notebook.intervals_overlap(s, "C", "B")
+    assert not notebook.intervals_overlap(s, "A", "B")  # [0.85, 0.95] and [0.45, 0.55]
+    with pytest.raises(ValueError, match="z must be one of"):
+        notebook.intervals_overlap(s, "A", "D")
+
+
+def test_format_interval():
+    s = _embedding_scores()
+    assert notebook.format_interval(s, "C") == "0.400 [0.300, 0.460]"
+    assert notebook.format_interval(s, "A", digits=2) == "0.90 [0.85, 0.95]"
+    with pytest.raises(ValueError, match="name must be one of"):
+        notebook.format_interval(s, "D")
+
+
+def test_describe_transfer_quotes_the_computed_numbers():
+    results = _result().results.copy()
+    cka = {"untrained": 0.1, "pc": 0.55, "pkt": 0.61, "rkd": 0.72, "ce": 0.3, "teacher": 1.0}
+    results["cka"] = results["method"].map(cka)
+    results["knn_accuracy"] = results["method"].map({**cka, "pkt": 0.97})
+    results["linear_probe"] = results["method"].map({**cka, "rkd": 0.93})
+    text = notebook.describe_transfer(results, seeds=3, epochs=7)
+    assert text.startswith("**Reading** (this run: 3 seed(s), 7 epochs per student).")
+    unaware = results[results["mode"] == "class-unaware"].groupby("method")["pc_n"].mean()
+    # the other methods in order of mean PC_n, then the untrained floor
+    assert f"`pkt` {unaware['pkt']:.3f}, `rkd` {unaware['rkd']:.3f}; the untrained student " \
+           f"{unaware['untrained']:.3f}." in text
+    assert "`pc` 0.550, the other trained methods 0.610 to 0.720" in text
+    assert "kNN accuracies range from 0.550 to 0.970, linear probes from 0.550 to 0.930" in text
+    for mode in ("class-unaware", "class-aware"):
+        assert f"*{mode}*: " + notebook.describe_versus(notebook.versus_best_baseline(results, mode=mode)) in text
+    assert notebook.describe_transfer(results).startswith("**Reading** (this run). ")
+    with pytest.raises(ValueError, match="columns"):
+        notebook.describe_transfer(results.drop(columns="cka"))
+    with pytest.raises(ValueError, match="class-unaware"):
+        notebook.describe_transfer(results, modes=("class-aware",))
+    with pytest.raises(TypeError, match="DataFrame"):
+        notebook.describe_transfer(results.to_dict())
+
+
+def test_parameter_count_and_describe_sizes():
+    import torch
+
+    teacher, student = torch.nn.Linear(10, 20), torch.nn.Linear(3, 4)   # 220 and 16 parameters
+    assert notebook.parameter_count(teacher) == 10 * 20 + 20
+    result = SimpleNamespace(teacher=SimpleNamespace(model=teacher),
+                             students={("tiny", "pc", "class-unaware", 0): SimpleNamespace(model=student)},
+                             features={"teacher": {"train": np.zeros((1437, 2)), "test": np.zeros((360, 2))}})
+    text = notebook.describe_sizes(result)
+    assert text == ("The `tiny` student has 16 parameters, the teacher 220: 14× fewer. Students are trained on "
+                    "the 1,437 training digits and evaluated on the 360 held-out digits.")
+    with pytest.raises(ValueError, match="no run of student"):
+        notebook.describe_sizes(result, student="other")
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        notebook.parameter_count([1, 2])
+
+
+def test_focus_loss_kwargs():
+    assert notebook.focus_loss_kwargs(0) == {}
+    assert notebook.focus_loss_kwargs(4) == {"focus": 4.0, "focus_kind": "exp", "focus_symmetric": True}
+    with pytest.raises(ValueError, match="focus must be >= 0"):
+        notebook.focus_loss_kwargs(-1)
+    with pytest.raises(TypeError, match="focus must be a finite number"):
+        notebook.focus_loss_kwargs("4")
+
+
+def test_focus_students_runs_one_pc_experiment_per_focus(monkeypatch):
+    calls = []
+
+    def fake_run_experiment(config, quiet, write):
+        calls.append(config)
+        key = (config.students[0], "pc", "class-unaware", config.seeds - 1)
+        focus = config.loss_kwargs.get("pc", {}).get("focus", 0.0)
+        return SimpleNamespace(features={key: {"test": np.full((5, 2), focus)}})
+
+    monkeypatch.setattr(notebook, "run_experiment", fake_run_experiment)
+    out = notebook.focus_students((0, 4, 8), seed=1, smoke_mode=True)
+    assert list(out) == [0, 4, 8] and [float(v[0, 0]) for v in out.values()] == [0.0, 4.0, 8.0]
+    base = notebook.experiment_config(True)
+    for config, focus in zip(calls, (0, 4, 8)):
+        assert config.methods == ("pc",) and config.modes == ("class-unaware",) and config.seeds == 2
+        # (the config drops arguments equal to the loss's defaults, such as focus_kind="exp")
+        pc = config.loss_kwargs.get("pc", {})
+        assert pc == ({"focus": float(focus), "focus_symmetric": True} if focus else {})
+        assert config.student_train == base.student_train and config.teacher == base.teacher
+    calls.clear()
+    main = _result()
+    out = notebook.focus_students((0, 4), result=main, smoke_mode=True)  # focus 0 from the main experiment
+    assert [c.loss_kwargs["pc"]["focus"] for c in calls] == [4.0]
+    assert out[0] is main.features[("net", "pc", "class-unaware", 0)]["test"]
+
+
+def test_focus_neighbors_rows_are_teacher_focus_student_and_baseline():
+    result = _result()
+    n = len(result.features["teacher"]["test"])
+    images = np.random.default_rng(1).random((n, 8, 8))
+    labels = np.arange(n) % 3
+    result.data = SimpleNamespace(tensors=lambda split: (images, labels), mean=None, std=None)
+    focus = {0: result.features[("net", "pc", "class-unaware", 0)]["test"],
+             4: np.random.default_rng(2).normal(size=(n, 3))}
+    ax = notebook.focus_neighbors(result, focus, 4, reference=2, k=3)
+    # the same rows as plot_neighbors draws from the three feature sets, the best baseline being pkt
+    features = {"teacher": result.features["teacher"]["test"], "pc, focus 4": focus[4],
+                "pkt": result.features[("net", "pkt", "class-unaware", 0)]["test"]}
+    reference_ax = plots.plot_neighbors(images, features, 2, k=3, labels=labels, shared_with="teacher")
+    assert [t.get_text() for t in ax.texts] == [t.get_text() for t in reference_ax.texts]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["teacher", "pc, focus 4", "pkt"]
+    assert len(ax.images) == len(reference_ax.images) and all(
+        np.array_equal(a.get_array(), b.get_array()) for a, b in zip(ax.images, reference_ax.images))
+    with pytest.raises(ValueError, match="focus must be one of"):
+        notebook.focus_neighbors(result, focus, 8, reference=2)
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        notebook.focus_neighbors(result, focus, 4, reference=2, baseline="pc")
+    plt.close("all")
