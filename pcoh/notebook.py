@@ -27,7 +27,8 @@ from ._checks import check_choice, check_int
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment
 from .train import TrainConfig
 
-__all__ = ["SMOKE", "UMAP_SETTINGS", "smoke", "project_root", "experiment_config", "experiment", "figures_dir", "figures_folder",
+__all__ = ["SMOKE", "UMAP_SETTINGS", "smoke", "project_root", "experiment_config", "experiment", "figures_dir",
+           "figures_folder", "remove_stale_smoke_folders",
            "pick_runs", "run_features", "median_reference", "versus_best_baseline", "ranked_baselines",
            "describe_versus", "sample_rows", "embedding_titles", "umap_panels", "draw_controls", "log_slider",
            "digits_image_folder", "describe_focus_study", "order_by", "agreeing_pairs", "intervals_overlap",
@@ -94,16 +95,59 @@ def experiment(smoke_mode: bool | None = None) -> ExperimentResult:
     return run_experiment(experiment_config(smoke_mode), quiet=True, write=False)
 
 
+_SMOKE_PREFIX = "pcoh-smoke-figures-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: keep its folder
+    return True
+
+
+def remove_stale_smoke_folders(folder: Optional[Path] = None) -> list:
+    """Remove the scratch figure folders of smoke runs whose process has ended.
+
+    Each smoke run's folder is named ``pcoh-smoke-figures-<pid>-...`` after the process (the
+    notebook's kernel) that made it. A kernel that exits normally removes its own folder; one that
+    is killed (nbval stops its kernels so) cannot, so every later smoke run, and the notebook test
+    session when it ends (``notebooks/conftest.py``), removes the folders of processes that are
+    gone.
+
+    Parameters
+    ----------
+    folder : pathlib.Path, optional
+        Where the folders are; default the system's temporary folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+    """
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(_SMOKE_PREFIX + "*"):
+        pid = path.name[len(_SMOKE_PREFIX):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def figures_folder(smoke_mode: bool | None = None) -> Path:
     """Where a notebook exports its figures: :func:`figures_dir`, or a scratch folder in smoke mode.
 
     Smoke runs (``PCOH_SMOKE=1``, as in ``make test``) write to a new temporary folder, so that
-    they never overwrite the committed full-run figures; the folder is removed when the Python
-    process (the notebook's kernel) exits.
+    they never overwrite the committed full-run figures. The folder is removed when the Python
+    process (the notebook's kernel) exits, or, if that process is killed, by the next smoke run
+    or the end of the notebook tests (:func:`remove_stale_smoke_folders`).
     """
     smoke_mode = SMOKE if smoke_mode is None else smoke_mode
     if smoke_mode:
-        folder = tempfile.mkdtemp(prefix="pcoh-smoke-figures-")
+        remove_stale_smoke_folders()
+        folder = tempfile.mkdtemp(prefix=f"{_SMOKE_PREFIX}{os.getpid()}-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         return Path(folder)
     return figures_dir()

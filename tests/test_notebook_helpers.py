@@ -79,6 +79,32 @@ def test_digits_image_folder(tmp_path, monkeypatch):
         assert img.size == (16, 16) and img.mode == "L"
 
 
+def test_a_killed_smoke_run_leaves_a_folder_that_the_next_one_removes(tmp_path):
+    """nbval kills its kernels (no exit handler runs): the next smoke run cleans up after them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import time; from pcoh import notebook; print(notebook.figures_folder(True), flush=True); "
+            "time.sleep(60)")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+    try:
+        folder = proc.stdout.readline().strip()
+        assert os.path.isdir(folder) and f"pcoh-smoke-figures-{proc.pid}-" in folder
+        assert notebook.remove_stale_smoke_folders(tmp_path) == []  # its process still runs: kept
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert os.path.isdir(folder)  # killed: nothing removed it
+    other = tmp_path / "pcoh-smoke-figures-notapid"  # not a smoke folder of ours: left alone
+    other.mkdir()
+    assert [str(p) for p in notebook.remove_stale_smoke_folders(tmp_path)] == [folder]
+    assert not os.path.exists(folder) and other.is_dir()
+
+
 def test_pick_runs_and_run_features():
     result = _result()
     runs = notebook.pick_runs(result, "class-aware", 1)

@@ -64,7 +64,8 @@ def test_grid_rows_by_hand():
     assert plots.grid_rows(8) == [4, 4]
     assert plots.grid_rows(9) == [5, 4]  # not 3 x 4 with three empty panels
     assert plots.grid_rows(3) == [3]
-    assert plots.grid_rows(2, size="half") == [1, 1]
+    assert plots.grid_rows(2, size="half") == [2]  # two tall panels side by side: bigger than two wide ones
+    assert plots.grid_rows(4) == [4]  # four maps in a row: each 3.3 in wide, larger than in a 2 x 2 grid
 
 
 @pytest.mark.parametrize("k", [1, 3, 7, 9, 11])

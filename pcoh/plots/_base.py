@@ -43,6 +43,8 @@ SLIDE_SIZES = {"full": (40 / 3, 7.5), "half": (20 / 3, 7.5)}
 SLIDE_DPI = 144
 #: The smallest text allowed, in points, on a 1920 x 1080 slide the figure fills.
 MIN_FONT_PT = 14.0
+#: Height (inches) a panel's title and axis labels take, left out when grid_rows shapes panels.
+_PANEL_DECORATION_IN = 0.8
 #: Titles, labels, tick labels and legends closer than this (points) count as touching.
 _MIN_GAP_PT = 2.0
 #: Aspect ratios (width / height) within this relative tolerance count as a slide size.
@@ -128,8 +130,9 @@ def grid_rows(k: int, *, size: str = "full", panel_aspect: float = 1.0, max_rows
     """Panels per row for ``k`` panels on a slide, every row full but the last (never an empty panel).
 
     The number of rows r (1 to ``max_rows``) is the one whose panels, ``ceil(k / r)`` to a row,
-    come closest to ``panel_aspect`` (width / height) on the figure; the last row holds what is
-    left and is centred by :func:`slide_grid`.
+    come closest to ``panel_aspect`` (width / height) on the figure once 0.8 in of each panel's
+    height is left for its title and labels; the last row holds what is left and is centred by
+    :func:`slide_grid`.
 
     Parameters
     ----------
@@ -154,7 +157,8 @@ def grid_rows(k: int, *, size: str = "full", panel_aspect: float = 1.0, max_rows
         c = -(-k // r)
         if (r - 1) * c >= k:  # this many rows would leave a row empty
             continue
-        score = abs(math.log((width / c) / (height / r) / panel_aspect))
+        panel_height = max(height / r - _PANEL_DECORATION_IN, 0.1)  # what is left under the title
+        score = abs(math.log((width / c) / panel_height / panel_aspect))
         if best is None or score < best[0] - 1e-12:
             best = (score, r, c)
     _, r, c = best
@@ -379,16 +383,17 @@ def slide_problems(fig) -> list:
             outside.append(t.get_text()[:30])
     if outside:
         problems.append(f"{len(outside)} text(s) reach outside the figure: {outside[:5]}")
-    # Titles, axis labels, tick labels and legends must keep apart (texts placed in the data, such
-    # as class names on a map, may meet).
+    # Titles, axis labels, tick labels and legends must keep apart, from each other and from
+    # texts placed in the data (those, such as class names on a map, may meet each other).
     placed = {id(t) for ax in fig.axes for t in ax.texts}
-    layout = [t for t in drawn if id(t) not in placed]
+    layout = drawn
     gap = _MIN_GAP_PT * fig.dpi / 72
     flat = [t.get_window_extent(renderer).expanded(1, 1).padded(gap / 2) for t in layout]
     oriented = [_oriented_box(t, renderer) for t in layout]
     touching = [(layout[i].get_text()[:20], layout[j].get_text()[:20])
                 for i in range(len(layout)) for j in range(i + 1, len(layout))
-                if flat[i].overlaps(flat[j]) and _boxes_overlap(oriented[i], oriented[j], gap)]
+                if not (id(layout[i]) in placed and id(layout[j]) in placed)
+                and flat[i].overlaps(flat[j]) and _boxes_overlap(oriented[i], oriented[j], gap)]
     if touching:
         problems.append(f"{len(touching)} pair(s) of texts overlap: {touching[:4]}")
     for ax in fig.axes:

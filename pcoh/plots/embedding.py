@@ -28,7 +28,8 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
         Marker size.
     class_names : sequence of str, optional
     annotate : bool, default True
-        Write each class's name just above the median of its points.
+        Write each class's name just above the median of its points (below it for classes in the
+        top fifth of the map, so that names stay inside the panel).
     highlight : sequence of int, optional
         Indices drawn large with a black edge, the first one as a star (e.g. a reference and
         its teacher's nearest neighbours).
@@ -48,12 +49,16 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
     colors = plt.get_cmap(cmap)(y.astype(int) % plt.get_cmap(cmap).N)
     ax.scatter(e[:, 0], e[:, 1], s=s, c=colors, lw=0, alpha=0.85, rasterized=len(e) > 2000)
     if annotate:
+        low, high = float(e[:, 1].min()), float(e[:, 1].max())
         for c in np.unique(y):
             mx, my = np.median(e[y == c], axis=0)
             name = str(class_names[int(c)]) if class_names is not None else str(c)
-            # Just above the class's median, so that tight clusters stay visible under their name.
-            ax.annotate(name, (mx, my), xytext=(0, 5), textcoords="offset points", ha="center", va="bottom",
-                        fontweight="bold", path_effects=[pe.withStroke(linewidth=3, foreground="white")])
+            # Just above the class's median, so that tight clusters stay visible under their name;
+            # just below it in the top fifth of the map, so that the name stays inside the panel.
+            above = my < high - 0.2 * (high - low)
+            ax.annotate(name, (mx, my), xytext=(0, 5 if above else -5), textcoords="offset points", ha="center",
+                        va="bottom" if above else "top", fontweight="bold",
+                        path_effects=[pe.withStroke(linewidth=3, foreground="white")])
     if highlight is not None and len(highlight):
         h = np.asarray(highlight, dtype=int)
         ax.scatter(e[h[1:], 0], e[h[1:], 1], s=60, c=colors[h[1:]], edgecolor="black", lw=1.2, zorder=4)
@@ -64,6 +69,7 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
         side.set_visible(True)
         side.set_color("#777777")
         side.set_linewidth(0.8)
+    ax.margins(0.06)
     ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)

@@ -35,6 +35,7 @@ def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: b
         for i, (a, b) in enumerate(p):
             ax.annotate(str(i), (a, b), xytext=(4, 4), textcoords="offset points", fontsize=MIN_FONT_PT,
                         color="#555555")
+    ax.margins(0.12)  # room for the numbers written beside the outermost points
     ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
