@@ -137,7 +137,7 @@ def test_a_test_split_too_small_to_evaluate_exits_2_before_training(tmp_path, ca
     code = main(["--dataset", "image_folder", "--root", str(folder), "--cache", str(tmp_path / "cache"),
                  "--output", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and "the test split holds 10 samples" in err and "at least 22" in err
+    assert code == 2 and "the test split has 10 samples" in err and "at least 21" in err
     assert not (tmp_path / "cache" / "runs").exists()
 
 
