@@ -67,7 +67,6 @@ __all__ = [
     "run_key",
     "atomic_save",
     "write_bytes",
-    "write_text",
     "write_files",
     "write_json",
     "output_lock",
@@ -190,9 +189,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
+def _stage(path: Path, write) -> str:
+    """Call ``write(file)`` on a new temporary file next to ``path``, flushed to disk; its name.
+
+    On failure the temporary file is removed and the error raised: ``path`` is untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -200,6 +201,18 @@ def _atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    return tmp
+
+
+def _atomic_write(path, write) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    tmp = _stage(path, write)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -238,13 +251,7 @@ def write_files(contents: dict) -> None:
     try:
         for path, data in contents.items():
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((tmp, path))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            staged.append((_stage(path, lambda f, data=data: f.write(data)), path))
         with Interrupts() as signals, signals.hold():
             for tmp, path in staged:
                 os.replace(tmp, path)
@@ -255,11 +262,6 @@ def write_files(contents: dict) -> None:
         raise
     for folder in {path.parent for _, path in staged}:
         _fsync_dir(folder)
-
-
-def write_text(text: str, path) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    write_bytes(text.encode("utf-8"), path)
 
 
 def write_json(obj: Any, path) -> None:
