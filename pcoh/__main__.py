@@ -26,7 +26,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 import warnings
 
 __all__ = ["main", "build_parser"]
@@ -113,11 +112,8 @@ def _config(args: argparse.Namespace):
 
     given = vars(args)
     table = load_config(given.pop("config")) if "config" in given else {}
-    for name in ("dataset", "root", "download", "teacher", "teacher_checkpoint", "students", "methods",
-                 "modes", "seeds", "device", "output", "figures"):
-        if name in given:
-            table[name] = given[name]
-    for name in ("cache", "teacher_weights"):  # the run cache; a tv: teacher's published weights
+    for name in ("dataset", "root", "cache", "download", "teacher", "teacher_checkpoint", "teacher_weights",
+                 "students", "methods", "modes", "seeds", "device", "output", "figures"):
         if name in given:
             table[name] = given[name]
     options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},
