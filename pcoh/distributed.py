@@ -31,6 +31,7 @@ for ever; ``torchrun`` itself also stops the remaining workers once one has fail
 from __future__ import annotations
 
 import datetime
+import gc
 import inspect
 import os
 from typing import Optional, Sequence
@@ -139,6 +140,10 @@ def init(device=None, *, backend: Optional[str] = None, timeout=None) -> bool:
 def teardown() -> None:
     """Leave the process group (a no-op when none is initialised)."""
     if dist.is_available() and dist.is_initialized():
+        # DDP wrappers live in reference cycles: free them (and the collectives they hold)
+        # while their process group is alive, not at interpreter exit, where gloo's threads
+        # can then abort the process (SIGABRT, "terminate called without an active exception").
+        gc.collect()
         dist.destroy_process_group()
 
 
