@@ -358,7 +358,7 @@ def test_focus_students_runs_one_pc_experiment_per_focus(monkeypatch):
         focus = config.loss_kwargs.get("pc", {}).get("focus", 0.0)
         return SimpleNamespace(features={key: {"test": np.full((5, 2), focus)}})
 
-    monkeypatch.setattr(notebook, "run_experiment", fake_run_experiment)
+    monkeypatch.setattr(notebook.focus, "run_experiment", fake_run_experiment)
     out = notebook.focus_students((0, 4, 8), seed=1, smoke_mode=True)
     assert list(out) == [0, 4, 8] and [float(v[0, 0]) for v in out.values()] == [0.0, 4.0, 8.0]
     base = notebook.experiment_config(True)

@@ -1,0 +1,22 @@
+"""What the notebooks share, one file per concern.
+
+- :mod:`pcoh.notebook.workspace`: the smoke switch, the project's folders, the shared digits experiment.
+- :mod:`pcoh.notebook.selection`: the runs of one mode and seed, their features, UMAP panels.
+- :mod:`pcoh.notebook.prose`: sentences whose every number is computed from the results.
+- :mod:`pcoh.notebook.controls`: widgets that redraw a figure.
+- :mod:`pcoh.notebook.focus`: notebook 03's neighbour control (students at several focus values).
+
+Every public name is importable from ``pcoh.notebook`` itself.
+"""
+from .controls import *  # noqa: F401,F403
+from .controls import __all__ as _controls
+from .focus import *  # noqa: F401,F403
+from .focus import __all__ as _focus
+from .prose import *  # noqa: F401,F403
+from .prose import __all__ as _prose
+from .selection import *  # noqa: F401,F403
+from .selection import __all__ as _selection
+from .workspace import *  # noqa: F401,F403
+from .workspace import __all__ as _workspace
+
+__all__ = [*_workspace, *_selection, *_prose, *_controls, *_focus]

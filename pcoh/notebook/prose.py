@@ -1,0 +1,256 @@
+"""The notebooks' computed prose: every number a sentence quotes is read from the results it describes."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from .. import methods as _methods
+from .. import stats as _stats
+from .._checks import check_choice, check_int
+from ..experiment import ExperimentResult
+
+__all__ = ["ranked_baselines", "versus_best_baseline", "describe_versus", "describe_focus_study", "order_by",
+           "agreeing_pairs", "intervals_overlap", "format_interval", "describe_transfer", "parameter_count",
+           "describe_sizes"]
+
+
+def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    check_choice(mode, "mode", _methods.MODES)
+    return results[(results["mode"] == mode) & ~results["method"].isin(list(_methods.REFERENCES))]
+
+
+def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metric: str = "pc_n",
+                     method: str = "pc") -> list:
+    """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
+    frame = _trained(results, mode)
+    means = frame[frame["method"] != method].groupby("method", sort=False)[metric].mean().dropna()
+    return sorted(means.index, key=lambda m: -means[m])
+
+
+def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = "class-unaware",
+                         metric: str = "pc_n", level: float = 0.95) -> dict:
+    """One method against the best other method of its mode, paired by seed (:mod:`pcoh.stats`).
+
+    The best baseline is the other trained method with the highest mean (references such as
+    ``untrained`` are not candidates). ``verdict`` follows the paired interval: ``"ahead"`` when
+    it lies above 0, ``"behind"`` below 0, ``"not separated"`` when it holds 0 or there is no
+    interval (a single seed). The method is **best** exactly when the verdict is ``"ahead"``.
+
+    Returns
+    -------
+    dict
+        ``method``, ``baseline``, ``mean``, ``std``, ``baseline_mean``, ``baseline_std``,
+        ``diff``, ``low``, ``high``, ``n_pairs``, ``level``, ``verdict``.
+    """
+    frame = _trained(results, mode)
+    if method not in set(frame["method"]):
+        raise ValueError(f"method {method!r} has no {mode} run; methods: {sorted(set(frame['method']))}")
+    table = _stats.paired_comparison(frame, metric, by=("student",), level=level)
+    table = table[table["student"] == table["student"].iloc[0]].set_index("method")
+    row = table.loc[method]
+    other = row["other"]
+    if other is None or (isinstance(other, float) and math.isnan(other)):
+        raise ValueError(f"{mode}: {method!r} has no other method to be compared with")
+    low, high = float(row["diff_low"]), float(row["diff_high"])
+    verdict = "ahead" if low > 0 else "behind" if high < 0 else "not separated"
+    return {"method": method, "baseline": other, "mean": float(row["mean"]), "std": float(row["std"]),
+            "baseline_mean": float(table.at[other, "mean"]), "baseline_std": float(table.at[other, "std"]),
+            "diff": float(row["diff"]), "low": low, "high": high, "n_pairs": int(row["n_pairs"]),
+            "level": level, "verdict": verdict}
+
+
+def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
+    """One sentence (Markdown) from :func:`versus_best_baseline`'s dict, numbers as computed."""
+    f = f".{digits}f"
+    spread = "" if math.isnan(v["std"]) else f" ± {v['std']:{f}}"
+    bspread = "" if math.isnan(v["baseline_std"]) else f" ± {v['baseline_std']:{f}}"
+    interval = ("no interval (one seed)" if math.isnan(v["low"]) else
+                f"{100 * v['level']:g}% interval [{v['low']:+{f}}, {v['high']:+{f}}] over {v['n_pairs']} paired seeds")
+    verdict = {"ahead": f"`{v['method']}` is best (the interval lies above 0)",
+               "behind": f"`{v['method']}` is behind (the interval lies below 0)",
+               "not separated": "no method is called best (the interval holds 0)"}[v["verdict"]]
+    return (f"`{v['method']}` {metric} {v['mean']:{f}}{spread} against the best other method, "
+            f"`{v['baseline']}`, {v['baseline_mean']:{f}}{bspread}: paired difference {v['diff']:+{f}}, "
+            f"{interval}; {verdict}.")
+
+
+def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
+    """One sentence per cell (data, batch) of the focus study, from its ``summary.csv``.
+
+    Each sentence gives the change in top-k overlap and kNN accuracy of ``settings`` against
+    ``pc focus 0``, and whether the plain loss keeps the lead in $PC_n$ over the best baseline.
+    """
+    check_choice(mode, "mode", _methods.MODES)
+    rows = summary[summary["mode"] == mode]
+    if rows.empty:
+        raise ValueError(f"summary has no rows for mode={mode!r}")
+    out = []
+    for (data, batch), cell in rows.groupby(["data", "batch"], sort=False):
+        by = cell.set_index("method")
+        plain = by.loc["pc focus 0"]
+        base = cell[cell["family"] == "baseline"].sort_values("pc_n_mean").iloc[-1]
+        best_pc = cell[cell["family"] != "baseline"].sort_values("pc_n_mean").iloc[-1]
+        changes = "; ".join(
+            f"`{s}` top-k {by.at[s, 'topk_overlap_mean'] - plain['topk_overlap_mean']:+.3f}, "
+            f"kNN {by.at[s, 'knn_accuracy_mean'] - plain['knn_accuracy_mean']:+.3f}" for s in settings)
+        lead = (f"pc leads in $PC_n$ ({best_pc['pc_n_mean']:.3f} against `{base['method']}` {base['pc_n_mean']:.3f})"
+                if best_pc["pc_n_mean"] > base["pc_n_mean"] else
+                f"`{base['method']}` leads every pc setting in $PC_n$ ({base['pc_n_mean']:.3f} against "
+                f"{best_pc['pc_n_mean']:.3f})")
+        out.append(f"*{data}, batch {batch}*: against focus 0, {changes}; {lead}.")
+    return " ".join(out)
+
+
+def _scores_frame(scores) -> pd.DataFrame:
+    if not isinstance(scores, pd.DataFrame):
+        raise TypeError(f"scores must be a pandas DataFrame indexed by embedding, got {type(scores).__name__}")
+    return scores
+
+
+def order_by(scores: pd.DataFrame, column: str) -> str:
+    """The embeddings (index of ``scores``) from highest to lowest ``column``, joined by ``" > "``.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per embedding, indexed by name (e.g. :func:`pcoh.evaluate.score_embeddings`'s
+        table with ``set_index("embedding")``).
+    column : str
+        The measure, e.g. ``"pc_n"``.
+    """
+    scores = _scores_frame(scores)
+    check_choice(column, "column", list(scores.columns))
+    return " > ".join(scores.sort_values(column, ascending=False, kind="stable").index)
+
+
+def agreeing_pairs(scores: pd.DataFrame, a: str, b: str) -> tuple:
+    """Every pair of embeddings as ``"<higher> above <lower>"`` by measure ``a``, split by whether ``b`` agrees.
+
+    A pair *agrees* when ``b`` of the one higher by ``a`` is strictly larger than ``b`` of the
+    other (ties by ``a`` put the later row on top; ties by ``b`` count as disagreement).
+
+    Returns
+    -------
+    same, differ : list of str
+        The pairs that ``b`` orders as ``a`` does, and the others; ``len(same) + len(differ)``
+        is ``n (n - 1) / 2`` for ``n`` embeddings.
+    """
+    scores = _scores_frame(scores)
+    for name, column in (("a", a), ("b", b)):
+        check_choice(column, name, list(scores.columns))
+    same, differ = [], []
+    names = list(scores.index)
+    for i, x in enumerate(names):
+        for z in names[i + 1:]:
+            hi, lo = (x, z) if scores.at[x, a] > scores.at[z, a] else (z, x)
+            (same if (scores.at[hi, b] - scores.at[lo, b]) > 0 else differ).append(f"{hi} above {lo}")
+    return same, differ
+
+
+def intervals_overlap(scores: pd.DataFrame, x: str, z: str, *, column: str = "pc_n") -> bool:
+    """Whether the intervals ``[<column>_low, <column>_high]`` of embeddings ``x`` and ``z`` share a point."""
+    scores = _scores_frame(scores)
+    for name, v in (("x", x), ("z", z)):
+        check_choice(v, name, list(scores.index))
+    lo, hi = f"{column}_low", f"{column}_high"
+    return bool(scores.at[x, lo] <= scores.at[z, hi] and scores.at[z, lo] <= scores.at[x, hi])
+
+
+def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", digits: int = 3) -> str:
+    """``"<value> [<low>, <high>]"`` of one embedding's ``column`` and its interval, ``digits`` decimals."""
+    scores = _scores_frame(scores)
+    check_choice(name, "name", list(scores.index))
+    digits = check_int(digits, "digits", minimum=0)
+    f = f".{digits}f"
+    return (f"{scores.at[name, column]:{f}} [{scores.at[name, f'{column}_low']:{f}}, "
+            f"{scores.at[name, f'{column}_high']:{f}}]")
+
+
+def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-unaware", "class-aware"),
+                      seeds: Optional[int] = None, epochs: Optional[int] = None) -> str:
+    """The *Reading* paragraph of notebook 03 (Markdown), every number from ``results``.
+
+    Per mode, :func:`describe_versus` of ``pc`` against the best other method in $PC_n$; then,
+    class-unaware, every other method's mean $PC_n$ (:func:`ranked_baselines` order) and the
+    untrained floor, the linear CKA of ``pc`` against the range of the other trained methods, the
+    paired kNN-accuracy comparison, and the ranges of kNN accuracy and linear probe of the trained
+    students.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        One row per run (``ExperimentResult.results``), with columns ``mode``, ``method``,
+        ``seed``, ``student``, ``pc_n``, ``cka``, ``knn_accuracy`` and ``linear_probe``.
+    modes : sequence of str
+        The modes described, in order; must include ``"class-unaware"``.
+    seeds, epochs : int, optional
+        Seeds per method and epochs per student, quoted in the opening words when given.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    for mode in modes:
+        check_choice(mode, "modes", _methods.MODES)
+    if "class-unaware" not in modes:
+        raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
+    columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
+    missing = [c for c in ["mode", "method", *columns] if c not in results.columns]
+    if missing:
+        raise ValueError(f"results lacks the columns {missing}")
+    students = results[results["method"] != "teacher"]
+    means = students.groupby(["mode", "method"], sort=False)[columns].mean()
+    versus = {mode: versus_best_baseline(results, mode=mode) for mode in modes}
+    knn = versus_best_baseline(results, mode="class-unaware", metric="knn_accuracy")
+    order = ranked_baselines(results, mode="class-unaware")
+    unaware = means.loc["class-unaware"]
+    trained = unaware.drop(index=list(_methods.REFERENCES), errors="ignore")
+    others_cka = trained.drop(index="pc")["cka"]
+    run = ", ".join(part for part in (f"{seeds} seed(s)" if seeds is not None else "",
+                                      f"{epochs} epochs per student" if epochs is not None else "") if part)
+    floor = (f"; the untrained student {unaware.at['untrained', 'pc_n']:.3f}." if "untrained" in unaware.index
+             else ".")
+    return (
+        f"**Reading** (this run{': ' + run if run else ''}). "
+        + " ".join(f"*{mode}*: {describe_versus(versus[mode])}" for mode in modes)
+        + " Class-unaware, the other methods by mean $PC_n$: "
+        + ", ".join(f"`{m}` {unaware.at[m, 'pc_n']:.3f}" for m in order) + floor
+        + f" Linear CKA with the teacher, class-unaware: `pc` {unaware.at['pc', 'cka']:.3f}, the other trained "
+          f"methods {others_cka.min():.3f} to {others_cka.max():.3f}: $PC_n$ asks for the teacher's orderings, "
+          "not its geometry."
+        + f" kNN accuracy of the frozen features, class-unaware: {describe_versus(knn, metric='kNN accuracy')}"
+        + f" Trained students' kNN accuracies range from {trained['knn_accuracy'].min():.3f} to "
+          f"{trained['knn_accuracy'].max():.3f}, linear probes from {trained['linear_probe'].min():.3f} to "
+          f"{trained['linear_probe'].max():.3f}.")
+
+
+def parameter_count(model) -> int:
+    """Number of parameters (trainable or not) of a ``torch.nn.Module``."""
+    if not hasattr(model, "parameters") or not callable(model.parameters):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -> str:
+    """One sentence (Markdown): the student's and teacher's parameter counts, their ratio, the split sizes.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+        Its ``teacher.model``, the first run of ``student`` in ``students``, and
+        ``features["teacher"]`` (``"train"`` and ``"test"`` rows) are read.
+    student : str, optional
+        The student architecture; default the first one of the result.
+    """
+    runs = [k for k in result.students if student is None or k[0] == student]
+    if not runs:
+        raise ValueError(f"no run of student {student!r}; students: {sorted({k[0] for k in result.students})}")
+    name = runs[0][0]
+    n_student = parameter_count(result.students[runs[0]].model)
+    n_teacher = parameter_count(result.teacher.model)
+    t = result.features["teacher"]
+    return (f"The `{name}` student has {n_student:,} parameters, the teacher {n_teacher:,}: "
+            f"{n_teacher / n_student:.0f}× fewer. Students are trained on the {len(t['train']):,} training digits "
+            f"and evaluated on the {len(t['test']):,} held-out digits.")
