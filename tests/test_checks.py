@@ -48,6 +48,8 @@ def test_check_seed():
     assert C.check_seed(None) is None and C.check_seed(np.int64(4)) == 4
     with pytest.raises(TypeError, match="seed"):
         C.check_seed(1.0)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, inf\]"):
+        C.check_seed(-1)  # numpy's generators take no negative seed
 
 
 def test_as_array_from_tensor_list_and_array():
