@@ -130,6 +130,8 @@ def allows_mode(method: str, mode: str) -> bool:
     Another loss of :mod:`pcoh.losses` runs in both modes unless its class sets
     ``class_aware_only``.
     """
+    check_choice(method, "method", list(dict.fromkeys([*METHODS, *_losses.LOSSES, *REFERENCES])))
+    check_choice(mode, "mode", MODES)
     if method in METHODS:
         return mode in METHODS[method].modes
     loss = _losses.LOSSES.get(method)
