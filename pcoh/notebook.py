@@ -23,7 +23,8 @@ import pandas as pd
 
 from . import methods as _methods
 from . import stats as _stats
-from ._checks import check_choice, check_int
+from ._checks import as_array, check_bool, check_choice, check_columns, check_int, check_names, check_seed
+from .dissimilarity import get_metric
 from .experiment import ExperimentConfig, ExperimentResult, run_experiment
 from .train import TrainConfig
 
@@ -51,6 +52,16 @@ UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state
                      n_epochs=100 if SMOKE else None)
 
 
+def _smoke(smoke_mode) -> bool:
+    """``smoke_mode``, or the smoke switch (:data:`SMOKE`) when it is None."""
+    return SMOKE if smoke_mode is None else check_bool(smoke_mode, "smoke_mode")
+
+
+def _optional_str(value, name: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, got {type(value).__name__} {value!r}")
+
+
 def project_root() -> Path:
     """The folder holding ``pyproject.toml``, searched upwards from the working directory.
 
@@ -72,7 +83,7 @@ def figures_dir() -> Path:
 
 def experiment_config(smoke_mode: bool | None = None) -> ExperimentConfig:
     """The notebooks' experiment: the main job's settings, or a tiny budget in smoke mode."""
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
     root = project_root()
     cfg = ExperimentConfig(root=str(root / "data"), cache=str(root / "data"), output=str(root / "results"),
                            figures=str(root / "figures"))
@@ -127,6 +138,8 @@ def remove_stale_smoke_folders(folder: Optional[Path] = None) -> list:
     list of pathlib.Path
         The folders removed.
     """
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path or None, got {type(folder).__name__}")
     removed = []
     for path in Path(folder or tempfile.gettempdir()).glob(_SMOKE_PREFIX + "*"):
         pid = path.name[len(_SMOKE_PREFIX):].split("-", 1)[0]
@@ -144,7 +157,7 @@ def figures_folder(smoke_mode: bool | None = None) -> Path:
     process (the notebook's kernel) exits, or, if that process is killed, by the next smoke run
     or the end of the notebook tests (:func:`remove_stale_smoke_folders`).
     """
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
     if smoke_mode:
         remove_stale_smoke_folders()
         folder = tempfile.mkdtemp(prefix=f"{_SMOKE_PREFIX}{os.getpid()}-")
@@ -176,6 +189,8 @@ def pick_runs(result: ExperimentResult, mode: str = "class-unaware", seed: int =
         No run of that mode and seed.
     """
     check_choice(mode, "mode", _methods.MODES)
+    seed = check_int(seed, "seed", minimum=0)
+    _optional_str(student, "student")
     keys = [k for k in result.features if k != "teacher"]
     if student is None and keys:
         student = keys[0][0]
@@ -197,6 +212,7 @@ def run_features(result: ExperimentResult, mode: str = "class-unaware", seed: in
         Put the teacher's features first, under ``"teacher"``.
     """
     check_choice(split, "split", ["test", "train"])
+    teacher = check_bool(teacher, "teacher")
     runs = pick_runs(result, mode, seed, student=student)
     out = {"teacher": result.features["teacher"][split]} if teacher else {}
     out.update({method: result.features[key][split] for method, key in runs.items()})
@@ -211,7 +227,7 @@ def median_reference(values) -> int:
     values : array-like, shape (n,)
         Per-reference values, e.g. one run's per-reference Spearman.
     """
-    v = np.asarray(values, dtype=np.float64)
+    v = as_array(values, "values", finite=False)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty (n,) array, got shape {v.shape}")
     if np.isnan(v).any():
@@ -223,6 +239,7 @@ def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(results, ("method", "mode"), "results")
     return results[(results["mode"] == mode) & ~results["method"].isin(list(_methods.REFERENCES))]
 
 
@@ -230,6 +247,9 @@ def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metr
                      method: str = "pc") -> list:
     """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
     frame = _trained(results, mode)
+    _column(results, metric, "metric")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name (a string), got {type(method).__name__}")
     means = frame[frame["method"] != method].groupby("method", sort=False)[metric].mean().dropna()
     return sorted(means.index, key=lambda m: -means[m])
 
@@ -250,6 +270,9 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
         ``diff``, ``low``, ``high``, ``n_pairs``, ``level``, ``verdict``.
     """
     frame = _trained(results, mode)
+    _column(results, metric, "metric")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name (a string), got {type(method).__name__}")
     if method not in set(frame["method"]):
         raise ValueError(f"method {method!r} has no {mode} run; methods: {sorted(set(frame['method']))}")
     table = _stats.paired_comparison(frame, metric, by=("student",), level=level)
@@ -268,7 +291,15 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
 
 def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
     """One sentence (Markdown) from :func:`versus_best_baseline`'s dict, numbers as computed."""
-    f = f".{digits}f"
+    if not isinstance(v, dict):
+        raise TypeError(f"v must be the dict of versus_best_baseline, got {type(v).__name__}")
+    missing = sorted({"method", "baseline", "mean", "std", "baseline_mean", "baseline_std", "diff", "low", "high",
+                      "n_pairs", "level", "verdict"} - set(v))
+    if missing:
+        raise ValueError(f"v must be the dict of versus_best_baseline; it lacks {missing}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be the name shown (a string), got {type(metric).__name__}")
+    f = f".{check_int(digits, 'digits', minimum=0)}f"
     spread = "" if math.isnan(v["std"]) else f" ± {v['std']:{f}}"
     bspread = "" if math.isnan(v["baseline_std"]) else f" ± {v['baseline_std']:{f}}"
     interval = ("no interval (one seed)" if math.isnan(v["low"]) else
@@ -283,10 +314,12 @@ def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
 
 def sample_rows(n: int, n_points: Optional[int] = None, seed: int = 0) -> np.ndarray:
     """Sorted row indices: all ``n`` rows, or ``n_points`` of them drawn without replacement."""
-    n = check_int(n, "n", minimum=1)
-    if n_points is None or n_points >= n:
+    n, seed = check_int(n, "n", minimum=1), check_seed(seed)
+    if n_points is None:
         return np.arange(n)
     n_points = check_int(n_points, "n_points", minimum=1)
+    if n_points >= n:
+        return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, n_points, replace=False))
 
 
@@ -299,13 +332,17 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
     titles apart) from the run of ``mode`` and ``seed`` in ``results``.
     """
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(results, ("method", "mode", "seed", "trustworthiness", "continuity"), "results")
+    methods, seed = check_names(methods, "methods"), check_int(seed, "seed", minimum=0)
+    if not isinstance(teacher, str):
+        raise TypeError(f"teacher must be the teacher's title (a string), got {type(teacher).__name__}")
     scores = results[(results["mode"] == mode) & (results["seed"] == seed)].set_index("method")
     titles = {}
     for m in methods:
         if m == "teacher":
             titles[m] = teacher
         elif m not in scores.index:
-            raise ValueError(f"no {mode} run of method {m!r} with seed {seed}")
+            raise ValueError(f"methods: no {mode} run of method {m!r} with seed {seed}")
         else:
             titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}\nC = {scores.at[m, 'continuity']:.3f}"
     return titles
@@ -371,6 +408,7 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     if not callable(function):
         raise TypeError(f"function must be callable, got {type(function).__name__}")
+    manual, show = check_bool(manual, "manual"), check_bool(show, "show")
 
     @functools.wraps(function)  # keeps the signature, whose defaults and names the controls are matched to
     def draw(*args, **kwargs):
@@ -411,7 +449,9 @@ def log_slider(value: float, low: float, high: float, *, per_decade: int = 4, de
             raise TypeError(f"{name} must be a finite number, got {v!r}")
     if not 0 < low <= value <= high:
         raise ValueError(f"need 0 < low <= value <= high, got low={low!r}, value={value!r}, high={high!r}")
-    per_decade = check_int(per_decade, "per_decade", minimum=1)
+    per_decade, digits = check_int(per_decade, "per_decade", minimum=1), check_int(digits, "digits", minimum=1)
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {type(description).__name__}")
     exponents = np.arange(math.floor(math.log10(low) * per_decade), math.ceil(math.log10(high) * per_decade) + 1)
     grid = [float(10.0 ** (k / per_decade)) for k in exponents]
     grid = [g for g in grid if low * (1 - 1e-12) <= g <= high * (1 + 1e-12)]
@@ -443,7 +483,8 @@ def digits_image_folder(smoke_mode: bool | None = None, *, size: int = 32) -> Pa
 
     from .data import write_image_folder
 
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
+    size = check_int(size, "size", minimum=1)
     digits = load_digits()
     images, labels = digits.images / 16.0, digits.target
     folder = project_root() / "data" / "digits-png"
@@ -460,9 +501,14 @@ def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc 
     ``pc focus 0``, and whether the plain loss keeps the lead in $PC_n$ over the best baseline.
     """
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(summary, ("data", "batch", "mode", "method", "family", "pc_n_mean", "topk_overlap_mean",
+                            "knn_accuracy_mean"), "summary")
+    settings = check_names(settings, "settings")
     rows = summary[summary["mode"] == mode]
     if rows.empty:
         raise ValueError(f"summary has no rows for mode={mode!r}")
+    for setting in settings:
+        check_choice(setting, "settings", sorted(set(rows["method"])))
     out = []
     for (data, batch), cell in rows.groupby(["data", "batch"], sort=False):
         by = cell.set_index("method")
@@ -486,6 +532,29 @@ def _scores_frame(scores) -> pd.DataFrame:
     return scores
 
 
+def _column(scores: pd.DataFrame, column, name: str) -> None:
+    """``column`` (a string) names a column of ``scores``."""
+    if not isinstance(column, str):
+        raise TypeError(f"{name} must be a column name (a string), got {type(column).__name__} {column!r}")
+    check_choice(column, name, list(scores.columns))
+
+
+def _row(scores: pd.DataFrame, row, name: str) -> None:
+    """``row`` (a string) names a row (an embedding) of ``scores``."""
+    if not isinstance(row, str):
+        raise TypeError(f"{name} must be an embedding's name (a string), got {type(row).__name__} {row!r}")
+    check_choice(row, name, list(scores.index))
+
+
+def _interval_columns(scores: pd.DataFrame, column) -> tuple:
+    """``("<column>_low", "<column>_high")``, both columns of ``scores``, and ``column`` itself."""
+    _column(scores, column, "column")
+    lo, hi = f"{column}_low", f"{column}_high"
+    if lo not in scores.columns or hi not in scores.columns:
+        raise ValueError(f"column must have an interval in scores (columns {lo!r} and {hi!r}), got {column!r}")
+    return lo, hi
+
+
 def order_by(scores: pd.DataFrame, column: str) -> str:
     """The embeddings (index of ``scores``) from highest to lowest ``column``, joined by ``" > "``.
 
@@ -498,7 +567,7 @@ def order_by(scores: pd.DataFrame, column: str) -> str:
         The measure, e.g. ``"pc_n"``.
     """
     scores = _scores_frame(scores)
-    check_choice(column, "column", list(scores.columns))
+    _column(scores, column, "column")
     return " > ".join(scores.sort_values(column, ascending=False, kind="stable").index)
 
 
@@ -516,7 +585,7 @@ def agreeing_pairs(scores: pd.DataFrame, a: str, b: str) -> tuple:
     """
     scores = _scores_frame(scores)
     for name, column in (("a", a), ("b", b)):
-        check_choice(column, name, list(scores.columns))
+        _column(scores, column, name)
     same, differ = [], []
     names = list(scores.index)
     for i, x in enumerate(names):
@@ -530,15 +599,16 @@ def intervals_overlap(scores: pd.DataFrame, x: str, z: str, *, column: str = "pc
     """Whether the intervals ``[<column>_low, <column>_high]`` of embeddings ``x`` and ``z`` share a point."""
     scores = _scores_frame(scores)
     for name, v in (("x", x), ("z", z)):
-        check_choice(v, name, list(scores.index))
-    lo, hi = f"{column}_low", f"{column}_high"
+        _row(scores, v, name)
+    lo, hi = _interval_columns(scores, column)
     return bool(scores.at[x, lo] <= scores.at[z, hi] and scores.at[z, lo] <= scores.at[x, hi])
 
 
 def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", digits: int = 3) -> str:
     """``"<value> [<low>, <high>]"`` of one embedding's ``column`` and its interval, ``digits`` decimals."""
     scores = _scores_frame(scores)
-    check_choice(name, "name", list(scores.index))
+    _row(scores, name, "name")
+    _interval_columns(scores, column)
     digits = check_int(digits, "digits", minimum=0)
     f = f".{digits}f"
     return (f"{scores.at[name, column]:{f}} [{scores.at[name, f'{column}_low']:{f}}, "
@@ -567,8 +637,11 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
     """
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    modes = check_names(modes, "modes")
     for mode in modes:
         check_choice(mode, "modes", _methods.MODES)
+    seeds = None if seeds is None else check_int(seeds, "seeds", minimum=1)
+    epochs = None if epochs is None else check_int(epochs, "epochs", minimum=1)
     if "class-unaware" not in modes:
         raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
     columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
@@ -619,6 +692,7 @@ def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -
     student : str, optional
         The student architecture; default the first one of the result.
     """
+    _optional_str(student, "student")
     runs = [k for k in result.students if student is None or k[0] == student]
     if not runs:
         raise ValueError(f"no run of student {student!r}; students: {sorted({k[0] for k in result.students})}")
@@ -716,7 +790,15 @@ def focus_neighbors(result: ExperimentResult, focus_features: dict, focus: float
     """
     from . import plots
 
+    if not isinstance(focus_features, dict):
+        raise TypeError(f"focus_features must be a dict of focus -> features, got {type(focus_features).__name__}")
+    if not focus_features:
+        raise ValueError("focus_features must hold at least one focus -> features")
     check_choice(focus, "focus", list(focus_features))
+    seed = check_int(seed, "seed", minimum=0)
+    get_metric(teacher_metric, "teacher_metric")
+    get_metric(student_metric, "student_metric")
+    _optional_str(baseline, "baseline")
     if baseline is None:
         baseline = ranked_baselines(result.results, mode="class-unaware")[0]
     runs = pick_runs(result, "class-unaware", seed)
