@@ -448,7 +448,10 @@ def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
         The file holds no state dict, or its keys or shapes do not match ``model``: the message
         names the missing and unexpected keys and the mismatched shapes.
     """
-    path = Path(path)
+    _check_module(model, "model")
+    path = _runs._path(path)
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a string (how messages name the file), got {type(what).__name__}")
     try:
         obj = _runs.load_checkpoint(path, map_location="cpu")
     except FileNotFoundError:

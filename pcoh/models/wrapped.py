@@ -249,11 +249,15 @@ class Wrapped(Backbone):
                  image_size: int = 32, fixed_size: bool = False) -> None:
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__} {name!r}")
+        if not isinstance(fixed_size, bool):
+            raise TypeError(f"fixed_size must be True or False, got {type(fixed_size).__name__}")
         # Provisional sizes; the check pass below finds the real ones.
         super().__init__(name, 2, in_channels, image_size, 1)
         self.net = net
         self.training = net.training  # the module's mode is the model's (and the check pass restores it)
-        self.fixed_size = bool(fixed_size)
+        self.fixed_size = fixed_size
         modules = dict(net.named_modules())
         if features is None:
             found = classifier_of(net)
