@@ -203,7 +203,8 @@ def check_names(value, name: str) -> tuple:
     """A column name or a sequence of column names, as a tuple of strings."""
     if isinstance(value, str):
         return (value,)
-    if isinstance(value, (bytes, dict)) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+    names = isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(v, str) for v in value)
+    if not names:
         raise TypeError(f"{name} must be a column name or a sequence of column names, got {value!r}")
     return tuple(value)
 

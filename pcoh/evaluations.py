@@ -31,7 +31,7 @@ def digest(*arrays) -> str:
             continue
         a = np.ascontiguousarray(a)
         if a.dtype == object:  # the bytes of an object array are memory addresses: no digest of the content
-            raise TypeError(f"arrays must be arrays of numbers (or None), got {type(a.flat[0]).__name__ if a.size else 'object'}")
+            raise TypeError(f"arrays must be arrays of numbers (or None), got an array of {a.dtype} objects")
         h.update(f"{a.dtype.str}{a.shape};".encode())
         h.update(a.tobytes())
     return h.hexdigest()
