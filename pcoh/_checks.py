@@ -11,7 +11,7 @@ array, ...), so a caller writes ``k = check_int(k, "k", minimum=1)`` and uses ``
 from __future__ import annotations
 
 import numbers
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,11 +21,13 @@ __all__ = [
     "check_float",
     "check_choice",
     "check_bool",
+    "check_optional_str",
     "check_seed",
     "as_array",
     "as_features",
     "as_labels",
     "check_columns",
+    "check_names",
     "check_index",
 ]
 
@@ -95,11 +97,18 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+def check_optional_str(value, name: str) -> Optional[str]:
+    """``value`` if it is a string or None; anything else is a TypeError."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, got {type(value).__name__} {value!r}")
+    return value
+
+
 def check_seed(seed, name: str = "seed") -> Optional[int]:
-    """A random seed: an integer or ``None``."""
+    """A random seed: a non-negative integer (what numpy's generators take) or ``None``."""
     if seed is None:
         return None
-    return check_int(seed, name)
+    return check_int(seed, name, minimum=0)
 
 
 def as_array(x, name: str, *, ndim: Optional[int] = None, columns: Optional[int] = None,
@@ -196,6 +205,16 @@ def check_columns(frame, columns: Iterable[str], name: str) -> None:
     for col in columns:
         if col not in frame.columns:
             raise ValueError(f"{name} must have a {col!r} column, got columns {list(frame.columns)}")
+
+
+def check_names(value, name: str) -> tuple:
+    """A column name or a sequence of column names, as a tuple of strings."""
+    if isinstance(value, str):
+        return (value,)
+    names = isinstance(value, Sequence) and not isinstance(value, bytes) and all(isinstance(v, str) for v in value)
+    if not names:
+        raise TypeError(f"{name} must be a column name or a sequence of column names, got {value!r}")
+    return tuple(value)
 
 
 def check_index(value, name: str, n: int) -> int:

@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 
+from ._checks import check_float, check_int
+
 __all__ = ["CropFlip", "draw", "crop_flip", "gather_crop_flip"]
 
 
@@ -42,10 +44,8 @@ class CropFlip:
     flip: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
-            raise ValueError(f"padding must be an int >= 0, got {self.padding!r}")
-        if isinstance(self.flip, bool) or not isinstance(self.flip, (int, float)) or not 0.0 <= self.flip <= 1.0:
-            raise ValueError(f"flip must be a probability in [0, 1], got {self.flip!r}")
+        check_int(self.padding, "padding", minimum=0)
+        check_float(self.flip, "flip", minimum=0.0, maximum=1.0)
 
     @property
     def active(self) -> bool:
@@ -58,6 +58,22 @@ class CropFlip:
             return images
         rows, cols, flips = draw(images.shape[0], self.padding, self.flip, generator=generator, device=images.device)
         return crop_flip(images, rows, cols, flips, self.padding)
+
+
+def _check_tensor(x, name: str, ndim: int) -> None:
+    """``x`` is a tensor of ``ndim`` dimensions (shapes only: nothing that waits for a device)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
+
+
+def _check_draws(rows, cols, flips, n: int) -> None:
+    """``rows``, ``cols`` and ``flips`` are (n,) tensors, as :func:`draw` gives them."""
+    for name, x in (("rows", rows), ("cols", cols), ("flips", flips)):
+        _check_tensor(x, name, 1)
+        if x.shape[0] != n:
+            raise ValueError(f"{name} must hold one value per image ({n}), got shape {tuple(x.shape)}")
 
 
 def draw(n: int, padding: int, flip: float, *, generator: Optional[torch.Generator] = None, device=None):
@@ -82,7 +98,11 @@ def draw(n: int, padding: int, flip: float, *, generator: Optional[torch.Generat
         Top-left corner of each crop in the padded image.
     flips : torch.Tensor, bool, (n,)
     """
+    n, padding = check_int(n, "n", minimum=0), check_int(padding, "padding", minimum=0)
+    flip = check_float(flip, "flip", minimum=0.0, maximum=1.0)
     if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         device = generator.device
     rows = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     cols = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
@@ -113,8 +133,9 @@ def crop_flip(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, flip
     torch.Tensor, (n, C, H, W)
         Same dtype and device as ``images``.
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be 4-D (n, C, H, W), got shape {tuple(images.shape)}")
+    _check_tensor(images, "images", 4)
+    _check_draws(rows, cols, flips, images.shape[0])
+    padding = check_int(padding, "padding", minimum=0)
     padded = torch.nn.functional.pad(images, (padding,) * 4) if padding else images
     idx = torch.arange(images.shape[0], device=images.device)
     return gather_crop_flip(padded.contiguous(), idx, rows, cols, flips, tuple(images.shape[-2:]))
@@ -140,8 +161,15 @@ def gather_crop_flip(padded: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor
     -------
     torch.Tensor, (n, C, H, W)
     """
+    _check_tensor(padded, "padded", 4)
+    _check_tensor(idx, "idx", 1)
+    _check_draws(rows, cols, flips, idx.shape[0])
+    if not (isinstance(size, (tuple, list)) and len(size) == 2):
+        raise TypeError(f"size must be a pair (H, W), got {type(size).__name__} {size!r}")
+    h, w = check_int(size[0], "size", minimum=1), check_int(size[1], "size", minimum=1)
     _, c, hp, wp = padded.shape
-    h, w = size
+    if h > hp or w > wp:
+        raise ValueError(f"size must fit in the padded images ({hp}, {wp}), got {tuple(size)}")
     n = idx.shape[0]
     dev = padded.device
     ar_w = torch.arange(w, device=dev)

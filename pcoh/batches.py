@@ -228,12 +228,22 @@ class BatchSource:
 
     def __init__(self, dataset: Dataset, batch_size: int, *, device, shuffle: bool = False,
                  drop_last: bool = False, seed: int = 0, num_workers: Optional[int] = None, augment: bool = True):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"dataset must be a map-style torch Dataset (with len and items), got {type(dataset).__name__}")
         batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
         if num_workers is not None:
             num_workers = _checks.check_int(num_workers, "num_workers", minimum=0)
+        shuffle, drop_last = _checks.check_bool(shuffle, "shuffle"), _checks.check_bool(drop_last, "drop_last")
+        augment, seed = _checks.check_bool(augment, "augment"), _checks.check_int(seed, "seed", minimum=0)
+        if not isinstance(device, (str, torch.device)):
+            raise TypeError(f"device must be a string such as 'cpu' or a torch.device, got {type(device).__name__}")
+        try:
+            device = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"device must name a device such as 'cpu' or 'cuda:0', got {device!r}") from err
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.device = torch.device(device)
+        self.device = device
         self.shuffle, self.drop_last, self.seed, self.augment = shuffle, drop_last, seed, augment
         self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
         self.n = len(dataset)

@@ -347,10 +347,10 @@ def global_spearman(
     total = n * (n - 1) // 2
     if check_pairs_option(n_pairs, minimum=2) == "auto":
         n_pairs = None if total <= _AUTO_GLOBAL_PAIRS else _AUTO_GLOBAL_PAIRS
+    rng = generator(seed)  # checked even when the exact computation leaves it unused
     if n_pairs is None:
         i, j = torch.triu_indices(n, n, offset=1)
     else:
-        rng = generator(seed)
         a = rng.integers(0, n, size=int(n_pairs))
         b = rng.integers(0, n - 1, size=int(n_pairs))
         b = b + (b >= a)
@@ -487,6 +487,8 @@ def bootstrap_ci(
         raise ValueError(f"values must hold at least 2 entries, got shape {v.shape}")
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     confidence = check_float(confidence, "confidence", minimum=0.0, maximum=1.0, strict=True)
+    if not callable(statistic):
+        raise TypeError(f"statistic must be a callable (e.g. numpy.mean), got {type(statistic).__name__}")
     rng = generator(seed)
     stats = np.empty(int(n_boot))
     step = max(1, (1 << 22) // v.size)

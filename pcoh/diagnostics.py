@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import as_array, as_features, as_labels, check_index, check_indices, check_int, check_pairs_option
+from ._checks import (as_array, as_features, as_labels, check_float, check_index, check_indices, check_int,
+                      check_pairs_option)
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from .ranking import rank, soft_rank
 from .rowwise import Rows, check_chunk, check_pair, chunks, drop_self, generator, row_pearson
@@ -288,8 +289,9 @@ def subsample_coherence(
     s, t = check_pair(student, teacher)
     n_total = s.shape[0]
     sizes = np.asarray(sizes)
-    if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
-            or sizes.min() < 3 or sizes.max() > n_total:
+    if sizes.size and not np.issubdtype(sizes.dtype, np.integer):  # [] is empty, not of a wrong type
+        raise TypeError(f"sizes must be a sequence of integers, got dtype {sizes.dtype}")
+    if sizes.ndim != 1 or sizes.size == 0 or sizes.min() < 3 or sizes.max() > n_total:
         raise ValueError(f"sizes must be a 1-D sequence of integers in [3, N] = [3, {n_total}], got {sizes!r}")
     repeats = check_int(repeats, "repeats", minimum=1)
     rng = generator(seed)
@@ -386,6 +388,8 @@ def grade_coherence(pc_n: float, kendall_tau: float, n: int) -> float:
     float
     """
     n = check_int(n, "n", minimum=4)
+    pc_n = check_float(pc_n, "pc_n", minimum=-1.0, maximum=1.0)
+    kendall_tau = check_float(kendall_tau, "kendall_tau", minimum=-1.0, maximum=1.0)
     m = n - 1
     return float(((m + 1) * pc_n - 3.0 * kendall_tau) / (m - 2))
 
@@ -415,8 +419,8 @@ def expected_pc_n(sizes, *, pc_n: float, kendall_tau: float, n: int) -> np.ndarr
     -------
     numpy.ndarray, shape of ``sizes``
     """
-    k = np.asarray(sizes, dtype=np.float64)
-    if (k < 3).any():
+    k = as_array(sizes, "sizes", finite=False)
+    if np.isnan(k).any() or (k < 3).any():
         raise ValueError(f"sizes must be >= 3, got {sizes!r}")
     rho = grade_coherence(pc_n, kendall_tau, n)
     with np.errstate(divide="ignore", invalid="ignore"):

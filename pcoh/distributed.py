@@ -33,12 +33,16 @@ from __future__ import annotations
 import datetime
 import gc
 import inspect
+import numbers
 import os
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from ._checks import check_choice, check_int
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -119,6 +123,12 @@ def init(device=None, *, backend: Optional[str] = None, timeout=None) -> bool:
         one-process ``torchrun`` run is exactly a plain run.
     """
     td = _timeout(timeout)
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cuda' or a torch.device, got {type(device).__name__}")
+    if backend is not None:
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a string such as 'nccl' or 'gloo', got {type(backend).__name__}")
+        check_choice(backend, "backend", ["nccl", "gloo", "mpi", "ucc"])
     size = _env_int("WORLD_SIZE", 1)
     if size <= 1:
         return False
@@ -187,6 +197,7 @@ def gather_with_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Ten
     :func:`shard_sizes`) saves the exchange of sizes when several tensors of one batch are
     gathered. In one process: ``x`` itself.
     """
+    _check_gather(x, sizes)
     if not is_distributed():
         return x
     return _AllGather.apply(x, sizes)
@@ -195,6 +206,7 @@ def gather_with_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Ten
 @torch.no_grad()
 def gather_no_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Tensor:
     """Concatenate every process's ``x`` along dim 0, in rank order, without gradient."""
+    _check_gather(x, sizes)
     if not is_distributed():
         return x
     return _all_gather(x.detach(), sizes)[0]
@@ -202,12 +214,28 @@ def gather_no_grad(x: torch.Tensor, sizes: Optional[list] = None) -> torch.Tenso
 
 def shard_sizes(x: torch.Tensor) -> list:
     """Leading size of ``x`` on every process, in rank order (``[len(x)]`` in one process)."""
+    _check_gather(x, None)
     if not is_distributed():
         return [x.shape[0]]
     local = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
     sizes = [torch.empty_like(local) for _ in range(world_size())]
     dist.all_gather(sizes, local)
     return [int(s) for s in sizes]
+
+
+def _check_gather(x, sizes) -> None:
+    """``x`` is a tensor with a leading dimension; ``sizes`` None or one row count per process."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError("x must have a leading (batch) dimension, got a 0-d tensor")
+    if sizes is not None:
+        if not isinstance(sizes, (list, tuple)):
+            raise TypeError(f"sizes must be a list of row counts (shard_sizes), got {type(sizes).__name__}")
+        sizes = [check_int(s, "sizes", minimum=0) for s in sizes]
+        if len(sizes) != world_size() or sizes[rank()] != x.shape[0]:
+            raise ValueError(f"sizes must hold the row count of each of the {world_size()} processes, this one's "
+                             f"({x.shape[0]}) at index {rank()}, got {sizes}")
 
 
 def _all_gather(x: torch.Tensor, sizes: Optional[list] = None):
@@ -263,8 +291,14 @@ class _AllReduce(torch.autograd.Function):
 @torch.no_grad()
 def all_reduce_sum(values: Sequence[float], device=None) -> list:
     """Sum a few Python numbers over processes (one collective); returned as floats."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"values must be a sequence of numbers, got {type(values).__name__}")
+    # NaN and Inf pass: a diverged loss is reported by the caller (pcoh.train), after the sum.
+    if not all(isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"values must be a sequence of numbers, got {list(values)!r}")
+    values = [float(v) for v in values]
     if not is_distributed():
-        return [float(v) for v in values]
+        return values
     t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
@@ -276,6 +310,9 @@ def shard(batch: Sequence[torch.Tensor]) -> list:
     Every process must hold the same global batch (the same seeded order), so that the shards
     partition it and their concatenation in rank order is the global batch.
     """
+    if isinstance(batch, torch.Tensor) or not isinstance(batch, Sequence) \
+            or not all(isinstance(b, torch.Tensor) and b.dim() > 0 for b in batch):
+        raise TypeError(f"batch must be a sequence of tensors with a batch dimension, got {type(batch).__name__}")
     if not is_distributed():
         return list(batch)
     r, size = rank(), world_size()
@@ -288,12 +325,18 @@ def shard(batch: Sequence[torch.Tensor]) -> list:
 
 def check_batch_size(batch_size: int, name: str = "batch_size") -> None:
     """Raise ValueError if the global ``batch_size`` cannot be split evenly over the processes."""
+    batch_size = check_int(batch_size, name, minimum=1)
     size = world_size()
     if batch_size % size:
         raise ValueError(
             f"{name} is the global batch and must be divisible by the number of processes "
             f"({size}), got {batch_size}"
         )
+
+
+def _check_module(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def wrap(model: nn.Module) -> nn.Module:
@@ -305,6 +348,7 @@ def wrap(model: nn.Module) -> nn.Module:
     step (batch-norm statistics are kept identical by :func:`sync_batchnorm`). DDP broadcasts
     rank 0's weights and buffers once, so every process starts from the same state.
     """
+    _check_module(model)
     if not is_distributed():
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -323,6 +367,11 @@ def average_gradients(params: Sequence[torch.Tensor]) -> None:
     For parameters outside the DDP-wrapped model (a loss's regressor or embeddings); a
     parameter without gradient counts as zero so that every process joins the collective.
     """
+    if isinstance(params, torch.Tensor) or not isinstance(params, (Sequence, Iterator)):
+        raise TypeError(f"params must be a sequence of parameters, got {type(params).__name__}")
+    params = list(params)
+    if not all(isinstance(p, torch.Tensor) for p in params):
+        raise TypeError("params must hold tensors (parameters) only")
     params = [p for p in params if p.requires_grad]
     if not is_distributed() or not params:
         return
@@ -378,6 +427,7 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
     A no-op in one process. Undone by :func:`unsync_batchnorm`. Returns ``model``.
     """
+    _check_module(model)
     if not is_distributed():
         return model
     for m in model.modules():
@@ -391,6 +441,7 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
 def unsync_batchnorm(model: nn.Module) -> nn.Module:
     """Give back the plain batch-norm classes that :func:`sync_batchnorm` replaced (in place)."""
+    _check_module(model)
     for m in model.modules():
         if isinstance(m, _GlobalBatchNorm):
             m.__class__ = type(m).__mro__[2]

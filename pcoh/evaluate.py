@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import coherence as _coh
-from ._checks import as_array, as_labels, check_choice, check_int
+from ._checks import as_array, as_labels, check_bool, check_choice, check_float, check_int
 from .dissimilarity import MetricLike
 
 __all__ = [
@@ -65,14 +65,16 @@ def _labels(y, name: str = "labels", n=None) -> np.ndarray:
     return as_labels(y, name, n)
 
 
-def _for_euclidean(x: np.ndarray, metric: MetricLike) -> np.ndarray:
+def _for_euclidean(x: np.ndarray, metric: MetricLike, name: str = "metric") -> np.ndarray:
     """Features whose Euclidean neighbours are the metric's neighbours (cosine: L2-normalise)."""
-    check_choice(metric, "metric", ["cosine", "euclidean", "sqeuclidean"])
+    check_choice(metric, name, _METRICS)
     if metric == "cosine":
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         return x / np.where(norm > 0, norm, 1.0)
     return x
 
+
+_METRICS = ("cosine", "euclidean", "sqeuclidean")  # the metrics with a Euclidean form
 
 #: Neighbours of the kNN classifier and of the neighbourhood measures (top-k overlap,
 #: trustworthiness, continuity) in :func:`evaluate_model`.
@@ -107,6 +109,8 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    C = check_float(C, "C", minimum=0.0, strict=True)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
     clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     xtr, xte = _np(train_features, "train_features"), _np(test_features, "test_features")
     clf.fit(xtr, _labels(train_labels, "train_labels", len(xtr)))
@@ -129,18 +133,29 @@ def trustworthiness(student, teacher, *, k: int = 10, student_metric: MetricLike
     """
     from sklearn.manifold import trustworthiness as _tw
 
-    s, t = _np(student, "student"), _np(teacher, "teacher")
-    if len(s) != len(t):
-        raise ValueError(f"student and teacher must have the same number of samples, got {len(s)} and {len(t)}")
-    k = check_int(k, "k", minimum=1, maximum=max(1, (min(len(s), _TRUST_MAX_POINTS) + 1) // 2 - 1))  # scikit-learn needs k < n / 2
-    idx = _subsample(len(s))
-    return float(_tw(_for_euclidean(t[idx], teacher_metric), _for_euclidean(s[idx], student_metric), n_neighbors=k))
+    s, t, k = _neighbourhood_pair(student, teacher, k, student_metric, teacher_metric)
+    return float(_tw(t, s, n_neighbors=k))
 
 
 def continuity(student, teacher, *, k: int = 10, student_metric: MetricLike = "cosine",
                teacher_metric: MetricLike = "cosine") -> float:
     """How few of the teacher's k nearest neighbours the student loses: trustworthiness swapped."""
-    return trustworthiness(teacher, student, k=k, student_metric=teacher_metric, teacher_metric=student_metric)
+    from sklearn.manifold import trustworthiness as _tw
+
+    s, t, k = _neighbourhood_pair(student, teacher, k, student_metric, teacher_metric)
+    return float(_tw(s, t, n_neighbors=k))
+
+
+def _neighbourhood_pair(student, teacher, k, student_metric, teacher_metric) -> tuple:
+    """``(student, teacher, k)`` of trustworthiness and continuity: checked, subsampled, each side in
+    the Euclidean form of its metric."""
+    s, t = _np(student, "student"), _np(teacher, "teacher")
+    if len(s) != len(t):
+        raise ValueError(f"student and teacher must have the same number of samples, got {len(s)} and {len(t)}")
+    k = check_int(k, "k", minimum=1, maximum=max(1, (min(len(s), _TRUST_MAX_POINTS) + 1) // 2 - 1))  # scikit-learn needs k < n / 2
+    idx = _subsample(len(s))
+    return (_for_euclidean(s[idx], student_metric, "student_metric"),
+            _for_euclidean(t[idx], teacher_metric, "teacher_metric"), k)
 
 
 def linear_cka(x, y) -> float:
@@ -170,6 +185,9 @@ def check_sizes(n_train: int, n_test: int, num_classes: int, *, k_neighbors: int
     ``k_neighbors < n_test``, the kNN classifier ``knn_k <= n_train``, the probe two classes.
     Called before any training, so that a small data set fails at once rather than after it.
     """
+    n_train, n_test = check_int(n_train, "n_train", minimum=0), check_int(n_test, "n_test", minimum=0)
+    num_classes = check_int(num_classes, "num_classes", minimum=0)
+    k_neighbors, knn_k = check_int(k_neighbors, "k_neighbors", minimum=1), check_int(knn_k, "knn_k", minimum=1)
     need_test = 2 * k_neighbors + 1
     if n_test < need_test:
         raise ValueError(
@@ -218,6 +236,12 @@ def evaluate_model(
     -------
     dict, or (dict, numpy.ndarray) with ``return_per_reference``
     """
+    # Checked here, under this function's names, before the measures check them under theirs.
+    _np(teacher_test_features, "teacher_test_features")
+    check_choice(metric, "metric", _METRICS)
+    check_choice(teacher_metric, "teacher_metric", _METRICS)
+    k_neighbors = check_int(k_neighbors, "k_neighbors", minimum=1)
+    return_per_reference = check_bool(return_per_reference, "return_per_reference")
     kwargs = dict(student_metric=metric, teacher_metric=teacher_metric)
     rho = _coh.per_reference_spearman(test_features, teacher_test_features, **kwargs)
     pc_n, low, high = _coh.bootstrap_ci(rho, n_boot=n_boot, seed=seed)
@@ -293,8 +317,9 @@ def score_embeddings(
         ``metric``, ``pc_n``, ``pc_n_low``, ``pc_n_high``, ``trustworthiness``, ``continuity``
         and ``global_spearman``.
     """
-    t = _np(teacher_features)
+    t = _np(teacher_features, "teacher_features")
     n = len(t)
+    return_per_reference = check_bool(return_per_reference, "return_per_reference")
     if not isinstance(embeddings, Mapping):
         raise TypeError(f"embeddings must be a dict of name -> (n, d) array, got {type(embeddings).__name__}")
     if not embeddings:
@@ -306,7 +331,8 @@ def score_embeddings(
         metrics = {name: metric[name] for name in embeddings}
     else:
         metrics = dict.fromkeys(embeddings, metric)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n / 2:
+    k = check_int(k, "k")
+    if not 1 <= k < n / 2:
         raise ValueError(f"k must be an integer in [1, n / 2) = [1, {n / 2:g}), got {k!r}")
     mats = {}
     for name, e in embeddings.items():
@@ -316,8 +342,9 @@ def score_embeddings(
             raise ValueError(f"embeddings[{name!r}]: {err}") from None
         if len(mats[name]) != n:
             raise ValueError(f"embeddings[{name!r}] must hold the teacher's {n} inputs, got {len(mats[name])} rows")
-        _for_euclidean(mats[name][:1], metrics[name])  # an unsupported metric fails before any work
-    _for_euclidean(t[:1], teacher_metric)
+        # An unsupported metric fails before any work.
+        _for_euclidean(mats[name][:1], metrics[name], f"metric[{name!r}]" if isinstance(metric, Mapping) else "metric")
+    _for_euclidean(t[:1], teacher_metric, "teacher_metric")
     rows, per_ref = [], {}
     for name, e in mats.items():
         kwargs = dict(student_metric=metrics[name], teacher_metric=teacher_metric)

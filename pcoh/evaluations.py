@@ -30,6 +30,8 @@ def digest(*arrays) -> str:
             h.update(b"none;")
             continue
         a = np.ascontiguousarray(a)
+        if a.dtype == object:  # the bytes of an object array are memory addresses: no digest of the content
+            raise TypeError(f"arrays must be arrays of numbers (or None), got an array of {a.dtype} objects")
         h.update(f"{a.dtype.str}{a.shape};".encode())
         h.update(a.tobytes())
     return h.hexdigest()
@@ -42,7 +44,14 @@ def evaluation_path(root, run: str, settings: dict) -> Path:
     as under ``<root>/runs``), ``hash`` is :func:`pcoh.runs.run_key` of ``settings`` (the
     dissimilarities, the evaluation's parameters, a digest of the features evaluated).
     """
-    return Path(root) / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
+    root = _runs._path(root, "root")
+    if not isinstance(run, str):
+        raise TypeError(f"run must be the run folder's name (a string), got {type(run).__name__}")
+    if not run or "/" in run:
+        raise ValueError(f"run must be a non-empty folder name without slashes, got {run!r}")
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict of the evaluation's settings, got {type(settings).__name__}")
+    return root / "evaluations" / f"{run}-{_runs.run_key({'evaluation': EVALUATION_FORMAT, **settings})}.json"
 
 
 def _finite_or_none(v) -> bool:
@@ -71,7 +80,12 @@ def cached_evaluation(path, compute, n_test: int):
     """
     import numpy as np
 
-    path = Path(path)
+    from ._checks import check_int
+
+    path = _runs._path(path)
+    if not callable(compute):
+        raise TypeError(f"compute must be a callable () -> (row, per_reference), got {type(compute).__name__}")
+    n_test = check_int(n_test, "n_test", minimum=1)
     if path.exists():
         try:
             cached = _runs.read_json(path)

@@ -26,6 +26,7 @@ from . import evaluate as _eval
 from . import losses as _losses
 from . import models as _models
 from . import runs as _runs
+from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
@@ -57,6 +58,12 @@ def _check_writable(path, name: str) -> None:
 def _min_batch(model: nn.Module) -> int:
     # Batch normalisation in training mode needs two samples per channel.
     return 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
+
+
+def _check_config(config, name: str) -> "ExperimentConfig":
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"{name} must be an ExperimentConfig (see pcoh.config), got {type(config).__name__}")
+    return config
 
 
 def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optional["_data.DataSplit"] = None):
@@ -95,6 +102,10 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     """
     from .train import build_model
 
+    _check_config(cfg, "cfg")
+    write = check_bool(write, "write")
+    if data is not None and not isinstance(data, _data.DataSplit):
+        raise TypeError(f"data must be a pcoh.data.DataSplit or None, got {type(data).__name__}")
     if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
         raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
     if data is None:
@@ -266,7 +277,7 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         ``None`` on the processes of rank > 0 under ``torchrun``: they train, rank 0 evaluates
         and writes (see :mod:`pcoh.distributed`).
     """
-    cfg = config or ExperimentConfig()
+    cfg = ExperimentConfig() if config is None else _check_config(config, "config")
     if not _dist.is_main():
         _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
@@ -358,7 +369,7 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     """
     from tqdm.auto import tqdm
 
-    cfg = config or ExperimentConfig()
+    cfg = ExperimentConfig() if config is None else _check_config(config, "config")
     if data is None:
         data = _load_data(cfg)
     tspec = _teacher_spec(cfg, data)

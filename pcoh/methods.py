@@ -119,7 +119,14 @@ def colors() -> dict:
 
 
 def color(label, default: str = "#444444") -> str:
-    """The colour of a label such as ``"pc"`` or ``"pc (class-aware)"`` (its first word)."""
+    """The colour of a label such as ``"pc"`` or ``"pc (class-aware)"`` (its first word); ``default``
+    (a colour) for a label that names no method."""
+    from matplotlib.colors import is_color_like
+
+    if not isinstance(default, (str, tuple)):
+        raise TypeError(f"default must be a colour (a name or '#rrggbb'), got {type(default).__name__}")
+    if not is_color_like(default):
+        raise ValueError(f"default must be a colour (a name or '#rrggbb'), got {default!r}")
     return colors().get(str(label).split(" ")[0], default)
 
 
@@ -130,6 +137,8 @@ def allows_mode(method: str, mode: str) -> bool:
     Another loss of :mod:`pcoh.losses` runs in both modes unless its class sets
     ``class_aware_only``.
     """
+    check_choice(method, "method", list(dict.fromkeys([*METHODS, *_losses.LOSSES, *REFERENCES])))
+    check_choice(mode, "mode", MODES)
     if method in METHODS:
         return mode in METHODS[method].modes
     loss = _losses.LOSSES.get(method)

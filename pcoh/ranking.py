@@ -439,9 +439,7 @@ class _SoftRank(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, values: torch.Tensor, strength: float, backend: str = "numba") -> torch.Tensor:
-        if backend != "numba":
-            raise ValueError(f"_SoftRank runs the numba backend only, got backend={backend!r}")
+    def forward(ctx, values: torch.Tensor, strength: float) -> torch.Tensor:
         ctx.strength = strength
         ctx.fused = values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
         if ctx.fused:  # the CPU path: one numba sweep forward (sort included), one backward
@@ -471,9 +469,9 @@ class _SoftRank(torch.autograd.Function):
             grad = torch.empty_like(g)
             kernel = _pav_backward_parallel if g.numel() >= _PARALLEL_MIN_ELEMENTS else _pav_backward_serial
             kernel(g.numpy(), perm.numpy(), end.numpy(), ctx.strength, grad.numpy())
-            return grad, None, None
+            return grad, None
         perm, start, end = ctx.saved_tensors
-        return _soft_rank_grad(grad_output, perm, start, end, ctx.strength), None, None
+        return _soft_rank_grad(grad_output, perm, start, end, ctx.strength), None
 
 
 def _soft_rank(values: torch.Tensor, strength: float, backend: str) -> torch.Tensor:
@@ -485,7 +483,7 @@ def _soft_rank(values: torch.Tensor, strength: float, backend: str) -> torch.Ten
     """
     if backend == "triton":
         return _soft_rank_triton_op(values, strength)[0]
-    return _SoftRank.apply(values, strength, backend)
+    return _SoftRank.apply(values, strength)
 
 
 def _check_2d_finite(values, name: str, min_columns: int = 1) -> None:

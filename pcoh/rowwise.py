@@ -26,6 +26,7 @@ CHUNK_ELEMENTS = 1 << 24
 
 def check_pair(student, teacher, min_samples: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """Student and teacher features as (N, d) tensors of one dtype (float64 if either is)."""
+    min_samples = check_int(min_samples, "min_samples", minimum=1)
     s = as_features(student, "student")
     t = as_features(teacher, "teacher")
     if s.shape[0] != t.shape[0]:
@@ -52,6 +53,7 @@ class Rows:
     """
 
     def __init__(self, x: torch.Tensor, metric: MetricLike, argument: str):
+        _check_matrix(x, "x")
         self.x = x
         self.fn = get_metric(metric, argument)
         self.full = None if isinstance(self.fn, Dissimilarity) else pairwise(x, self.fn).to(x.dtype)
@@ -73,16 +75,30 @@ def drop_self(rows: torch.Tensor, lo) -> torch.Tensor:
     ``lo`` is either the first index of a contiguous chunk or a tensor of row indices.
     A gather with index ``j + (j >= idx[r])`` is several times faster than a boolean mask.
     """
+    _check_matrix(rows, "rows")
     c, n = rows.shape
-    idx = torch.arange(lo, lo + c) if isinstance(lo, int) else lo
+    if isinstance(lo, torch.Tensor):
+        if lo.shape != (c,):
+            raise ValueError(f"lo must be an int or a ({c},) tensor of row indices, got shape {tuple(lo.shape)}")
+        idx = lo
+    else:
+        idx = torch.arange(check_int(lo, "lo", minimum=0), lo + c)
     cols = torch.arange(n - 1).expand(c, n - 1)
     return rows.gather(1, cols + (cols >= idx[:, None]))
 
 
+def _check_matrix(x, name: str) -> None:
+    """``x`` is a 2-D tensor (no look at its values: that would wait for an accelerator)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {tuple(x.shape)}")
+
+
 def chunks(n: int, chunk: int) -> Iterator[tuple[int, int]]:
     """``(lo, hi)`` bounds of consecutive chunks of ``chunk`` rows covering ``range(n)``."""
-    for lo in range(0, n, chunk):
-        yield lo, min(n, lo + chunk)
+    n, chunk = check_int(n, "n", minimum=0), check_int(chunk, "chunk", minimum=1)
+    return ((lo, min(n, lo + chunk)) for lo in range(0, n, chunk))
 
 
 def generator(seed) -> np.random.Generator:
@@ -96,6 +112,10 @@ def row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Spearman's correlation once both are ranks. The clamped norms keep values and gradients free
     of NaN on constant rows (ranks are either constant or have norms far above the clamp).
     """
+    _check_matrix(a, "a")
+    _check_matrix(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     a = a - a.mean(dim=1, keepdim=True)
     b = b - b.mean(dim=1, keepdim=True)
     tiny = torch.finfo(a.dtype).eps

@@ -163,13 +163,33 @@ class TrainingDiverged(FloatingPointError):
 
 
 # ----------------------------------------------------------------------------- folders and keys
+def _path(value, name: str = "path") -> Path:
+    """``value`` (a str or os.PathLike) as a Path; TypeError naming the argument otherwise."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} {value!r}")
+    return Path(value)
+
+
+def _check_module(model, name: str = "model") -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+
+
 def run_dir(root, kind: str, key: str) -> Path:
     """Folder of a cached run: ``<root>/runs/<kind>-<key>``."""
-    return Path(root) / "runs" / f"{kind}-{key}"
+    root = _path(root, "root")
+    for name, value in (("kind", kind), ("key", key)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+        if not value or "/" in value or os.sep in value:
+            raise ValueError(f"{name} must be a non-empty name without slashes, got {value!r}")
+    return root / "runs" / f"{kind}-{key}"
 
 
 def run_key(obj: dict) -> str:
     """12 hex digits of the SHA-256 of a run's settings (JSON, keys sorted, with the format)."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"obj must be a dict of a run's settings, got {type(obj).__name__}")
     text = json.dumps({"format": _FORMAT, **obj}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -210,7 +230,7 @@ def _stage(path: Path, write) -> str:
 
 def _atomic_write(path, write) -> None:
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
+    path = _path(path)
     tmp = _stage(path, write)
     try:
         os.replace(tmp, path)
@@ -236,6 +256,8 @@ def atomic_save(obj: Any, path) -> None:
 
 def write_bytes(data: bytes, path) -> None:
     """Write ``data`` to ``path`` atomically: readers see the old file or the new one, never a part."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
     _atomic_write(path, lambda f: f.write(data))
 
 
@@ -247,6 +269,12 @@ def write_files(contents: dict) -> None:
     themselves take microseconds, so a results table is never left beside the summary of
     another run.
     """
+    if not isinstance(contents, dict):
+        raise TypeError(f"contents must be a dict of path -> bytes, got {type(contents).__name__}")
+    for path, data in contents.items():
+        _path(path, "contents' paths")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"contents must map each path to bytes, got {type(data).__name__} for {path}")
     staged = []
     try:
         for path, data in contents.items():
@@ -266,6 +294,7 @@ def write_files(contents: dict) -> None:
 
 def write_json(obj: Any, path) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
+    _path(path)
     text = json.dumps(obj, indent=2, sort_keys=True, default=str)
     _atomic_write(path, lambda f: f.write(text.encode()))
 
@@ -278,7 +307,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def read_json(path) -> Any:
     """Read a JSON file; a damaged one raises :class:`CorruptFileError` naming it."""
-    path = Path(path)
+    path = _path(path)
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -376,7 +405,7 @@ def load_checkpoint(path, *, map_location="cpu") -> Any:
     CorruptFileError
         (a :class:`ValueError`) The file is truncated, overwritten, empty or not a checkpoint.
     """
-    path = Path(path)
+    path = _path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if path.is_dir():
@@ -413,7 +442,9 @@ def quarantine(path, reason: str = "") -> Path:
     pathlib.Path
         Where the file now is.
     """
-    path = Path(path)
+    path = _path(path)
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a string, got {type(reason).__name__}")
     target = path.with_name(path.name + ".corrupt")
     count = 0
     while target.exists():
@@ -428,7 +459,6 @@ def quarantine(path, reason: str = "") -> Path:
 
 
 # ----------------------------------------------------------------------------- locks
-@contextlib.contextmanager
 def run_lock(path):
     """Hold the run folder's lock (``<path>/.lock``) for the duration of the block.
 
@@ -436,7 +466,11 @@ def run_lock(path):
     to stderr and waits until the first releases it; the lock is released on exit, also when the
     holder crashes or is killed (the operating system drops it with the process).
     """
-    path = Path(path)
+    return _run_lock(_path(path))  # the path is checked at the call, not when the block starts
+
+
+@contextlib.contextmanager
+def _run_lock(path: Path):
     path.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield
@@ -461,7 +495,6 @@ class OutputInUseError(RuntimeError):
 OUTPUT_LOCK = ".pcoh.lock"
 
 
-@contextlib.contextmanager
 def output_lock(*folders):
     """Hold the lock of each output folder for the duration of the block, or fail at once.
 
@@ -469,9 +502,14 @@ def output_lock(*folders):
     second run raises :class:`OutputInUseError` naming the folder, before it trains anything.
     The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies.
     """
+    return _output_lock([_path(f, "folders") for f in folders])  # checked at the call
+
+
+@contextlib.contextmanager
+def _output_lock(folders: list):
     fds = []
     try:
-        for folder in dict.fromkeys(Path(f).resolve() for f in folders):
+        for folder in dict.fromkeys(f.resolve() for f in folders):
             folder.mkdir(parents=True, exist_ok=True)
             lock = folder / OUTPUT_LOCK
             if lock.is_dir():
@@ -549,6 +587,14 @@ def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt
     A checkpoint that cannot be read or applied is moved aside (:func:`pcoh.runs.quarantine`)
     and every object is put back in its initial state, so the run restarts exactly as a fresh one.
     """
+    ckpt_path = _path(ckpt_path, "ckpt_path")
+    _check_module(model)
+    if transfer is not None:
+        _check_module(transfer, "transfer")
+    for name, obj in (("opt", opt), ("sched", sched)):
+        if not (callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))):
+            raise TypeError(f"{name} must have state_dict and load_state_dict (an optimiser, a scheduler), "
+                            f"got {type(obj).__name__}")
     if not ckpt_path.exists():
         return [], 0
     objects = [obj for obj in (model, transfer, opt, sched) if obj is not None]
@@ -579,7 +625,8 @@ def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt
 def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
     """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
     usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
-    final = path / "final.pt"
+    _check_module(model)
+    final = _path(path) / "final.pt"
     if not final.exists():
         return None
     initial = copy.deepcopy(model.state_dict())
@@ -600,6 +647,9 @@ def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
 def repair_json(path: Path, content, *, overwrite: bool = False) -> None:
     """Write ``content`` to a JSON file that is missing or damaged (moved aside first), or always
     with ``overwrite``."""
+    path = _path(path)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
     if path.exists():
         try:
             found = read_json(path)
@@ -618,6 +668,12 @@ def _canonical_json(obj) -> str:
 
 def finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
     """Write a finished run: ``final.pt`` (weights and history), ``history.json``; drop the checkpoint."""
+    path = _path(path)
+    _check_module(model)
+    if not isinstance(history, list):
+        raise TypeError(f"history must be a list (one dict per epoch), got {type(history).__name__}")
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
     atomic_save({"model": model.state_dict(), "history": history, **(extra or {})}, path / "final.pt")
     write_json(history, path / "history.json")
     ckpt = path / "checkpoint.pt"
@@ -632,6 +688,14 @@ def cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, tra
 
     Under torchrun, rank 0 alone holds the lock and writes; the others follow through barriers.
     """
+    path = _path(path)
+    _check_module(model)
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of the run's settings, got {type(config).__name__}")
+    if not isinstance(cache, bool):
+        raise TypeError(f"cache must be True or False, got {type(cache).__name__}")
+    if not callable(train):
+        raise TypeError(f"train must be a callable () -> history, got {type(train).__name__}")
     with _rank0_lock(path):  # a second process waits here, then finds the finished run
         if cache:
             history = load_final(path, model, dev)

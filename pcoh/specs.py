@@ -21,6 +21,7 @@ from torch import nn
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
+from ._checks import check_choice
 from .runs import run_key as _hash
 
 __all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
@@ -196,8 +197,7 @@ class StudentSpec:
     model_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if isinstance(self.model, nn.Module):
-            object.__setattr__(self, "model", _models.check_name(self.model, "model"))
+        object.__setattr__(self, "model", _models.check_name(self.model, "model"))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         known = _losses.available() + [LABEL_ONLY, UNTRAINED]
@@ -205,8 +205,15 @@ class StudentSpec:
             raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
         if not method_allows_mode(self.method, self.mode):
             raise ValueError(f"method {self.method!r} uses labels and exists only in mode 'class-aware'")
-        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not self.weight > 0):
-            raise ValueError(f"weight must be a positive number or None, got {self.weight!r}")
+        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float))):
+            raise TypeError(f"weight must be a positive number or None, got {type(self.weight).__name__} {self.weight!r}")
+        if self.weight is not None and not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"weight must be a positive finite number or None, got {self.weight!r}")
+        for name in ("loss_kwargs", "model_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict of keyword arguments, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
 
     def key(self, teacher_key: str) -> str:
         # The loss's own defaults are part of the run: changing one must not reuse stale runs.
@@ -238,6 +245,9 @@ def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
     An argument given at its default value is the same run as one left out: same configuration,
     same cache key.
     """
+    check_choice(method, "method", [*_losses.available(), LABEL_ONLY, UNTRAINED])
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"kwargs must be a dict of the loss's keyword arguments, got {type(kwargs).__name__}")
     defaults = _loss_defaults(method)
     return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
 
@@ -255,4 +265,6 @@ def _same_value(a, b) -> bool:
 def as_dict(spec) -> dict:
     """A spec as plain JSON values (keys sorted, other objects as their ``str``): what its
     ``config.json`` holds and, after :func:`_key_dict`, what its key hashes."""
+    if not dataclasses.is_dataclass(spec) or isinstance(spec, type):
+        raise TypeError(f"spec must be a TeacherSpec, StudentSpec or TrainConfig, got {type(spec).__name__}")
     return json.loads(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str))

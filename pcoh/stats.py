@@ -26,18 +26,12 @@ from typing import Sequence, Union
 import numpy as np
 import pandas as pd
 
+from ._checks import check_float, check_int, check_names
+
 __all__ = ["paired_comparison", "format_comparison", "COMPARISON_COLUMNS"]
 
 #: Columns of :func:`paired_comparison` after the group keys.
 COMPARISON_COLUMNS = ["method", "n_seeds", "mean", "std", "other", "n_pairs", "diff", "diff_low", "diff_high", "best"]
-
-
-def _column_names(value, name: str) -> tuple:
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{name} must be a column name or a sequence of column names, got {value!r}")
-    return tuple(value)
 
 
 def _t_interval(diffs: np.ndarray, level: float) -> tuple:
@@ -121,7 +115,7 @@ def paired_comparison(
     for name, value in (("metric", metric), ("method_col", method_col), ("seed_col", seed_col)):
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a column name (str), got {value!r}")
-    keys = _column_names(by, "by")
+    keys = check_names(by, "by")
     if isinstance(level, bool) or not isinstance(level, Real):
         raise TypeError(f"level must be a number in (0, 1), got {level!r}")
     if not 0 < level < 1:
@@ -210,8 +204,10 @@ def format_comparison(comparison: pd.DataFrame, *, metric: str = "pc_n", digits:
     missing = [c for c in COMPARISON_COLUMNS if c not in comparison.columns]
     if missing:
         raise ValueError(f"comparison must be paired_comparison's output; it lacks the columns {missing}")
-    if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
-        raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string (the metric's name), got {type(metric).__name__}")
+    digits = check_int(digits, "digits", minimum=0)
+    level = check_float(level, "level", minimum=0.0, maximum=1.0, strict=True)
     keys = list(comparison.columns[: comparison.columns.get_loc("method")])
     pct = f"{100 * level:g}%"
     header = [*keys, "method", "seeds", f"{metric} (mean ± std)", f"diff to best other [{pct} CI]", "best"]

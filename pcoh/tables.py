@@ -11,10 +11,18 @@ import numpy as np
 import pandas as pd
 
 from . import methods as _methods
-from ._checks import check_columns
+from ._checks import check_bool, check_columns, check_float, check_int, check_names
 
 __all__ = ["per_reference_frame", "style_results", "summary_table", "comparison_tables", "estimate_table",
            "COMPARED_METRICS", "COMPARISON_NOTE"]
+
+
+def _present(results: pd.DataFrame, columns) -> list:
+    """The ``columns`` (names) that ``results`` has, in order; ValueError if none."""
+    cols = [c for c in check_names(columns, "columns") if c in results.columns]
+    if not cols:
+        raise ValueError(f"none of columns {list(columns)} is in results")
+    return cols
 
 
 def per_reference_frame(per_reference: dict, *, include_teacher: bool = False) -> pd.DataFrame:
@@ -35,6 +43,7 @@ def per_reference_frame(per_reference: dict, *, include_teacher: bool = False) -
     """
     if not isinstance(per_reference, dict):
         raise TypeError(f"per_reference must be a dict of run key -> (n,) values, got {type(per_reference).__name__}")
+    include_teacher = check_bool(include_teacher, "include_teacher")
     frames = []
     for key, values in per_reference.items():
         if key == "teacher":
@@ -74,9 +83,8 @@ def style_results(results: pd.DataFrame, columns: Sequence[str] = (
     pandas.io.formats.style.Styler
     """
     check_columns(results, ("method", "mode"), "results")
-    cols = [c for c in columns if c in results.columns]
-    if not cols:
-        raise ValueError(f"none of columns {list(columns)} is in results")
+    cols = _present(results, columns)
+    digits = check_int(digits, "digits", minimum=0)
     # Groups in order of first appearance: the teacher, then each mode's methods.
     table = results.groupby(["mode", "method"], sort=False)[cols].mean()
     table.insert(0, "seeds", results.groupby(["mode", "method"], sort=False).size())
@@ -114,6 +122,10 @@ def _duration(seconds: float) -> str:
 
 def estimate_table(table: pd.DataFrame, device: str = "") -> str:
     """Markdown rendering of :func:`pcoh.experiment.estimate`'s table, with the totals."""
+    check_columns(table, ("run", "runs", "cached", "step_ms", "steps_per_epoch", "epochs", "epoch_s", "total_s",
+                          "remaining_s"), "table")
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string (its name, or ''), got {type(device).__name__}")
     lines = ["| run | runs | cached | ms/step | steps/epoch | epochs | epoch | all runs |", "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.run} | {r.runs} | {r.cached} | {r.step_ms:.1f} | {r.steps_per_epoch} | {r.epochs} | "
@@ -127,8 +139,12 @@ def estimate_table(table: pd.DataFrame, device: str = "") -> str:
 
 def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "kendall_tau", "topk_overlap",
                                                   "knn_accuracy", "linear_probe", "accuracy")) -> str:
-    """Markdown table of mean +- std over seeds, one row per (student, method, mode)."""
-    cols = [c for c in columns if c in results.columns]
+    """Markdown table of mean +- std over seeds, one row per (student, method, mode).
+
+    ``columns``: the metric columns to show (those missing from ``results`` are skipped).
+    """
+    check_columns(results, ("student", "method", "mode"), "results")
+    cols = _present(results, columns)
     lines = ["| student | method | mode | seeds | " + " | ".join(cols) + " |",
              "|---|---|---|---|" + "---|" * len(cols)]
     for (student, method, mode), group in results.groupby(["student", "method", "mode"], sort=False):
@@ -169,8 +185,9 @@ def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level:
     """
     from . import stats as _stats
 
-    if not isinstance(results, pd.DataFrame):
-        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    check_columns(results, ("method",), "results")
+    metrics = check_names(metrics, "metrics")
+    level = check_float(level, "level", minimum=0.0, maximum=1.0, strict=True)
     students = results[~results["method"].isin(list(_methods.REFERENCES))]
     sections = []
     for metric in metrics:

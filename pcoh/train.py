@@ -87,6 +87,8 @@ def resolve_device(device: Optional[str] = None) -> torch.device:
     """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cuda:0' or a torch.device, got {type(device).__name__}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -347,8 +349,16 @@ def _cached(path: Path, config: dict, model: nn.Module, dev, cache: bool, train)
     return TrainedModel(model.eval(), history, path, cached)
 
 
+def _check_data(data) -> None:
+    if not isinstance(data, DataSplit):
+        raise TypeError(f"data must be a pcoh.data.DataSplit (see pcoh.data.load), got {type(data).__name__}")
+
+
 def build_model(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
     """The model ``name`` for ``data`` (its classes, channels and image size), initialised with ``seed``."""
+    _check_data(data)
+    if not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict of the model's options, got {type(model_kwargs).__name__}")
     kwargs = dict(num_classes=data.num_classes, in_channels=data.in_channels or 1, image_size=data.image_size or 8)
     return _models.create(name, **kwargs, seed=seed, **model_kwargs)
 
@@ -591,6 +601,7 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
     """
     if not isinstance(spec, (TeacherSpec, StudentSpec)):
         raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
+    _check_data(data)
     check_int(steps, "steps", minimum=1)
     check_int(warmup, "warmup", minimum=0)
     dev = resolve_device(device)

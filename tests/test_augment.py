@@ -96,10 +96,11 @@ def test_flip_probability_and_identity():
     assert CropFlip()(x) is x and not CropFlip().active
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(padding=-1), "padding"), (dict(padding=1.5), "padding"),
-                                           (dict(flip=1.5), "flip"), (dict(flip=True), "flip")])
-def test_bad_crop_flip(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+@pytest.mark.parametrize("kwargs, match, error", [
+    (dict(padding=-1), "padding", ValueError), (dict(padding=1.5), "padding", TypeError),
+    (dict(flip=1.5), "flip", ValueError), (dict(flip=True), "flip", TypeError)])
+def test_bad_crop_flip(kwargs, match, error):
+    with pytest.raises(error, match=match):
         CropFlip(**kwargs)
 
 

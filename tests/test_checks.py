@@ -48,6 +48,8 @@ def test_check_seed():
     assert C.check_seed(None) is None and C.check_seed(np.int64(4)) == 4
     with pytest.raises(TypeError, match="seed"):
         C.check_seed(1.0)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, inf\]"):
+        C.check_seed(-1)  # numpy's generators take no negative seed
 
 
 def test_as_array_from_tensor_list_and_array():
@@ -109,3 +111,10 @@ def test_pairs_option():
         C.check_pairs_option("auto", auto=False)
     with pytest.raises(TypeError, match="n_pairs must be an integer"):
         C.check_pairs_option(2.0)
+
+
+def test_check_names():
+    assert C.check_names("pc_n", "by") == ("pc_n",) and C.check_names(["a", "b"], "by") == ("a", "b")
+    for bad in (3, ["a", 1], {"a": 1}, b"a"):
+        with pytest.raises(TypeError, match="by must be a column name or a sequence of column names"):
+            C.check_names(bad, "by")

@@ -156,7 +156,7 @@ def test_unknown_name_lists_valid_names():
     assert "resnet18" in message
     for name in models.available():
         assert name in message
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(TypeError, match="valid names"):
         models.create(None)
 
 
@@ -201,23 +201,23 @@ def test_non_tensor_input_raises_type_error():
 
 
 @pytest.mark.parametrize(
-    "kwargs, argument",
+    "kwargs, argument, error",
     [
-        (dict(num_classes=1), "num_classes"),
-        (dict(num_classes=0), "num_classes"),
-        (dict(num_classes=2.5), "num_classes"),
-        (dict(num_classes=True), "num_classes"),
-        (dict(num_classes="10"), "num_classes"),
-        (dict(in_channels=0), "in_channels"),
-        (dict(in_channels=-1), "in_channels"),
-        (dict(in_channels=1.0), "in_channels"),
-        (dict(image_size=7), "image_size"),
-        (dict(image_size=0), "image_size"),
+        (dict(num_classes=1), "num_classes", ValueError),
+        (dict(num_classes=0), "num_classes", ValueError),
+        (dict(num_classes=2.5), "num_classes", TypeError),
+        (dict(num_classes=True), "num_classes", TypeError),
+        (dict(num_classes="10"), "num_classes", TypeError),
+        (dict(in_channels=0), "in_channels", ValueError),
+        (dict(in_channels=-1), "in_channels", ValueError),
+        (dict(in_channels=1.0), "in_channels", TypeError),
+        (dict(image_size=7), "image_size", ValueError),
+        (dict(image_size=0), "image_size", ValueError),
     ],
 )
 @pytest.mark.parametrize("name", ["resnet8x4", "mlp", "digits_cnn"])
-def test_bad_constructor_arguments(name, kwargs, argument):
-    with pytest.raises(ValueError, match=argument):
+def test_bad_constructor_arguments(name, kwargs, argument, error):
+    with pytest.raises(error, match=argument):
         models.create(name, **kwargs)
 
 

@@ -201,5 +201,5 @@ def test_bad_inputs():
         format_comparison([1, 2])
     with pytest.raises(ValueError, match="lacks the columns"):
         format_comparison(frame)
-    with pytest.raises(ValueError, match="digits must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"digits must be an integer in \[0, inf\]"):
         format_comparison(paired_comparison(frame), digits=-1)

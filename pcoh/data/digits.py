@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from .. import _checks
 from .split import DataSplit, _as_inputs, _as_labels, _check_seed, _check_test_size, _stratified_indices
 
 __all__ = ["from_arrays"]
@@ -94,9 +95,7 @@ def from_arrays(
     if num_classes is None:
         num_classes = top
     else:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        num_classes = int(num_classes)
+        num_classes = _checks.check_int(num_classes, "num_classes", minimum=2)
         if top > num_classes:
             raise ValueError(f"num_classes={num_classes} but labels go up to {top - 1}")
     if class_names is None:

@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from .. import _checks
 from .. import runs as _runs
 from .errors import DatasetNotFoundError
-from .split import DataSplit, PathLike, _as_labels, _check_bool, _stratified_indices, _to_numpy
+from .split import DataSplit, PathLike, _as_labels, _check_bool, _check_path, _stratified_indices, _to_numpy
 
 __all__ = ["IMAGE_EXTENSIONS", "IN_MEMORY_BYTES", "ImageFiles", "ImageFolderWarning", "default_num_workers", "write_image_folder"]
 
@@ -125,7 +126,20 @@ class ImageFiles(Dataset):
     """
 
     def __init__(self, samples: Sequence, classes: Sequence[str], transform: Optional[Callable] = None):
-        self.samples = [(str(p), int(y)) for p, y in samples]
+        if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) \
+                or not all(isinstance(c, str) for c in classes):
+            raise TypeError(f"classes must be a sequence of class names (strings), got {classes!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a callable or None, got {type(transform).__name__}")
+        if not isinstance(samples, Sequence) or not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in samples):
+            raise TypeError(f"samples must be a sequence of (path, label) pairs, got {type(samples).__name__}")
+        self.samples = []
+        for path, label in samples:
+            _check_path(path, "samples' paths")
+            self.samples.append((os.fspath(path), _checks.check_int(label, "samples' labels")))
+        bad = [y for _, y in self.samples if not 0 <= y < len(classes)]
+        if bad:
+            raise ValueError(f"samples' labels must be in [0, {len(classes)}) (one per class), got {bad[:5]}")
         self.targets = [y for _, y in self.samples]
         self.classes = list(classes)
         self.class_to_idx = {c: k for k, c in enumerate(self.classes)}
@@ -180,13 +194,11 @@ def _channel_stats(batches) -> tuple:
 def _check_stats(value: Any, name: str) -> Optional[tuple]:
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 3:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be 3 numbers (one per RGB channel), got {type(value).__name__} {value!r}")
+    if len(value) != 3:
         raise ValueError(f"{name} must be 3 numbers (one per RGB channel), got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-            raise ValueError(f"{name} must be 3 finite numbers, got {value!r}")
-        out.append(float(v))
+    out = [_checks.check_float(v, name) for v in value]
     if name == "std" and min(out) <= 0:
         raise ValueError(f"std must be positive, got {value!r}")
     return tuple(out)
@@ -217,13 +229,11 @@ def _load_image_folder(
 ) -> DataSplit:
     from torchvision import transforms as T
 
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-    image_size = int(image_size)
+    image_size = _checks.check_int(image_size, "image_size", minimum=1)
     if resize is not None:
-        if isinstance(resize, bool) or not isinstance(resize, (int, np.integer)) or resize < image_size:
+        resize = _checks.check_int(resize, "resize")
+        if resize < image_size:
             raise ValueError(f"resize must be an int >= image_size ({image_size}) or None, got {resize!r}")
-        resize = int(resize)
     normalize = _check_bool("normalize", normalize)
     augment = _check_bool("augment", augment)
     mean, std = _check_stats(mean, "mean"), _check_stats(std, "std")
@@ -238,8 +248,8 @@ def _load_image_folder(
         in_memory = _check_bool("in_memory", in_memory)
         if in_memory and augment:
             raise ValueError("in_memory=True holds decoded images, which cannot be augmented; use augment=False")
-    if cache is not None and not isinstance(cache, (str, os.PathLike)):
-        raise ValueError(f"cache must be a folder (a path) or None, got {cache!r}")
+    if cache is not None:
+        _check_path(cache, "cache")
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetNotFoundError(
@@ -375,7 +385,12 @@ def write_image_folder(folder: PathLike, images: Any, labels: Any, *, class_name
 
     from PIL import Image
 
+    _check_path(folder, "folder")
+    if size is not None:
+        size = _checks.check_int(size, "size", minimum=1)
     x = _to_numpy("images", images)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise TypeError(f"images must hold real numbers, got dtype {x.dtype}")
     y = _as_labels("labels", labels)
     if x.ndim == 3:
         x = x[:, None]
@@ -384,8 +399,6 @@ def write_image_folder(folder: PathLike, images: Any, labels: Any, *, class_name
     if len(x) != len(y):
         raise ValueError(f"images and labels must have the same length, got {len(x)} and {len(y)}")
     if x.dtype != np.uint8:
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise ValueError(f"images must hold real numbers, got dtype {x.dtype}")
         xf = x.astype(np.float64)
         if not np.isfinite(xf).all():
             raise ValueError("images contain non-finite values")
@@ -397,8 +410,6 @@ def write_image_folder(folder: PathLike, images: Any, labels: Any, *, class_name
     for c in names:
         if not c or c.startswith(".") or "/" in c or "\\" in c or c in ("..",):
             raise ValueError(f"class names must be plain folder names (not hidden, no slashes), got {c!r}")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
-        raise ValueError(f"size must be a positive int, got {size!r}")
     folder = Path(folder)
     width = len(str(max(len(x) - 1, 0)))
     for i, (img, label) in enumerate(zip(x, y)):

@@ -1,13 +1,12 @@
 """Data sets by name: :func:`load`, :func:`available` and where each one's files are looked for."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from .digits import _load_digits
 from .image_folder import _load_image_folder
-from .split import DataSplit, PathLike, _check_bool, _check_kwargs, _check_seed, _check_test_size
+from .split import DataSplit, PathLike, _check_bool, _check_kwargs, _check_path, _check_seed, _check_test_size
 from .torchvision_sets import _TV_SPECS, _load_torchvision
 
 __all__ = ["available", "dataset_folder", "load"]
@@ -30,7 +29,7 @@ def available() -> list[str]:
 
 def _canonical(name: Any) -> str:
     if not isinstance(name, str):
-        raise ValueError(f"data-set name must be a string, one of {available()}; got {name!r}")
+        raise TypeError(f"data-set name must be a string, one of {available()}; got {name!r}")
     key = name.strip().lower().replace("-", "_")
     if key not in _NAMES:
         raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(available())}")
@@ -57,6 +56,7 @@ def dataset_folder(name: str, root: PathLike = "data") -> Path:
         the scikit-learn data folder.
     """
     key = _canonical(name)
+    _check_path(root, "root")
     if key == "digits":
         import sklearn.datasets
 
@@ -165,8 +165,7 @@ def load(
     test_size = _check_test_size(test_size)
     seed = _check_seed(seed)
     download = _check_bool("download", download)
-    if not isinstance(root, (str, os.PathLike)):
-        raise ValueError(f"root must be a path (str or os.PathLike), got {root!r}")
+    _check_path(root, "root")
     if key == "digits":
         opts = _check_kwargs(key, kwargs, {"normalize": True})
         return _load_digits(test_size, seed, normalize=_check_bool("normalize", opts["normalize"]))

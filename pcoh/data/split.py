@@ -125,12 +125,12 @@ class DataSplit:
 
 # ----------------------------------------------------------------------- validation
 def _check_test_size(test_size: Any) -> float:
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float, np.floating)):
-        raise ValueError(f"test_size must be a float in the open interval (0, 1), got {test_size!r}")
-    test_size = float(test_size)
-    if not (0.0 < test_size < 1.0):
-        raise ValueError(f"test_size must be a float in the open interval (0, 1), got {test_size!r}")
-    return test_size
+    return _checks.check_float(test_size, "test_size", minimum=0.0, maximum=1.0, strict=True)
+
+
+def _check_path(value: Any, name: str) -> None:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} {value!r}")
 
 
 def _check_seed(seed: Any) -> int:
@@ -173,15 +173,14 @@ def _to_numpy(name: str, a: Any) -> np.ndarray:
     try:
         return np.asarray(a)
     except Exception as e:  # ragged lists etc.
-        raise ValueError(f"{name} cannot be converted to an array: {e}") from e
+        raise TypeError(f"{name} cannot be converted to an array: {e}") from e
 
 
 def _as_inputs(name: str, x: Any) -> np.ndarray:
     a = _to_numpy(name, x)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    if np.issubdtype(a.dtype, np.complexfloating):
-        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) \
+            or np.issubdtype(a.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim not in (2, 4):
@@ -197,7 +196,7 @@ def _as_inputs(name: str, x: Any) -> np.ndarray:
 def _as_labels(name: str, y: Any) -> np.ndarray:
     a = _to_numpy(name, y)
     if not np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
-        raise ValueError(
+        raise TypeError(
             f"{name} must have an integer dtype, got {a.dtype}; "
             "cast whole-number labels with .astype(int) / .long()"
         )

@@ -24,6 +24,10 @@ def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
     Row ``i`` holds ``matrix[i, j]`` for ``j != i`` in increasing ``j``. A view-based reshape
     (no mask, no copy of an index tensor), so it is cheap and differentiable.
     """
+    if not isinstance(matrix, torch.Tensor):
+        raise TypeError(f"matrix must be a torch.Tensor, got {type(matrix).__name__}")
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (n, n), got shape {tuple(matrix.shape)}")
     n = matrix.shape[0]
     return matrix.flatten()[1:].view(n - 1, n + 1)[:, :-1].reshape(n, n - 1)
 

@@ -87,6 +87,7 @@ import torch
 from torch import nn
 
 from .. import runs as _runs
+from .._checks import check_bool, check_seed
 from . import tv
 from ._base import Backbone, ModelOutput
 from .cifar import (
@@ -285,21 +286,25 @@ def create(
 
     Raises
     ------
+    TypeError
+        ``name`` is not a string, or an argument is of the wrong type.
     ValueError
         For an unknown ``name`` (the message lists the valid names) or an invalid
         ``num_classes``, ``in_channels`` or ``image_size``.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name (a string), got {type(name).__name__}; valid names are: "
+                        f"{', '.join(available())}, tv:<torchvision model> or a name made by pcoh.models.wrap")
+    seed = check_seed(seed)
     if tv.is_tv(name):
         builder = functools.partial(tv.build, name)
     elif isinstance(name, str) and name.startswith("wrap:"):
         if kwargs:
             raise TypeError(f"a wrapped model takes no architecture options, got {sorted(kwargs)}")
         builder = functools.partial(_wrapped_build, name)
-    elif not isinstance(name, str) or name not in MODELS:
-        hint = ""
-        if isinstance(name, str):
-            close = difflib.get_close_matches(name, MODELS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+    elif name not in MODELS:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"unknown model {name!r}{hint}; valid names are: {', '.join(available())}, "
             "tv:<torchvision model> or a name made by pcoh.models.wrap"
@@ -329,7 +334,14 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     -------
     int
     """
+    _check_module(model, "model")
+    trainable_only = check_bool(trainable_only, "trainable_only")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _check_module(model, name: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def _key_list(keys: list, limit: int = 8) -> str:
@@ -370,6 +382,7 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
     Reading the file is the caller's business (``torch.load(path, weights_only=True)``):
     this function only checks and copies, so it can be tested without files.
     """
+    _check_module(model, "model")
     state = obj
     for key in ("model", "state_dict"):  # the benchmark's layout; PyTorch Lightning's
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -435,7 +448,10 @@ def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
         The file holds no state dict, or its keys or shapes do not match ``model``: the message
         names the missing and unexpected keys and the mismatched shapes.
     """
-    path = Path(path)
+    _check_module(model, "model")
+    path = _runs._path(path)
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a string (how messages name the file), got {type(what).__name__}")
     try:
         obj = _runs.load_checkpoint(path, map_location="cpu")
     except FileNotFoundError:

@@ -8,7 +8,7 @@ blocks several model families share (3x3 / 1x1 convolutions, the residual :class
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import torch
 from torch import nn
@@ -20,7 +20,9 @@ __all__ = [
     "check_positive_int",
     "global_pool",
     "init_weights",
+    "as_list",
     "check_len",
+    "check_sizes",
     "check_widths",
     "conv3x3",
     "conv1x1",
@@ -63,11 +65,13 @@ def check_positive_int(value, argument: str, minimum: int) -> int:
 
     Raises
     ------
+    TypeError
+        If ``value`` is not an integer.
     ValueError
-        If ``value`` is not an integer or is smaller than ``minimum``.
+        If ``value`` is smaller than ``minimum``.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
+        raise TypeError(f"{argument} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -225,9 +229,21 @@ class Backbone(nn.Module):
         return ModelOutput(features=features, logits=self.fc(features))
 
 
+def check_sizes(**sizes) -> list[int]:
+    """Positive integer sizes of a block (channels, stride, groups), in the order given."""
+    return [check_positive_int(value, name, 1) for name, value in sizes.items()]
+
+
+def as_list(values, argument: str) -> list:
+    """``values`` (a sequence, not a string) as a list; TypeError naming ``argument`` otherwise."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{argument} must be a sequence, got {type(values).__name__} {values!r}")
+    return list(values)
+
+
 def check_len(values, length: int, argument: str) -> list:
-    """``values`` as a list of exactly ``length`` entries (ValueError naming ``argument`` otherwise)."""
-    values = list(values)
+    """``values`` as a list of exactly ``length`` entries (TypeError or ValueError naming ``argument`` otherwise)."""
+    values = as_list(values, argument)
     if len(values) != length:
         raise ValueError(f"{argument} must have {length} entries, got {values}")
     return values
@@ -268,6 +284,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
         super().__init__()
+        c_in, c_out, stride = check_sizes(c_in=c_in, c_out=c_out, stride=stride)
         self.conv1 = conv3x3(c_in, c_out, stride)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = conv3x3(c_out, c_out)

@@ -44,8 +44,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._checks import check_float
 from ._base import (
-    BasicBlock, Backbone, check_len, check_positive_int, check_widths, conv1x1, conv3x3, global_pool, init_weights,
+    BasicBlock, Backbone, check_len, check_positive_int, check_sizes, check_widths, conv1x1, conv3x3, global_pool,
+    init_weights,
 )
 
 __all__ = [
@@ -163,6 +165,7 @@ class Bottleneck(nn.Module):
 
     def __init__(self, c_in: int, planes: int, stride: int = 1) -> None:
         super().__init__()
+        c_in, planes, stride = check_sizes(c_in=c_in, planes=planes, stride=stride)
         c_out = self.expansion * planes
         self.conv1 = conv1x1(c_in, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -258,6 +261,8 @@ class WideBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
+        c_in, c_out, stride = check_sizes(c_in=c_in, c_out=c_out, stride=stride)
+        dropout = _check_dropout(dropout)
         self.bn1 = nn.BatchNorm2d(c_in)
         self.conv1 = conv3x3(c_in, c_out, stride)
         self.bn2 = nn.BatchNorm2d(c_out)
@@ -271,6 +276,13 @@ class WideBlock(nn.Module):
         out = self.conv1(act)
         out = self.conv2(self.dropout(F.relu(self.bn2(out))))
         return out + skip
+
+
+def _check_dropout(dropout) -> float:
+    dropout = check_float(dropout, "dropout", minimum=0.0)
+    if not dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return dropout
 
 
 class _WideStage(nn.Module):
@@ -322,8 +334,7 @@ class WideResNet(Backbone):
         if (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6 n + 4 (10, 16, 22, 28, 40, ...), got {depth}")
         widen = check_positive_int(widen, "widen", 1)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = _check_dropout(dropout)
         channels = [16, 16 * widen, 32 * widen, 64 * widen]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
         n = (depth - 4) // 6
@@ -452,6 +463,7 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
         super().__init__()
+        c_in, c_out, stride, expand = check_sizes(c_in=c_in, c_out=c_out, stride=stride, expand=expand)
         hidden = c_in * expand
         self.use_residual = stride == 1 and c_in == c_out
         # One flat Sequential (conv.0 .. conv.7), as the benchmark names it.
@@ -513,8 +525,7 @@ class MobileNetV2(Backbone):
         image_size: int = 32,
         name: str = "mobilenetv2",
     ) -> None:
-        if not float(width) > 0:
-            raise ValueError(f"width must be > 0, got {width!r}")
+        width = check_float(width, "width", minimum=0.0, strict=True)
         expand = check_positive_int(expand, "expand", 1)
         last = _make_divisible(1280 * width) if width > 1.0 else 1280
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=last)
@@ -715,6 +726,7 @@ class ShuffleV1Unit(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, stride: int, groups: int) -> None:
         super().__init__()
+        c_in, c_out, stride, groups = check_sizes(c_in=c_in, c_out=c_out, stride=stride, groups=groups)
         self.stride = stride
         mid = c_out // 4
         self.first_groups = 1 if c_in == 24 else groups

@@ -17,13 +17,13 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._base import BasicBlock, Backbone, check_positive_int, check_widths, conv3x3, global_pool, init_weights
+from ._base import BasicBlock, Backbone, as_list, check_positive_int, check_widths, conv3x3, global_pool, init_weights
 
 __all__ = ["DigitsResNet", "DigitsCNN", "MLP", "digits_resnet", "digits_cnn", "mlp"]
 
 
 def _nonempty_widths(widths: Sequence[int]) -> list[int]:
-    widths = list(widths)
+    widths = as_list(widths, "widths")
     if not widths:
         raise ValueError("widths must list at least one channel count, got []")
     return check_widths(widths, len(widths))

@@ -103,6 +103,11 @@ def _split(name: str) -> tuple:
     return arch, (node or None)
 
 
+def _check_str(value, name: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+
+
 def check_name(name: str) -> str:
     """``name`` if it is ``tv:<torchvision classification model>[@<layer>]``.
 
@@ -110,7 +115,10 @@ def check_name(name: str) -> str:
     ------
     ValueError
         Any other name (the message suggests the closest model names).
+    TypeError
+        ``name`` is not a string.
     """
+    _check_str(name, "name")
     arch, node = _split(name)
     if arch not in _names():
         close = difflib.get_close_matches(arch, _names(), n=3)
@@ -138,6 +146,7 @@ def weights_enum(name: str, weights):
     TypeError
         ``weights`` is not a string or a weights enum.
     """
+    _check_str(name, "name")
     import torchvision.models as tvm
 
     arch = _split(name)[0] if is_tv(name) else name
@@ -157,6 +166,9 @@ def weights_enum(name: str, weights):
 
 def weights_path(weights) -> Path:
     """Where torchvision keeps (and looks for) the file of ``weights``: torch.hub's checkpoint folder."""
+    if not isinstance(getattr(weights, "url", None), str):
+        raise TypeError(f"weights must be torchvision weights (a WeightsEnum member, see weights_enum), "
+                        f"got {type(weights).__name__} {weights!r}")
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
 
 

@@ -54,6 +54,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .._checks import check_choice
 from ._base import Backbone, ModelOutput, check_positive_int
 
 __all__ = ["Wrapped", "wrap", "registered", "build", "adapt_in_channels", "adapt_num_classes", "classifier_of"]
@@ -94,8 +95,14 @@ def _logits(output) -> torch.Tensor:
     raise TypeError(f"a wrapped module must return a tensor of logits, got {type(output).__name__}")
 
 
+def _check_net(net) -> None:
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+
+
 def classifier_of(net: nn.Module) -> Optional[tuple]:
     """``(name, layer)`` of the last ``nn.Linear`` or 1x1 ``nn.Conv2d`` of ``net`` in registration order, or None."""
+    _check_net(net)
     found = None
     for name, m in net.named_modules():
         if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1)):
@@ -138,7 +145,9 @@ def adapt_in_channels(net: nn.Module, in_channels: int, *, rule: str = "mean") -
     ValueError
         ``net`` has no ``nn.Conv2d``, or its first one is grouped.
     """
+    _check_net(net)
     in_channels = check_positive_int(in_channels, "in_channels", 1)
+    check_choice(rule, "rule", ("mean", "cycle"))
     found = _first_conv(net)
     if found is None:
         raise ValueError(
@@ -175,6 +184,7 @@ def adapt_num_classes(net: nn.Module, num_classes: int) -> nn.Module:
     ValueError
         ``net`` has no ``nn.Linear`` or 1x1 ``nn.Conv2d``.
     """
+    _check_net(net)
     num_classes = check_positive_int(num_classes, "num_classes", 2)
     found = classifier_of(net)
     if found is None:
@@ -239,11 +249,15 @@ class Wrapped(Backbone):
                  image_size: int = 32, fixed_size: bool = False) -> None:
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__} {name!r}")
+        if not isinstance(fixed_size, bool):
+            raise TypeError(f"fixed_size must be True or False, got {type(fixed_size).__name__}")
         # Provisional sizes; the check pass below finds the real ones.
         super().__init__(name, 2, in_channels, image_size, 1)
         self.net = net
         self.training = net.training  # the module's mode is the model's (and the check pass restores it)
-        self.fixed_size = bool(fixed_size)
+        self.fixed_size = fixed_size
         modules = dict(net.named_modules())
         if features is None:
             found = classifier_of(net)
@@ -416,7 +430,9 @@ def wrap(module: nn.Module, features: Optional[str] = None, *, name: Optional[st
         return module
     if name is None:
         name = type(module).__name__
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__} {name!r}")
+    if not _NAME.match(name):
         raise ValueError(f"name must be letters, digits and '_' (not starting with a digit), got {name!r}")
     image_size = check_positive_int(image_size, "image_size", 8)
     if in_channels is None:
@@ -447,6 +463,8 @@ def build(name: str, num_classes: int, in_channels: int, image_size: int) -> Wra
     ValueError
         ``name`` was not wrapped in this process, or the module cannot be adapted or take the input.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a wrapped model's name (a string), got {type(name).__name__}")
     if name not in _REGISTRY:
         known = ", ".join(registered()) or "none so far"
         raise ValueError(f"unknown model {name!r}: not wrapped in this process (call pcoh.models.wrap(module) "

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_bool, check_int
 
 __all__ = ["draw_controls", "log_slider"]
 
@@ -33,6 +33,7 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     if not callable(function):
         raise TypeError(f"function must be callable, got {type(function).__name__}")
+    manual, show = check_bool(manual, "manual"), check_bool(show, "show")
 
     @functools.wraps(function)  # keeps the signature, whose defaults and names the controls are matched to
     def draw(*args, **kwargs):
@@ -73,7 +74,9 @@ def log_slider(value: float, low: float, high: float, *, per_decade: int = 4, de
             raise TypeError(f"{name} must be a finite number, got {v!r}")
     if not 0 < low <= value <= high:
         raise ValueError(f"need 0 < low <= value <= high, got low={low!r}, value={value!r}, high={high!r}")
-    per_decade = check_int(per_decade, "per_decade", minimum=1)
+    per_decade, digits = check_int(per_decade, "per_decade", minimum=1), check_int(digits, "digits", minimum=1)
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {type(description).__name__}")
     exponents = np.arange(math.floor(math.log10(low) * per_decade), math.ceil(math.log10(high) * per_decade) + 1)
     grid = [float(10.0 ** (k / per_decade)) for k in exponents]
     grid = [g for g in grid if low * (1 - 1e-12) <= g <= high * (1 + 1e-12)]

@@ -5,7 +5,8 @@ import dataclasses
 import math
 from typing import Optional, Sequence
 
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_int, check_optional_str
+from ..dissimilarity import get_metric
 from ..experiment import ExperimentResult, run_experiment
 from .prose import ranked_baselines
 from .selection import pick_runs
@@ -99,7 +100,15 @@ def focus_neighbors(result: ExperimentResult, focus_features: dict, focus: float
     """
     from .. import plots
 
+    if not isinstance(focus_features, dict):
+        raise TypeError(f"focus_features must be a dict of focus -> features, got {type(focus_features).__name__}")
+    if not focus_features:
+        raise ValueError("focus_features must hold at least one focus -> features")
     check_choice(focus, "focus", list(focus_features))
+    seed = check_int(seed, "seed", minimum=0)
+    get_metric(teacher_metric, "teacher_metric")
+    get_metric(student_metric, "student_metric")
+    check_optional_str(baseline, "baseline")
     if baseline is None:
         baseline = ranked_baselines(result.results, mode="class-unaware")[0]
     runs = pick_runs(result, "class-unaware", seed)

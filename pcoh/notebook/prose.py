@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import methods as _methods
 from .. import stats as _stats
-from .._checks import check_choice, check_int
+from .._checks import check_choice, check_columns, check_int, check_names, check_optional_str
 from ..experiment import ExperimentResult
 
 __all__ = ["ranked_baselines", "versus_best_baseline", "describe_versus", "describe_focus_study", "order_by",
@@ -20,6 +20,7 @@ def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(results, ("method", "mode"), "results")
     return results[(results["mode"] == mode) & ~results["method"].isin(list(_methods.REFERENCES))]
 
 
@@ -27,6 +28,9 @@ def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metr
                      method: str = "pc") -> list:
     """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
     frame = _trained(results, mode)
+    _column(results, metric, "metric")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name (a string), got {type(method).__name__}")
     means = frame[frame["method"] != method].groupby("method", sort=False)[metric].mean().dropna()
     return sorted(means.index, key=lambda m: -means[m])
 
@@ -47,6 +51,9 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
         ``diff``, ``low``, ``high``, ``n_pairs``, ``level``, ``verdict``.
     """
     frame = _trained(results, mode)
+    _column(results, metric, "metric")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method's name (a string), got {type(method).__name__}")
     if method not in set(frame["method"]):
         raise ValueError(f"method {method!r} has no {mode} run; methods: {sorted(set(frame['method']))}")
     table = _stats.paired_comparison(frame, metric, by=("student",), level=level)
@@ -65,7 +72,15 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
 
 def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
     """One sentence (Markdown) from :func:`versus_best_baseline`'s dict, numbers as computed."""
-    f = f".{digits}f"
+    if not isinstance(v, dict):
+        raise TypeError(f"v must be the dict of versus_best_baseline, got {type(v).__name__}")
+    missing = sorted({"method", "baseline", "mean", "std", "baseline_mean", "baseline_std", "diff", "low", "high",
+                      "n_pairs", "level", "verdict"} - set(v))
+    if missing:
+        raise ValueError(f"v must be the dict of versus_best_baseline; it lacks {missing}")
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be the name shown (a string), got {type(metric).__name__}")
+    f = f".{check_int(digits, 'digits', minimum=0)}f"
     spread = "" if math.isnan(v["std"]) else f" ± {v['std']:{f}}"
     bspread = "" if math.isnan(v["baseline_std"]) else f" ± {v['baseline_std']:{f}}"
     interval = ("no interval (one seed)" if math.isnan(v["low"]) else
@@ -85,9 +100,14 @@ def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc 
     ``pc focus 0``, and whether the plain loss keeps the lead in $PC_n$ over the best baseline.
     """
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(summary, ("data", "batch", "mode", "method", "family", "pc_n_mean", "topk_overlap_mean",
+                            "knn_accuracy_mean"), "summary")
+    settings = check_names(settings, "settings")
     rows = summary[summary["mode"] == mode]
     if rows.empty:
         raise ValueError(f"summary has no rows for mode={mode!r}")
+    for setting in settings:
+        check_choice(setting, "settings", sorted(set(rows["method"])))
     out = []
     for (data, batch), cell in rows.groupby(["data", "batch"], sort=False):
         by = cell.set_index("method")
@@ -111,6 +131,29 @@ def _scores_frame(scores) -> pd.DataFrame:
     return scores
 
 
+def _column(scores: pd.DataFrame, column, name: str) -> None:
+    """``column`` (a string) names a column of ``scores``."""
+    if not isinstance(column, str):
+        raise TypeError(f"{name} must be a column name (a string), got {type(column).__name__} {column!r}")
+    check_choice(column, name, list(scores.columns))
+
+
+def _row(scores: pd.DataFrame, row, name: str) -> None:
+    """``row`` (a string) names a row (an embedding) of ``scores``."""
+    if not isinstance(row, str):
+        raise TypeError(f"{name} must be an embedding's name (a string), got {type(row).__name__} {row!r}")
+    check_choice(row, name, list(scores.index))
+
+
+def _interval_columns(scores: pd.DataFrame, column) -> tuple:
+    """``("<column>_low", "<column>_high")``, both columns of ``scores``, and ``column`` itself."""
+    _column(scores, column, "column")
+    lo, hi = f"{column}_low", f"{column}_high"
+    if lo not in scores.columns or hi not in scores.columns:
+        raise ValueError(f"column must have an interval in scores (columns {lo!r} and {hi!r}), got {column!r}")
+    return lo, hi
+
+
 def order_by(scores: pd.DataFrame, column: str) -> str:
     """The embeddings (index of ``scores``) from highest to lowest ``column``, joined by ``" > "``.
 
@@ -123,7 +166,7 @@ def order_by(scores: pd.DataFrame, column: str) -> str:
         The measure, e.g. ``"pc_n"``.
     """
     scores = _scores_frame(scores)
-    check_choice(column, "column", list(scores.columns))
+    _column(scores, column, "column")
     return " > ".join(scores.sort_values(column, ascending=False, kind="stable").index)
 
 
@@ -141,7 +184,7 @@ def agreeing_pairs(scores: pd.DataFrame, a: str, b: str) -> tuple:
     """
     scores = _scores_frame(scores)
     for name, column in (("a", a), ("b", b)):
-        check_choice(column, name, list(scores.columns))
+        _column(scores, column, name)
     same, differ = [], []
     names = list(scores.index)
     for i, x in enumerate(names):
@@ -155,15 +198,16 @@ def intervals_overlap(scores: pd.DataFrame, x: str, z: str, *, column: str = "pc
     """Whether the intervals ``[<column>_low, <column>_high]`` of embeddings ``x`` and ``z`` share a point."""
     scores = _scores_frame(scores)
     for name, v in (("x", x), ("z", z)):
-        check_choice(v, name, list(scores.index))
-    lo, hi = f"{column}_low", f"{column}_high"
+        _row(scores, v, name)
+    lo, hi = _interval_columns(scores, column)
     return bool(scores.at[x, lo] <= scores.at[z, hi] and scores.at[z, lo] <= scores.at[x, hi])
 
 
 def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", digits: int = 3) -> str:
     """``"<value> [<low>, <high>]"`` of one embedding's ``column`` and its interval, ``digits`` decimals."""
     scores = _scores_frame(scores)
-    check_choice(name, "name", list(scores.index))
+    _row(scores, name, "name")
+    _interval_columns(scores, column)
     digits = check_int(digits, "digits", minimum=0)
     f = f".{digits}f"
     return (f"{scores.at[name, column]:{f}} [{scores.at[name, f'{column}_low']:{f}}, "
@@ -192,8 +236,11 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
     """
     if not isinstance(results, pd.DataFrame):
         raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    modes = check_names(modes, "modes")
     for mode in modes:
         check_choice(mode, "modes", _methods.MODES)
+    seeds = None if seeds is None else check_int(seeds, "seeds", minimum=1)
+    epochs = None if epochs is None else check_int(epochs, "epochs", minimum=1)
     if "class-unaware" not in modes:
         raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
     columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
@@ -244,6 +291,7 @@ def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -
     student : str, optional
         The student architecture; default the first one of the result.
     """
+    check_optional_str(student, "student")
     runs = [k for k in result.students if student is None or k[0] == student]
     if not runs:
         raise ValueError(f"no run of student {student!r}; students: {sorted({k[0] for k in result.students})}")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from .. import methods as _methods
-from .._checks import check_choice, check_int
+from .._checks import (as_array, check_bool, check_choice, check_columns, check_int, check_names, check_optional_str,
+                       check_seed)
 from ..experiment import ExperimentResult
 
 __all__ = ["pick_runs", "run_features", "median_reference", "sample_rows", "embedding_titles", "umap_panels"]
@@ -36,6 +37,8 @@ def pick_runs(result: ExperimentResult, mode: str = "class-unaware", seed: int =
         No run of that mode and seed.
     """
     check_choice(mode, "mode", _methods.MODES)
+    seed = check_int(seed, "seed", minimum=0)
+    check_optional_str(student, "student")
     keys = [k for k in result.features if k != "teacher"]
     if student is None and keys:
         student = keys[0][0]
@@ -57,6 +60,7 @@ def run_features(result: ExperimentResult, mode: str = "class-unaware", seed: in
         Put the teacher's features first, under ``"teacher"``.
     """
     check_choice(split, "split", ["test", "train"])
+    teacher = check_bool(teacher, "teacher")
     runs = pick_runs(result, mode, seed, student=student)
     out = {"teacher": result.features["teacher"][split]} if teacher else {}
     out.update({method: result.features[key][split] for method, key in runs.items()})
@@ -71,7 +75,7 @@ def median_reference(values) -> int:
     values : array-like, shape (n,)
         Per-reference values, e.g. one run's per-reference Spearman.
     """
-    v = np.asarray(values, dtype=np.float64)
+    v = as_array(values, "values", finite=False)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty (n,) array, got shape {v.shape}")
     if np.isnan(v).any():
@@ -81,10 +85,12 @@ def median_reference(values) -> int:
 
 def sample_rows(n: int, n_points: Optional[int] = None, seed: int = 0) -> np.ndarray:
     """Sorted row indices: all ``n`` rows, or ``n_points`` of them drawn without replacement."""
-    n = check_int(n, "n", minimum=1)
-    if n_points is None or n_points >= n:
+    n, seed = check_int(n, "n", minimum=1), check_seed(seed)
+    if n_points is None:
         return np.arange(n)
     n_points = check_int(n_points, "n_points", minimum=1)
+    if n_points >= n:
+        return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, n_points, replace=False))
 
 
@@ -97,13 +103,17 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
     titles apart) from the run of ``mode`` and ``seed`` in ``results``.
     """
     check_choice(mode, "mode", _methods.MODES)
+    check_columns(results, ("method", "mode", "seed", "trustworthiness", "continuity"), "results")
+    methods, seed = check_names(methods, "methods"), check_int(seed, "seed", minimum=0)
+    if not isinstance(teacher, str):
+        raise TypeError(f"teacher must be the teacher's title (a string), got {type(teacher).__name__}")
     scores = results[(results["mode"] == mode) & (results["seed"] == seed)].set_index("method")
     titles = {}
     for m in methods:
         if m == "teacher":
             titles[m] = teacher
         elif m not in scores.index:
-            raise ValueError(f"no {mode} run of method {m!r} with seed {seed}")
+            raise ValueError(f"methods: no {mode} run of method {m!r} with seed {seed}")
         else:
             titles[m] = f"{m}\nT = {scores.at[m, 'trustworthiness']:.3f}\nC = {scores.at[m, 'continuity']:.3f}"
     return titles

@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._checks import check_bool, check_int
 from ..experiment import ExperimentConfig, ExperimentResult, run_experiment
 from ..train import TrainConfig
 
@@ -33,12 +34,18 @@ def smoke() -> bool:
 
 SMOKE = smoke()
 
+
 #: The UMAP settings of every notebook map (notebooks 05, 07 and 08), for
 #: :func:`pcoh.embedding.umap_embedding(s) <pcoh.embedding.umap_embeddings>`: cosine geometry as the
 #: teacher's dissimilarity, fixed seed; ``n_epochs=None`` is umap-learn's default (500 for these
 #: sizes), 100 under the smoke switch.
 UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=0,
                      n_epochs=100 if SMOKE else None)
+
+
+def _smoke(smoke_mode) -> bool:
+    """``smoke_mode``, or the smoke switch (:data:`SMOKE`) when it is None."""
+    return SMOKE if smoke_mode is None else check_bool(smoke_mode, "smoke_mode")
 
 
 def project_root() -> Path:
@@ -62,7 +69,7 @@ def figures_dir() -> Path:
 
 def experiment_config(smoke_mode: bool | None = None) -> ExperimentConfig:
     """The notebooks' experiment: the main job's settings, or a tiny budget in smoke mode."""
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
     root = project_root()
     cfg = ExperimentConfig(root=str(root / "data"), cache=str(root / "data"), output=str(root / "results"),
                            figures=str(root / "figures"))
@@ -117,6 +124,8 @@ def remove_stale_smoke_folders(folder: Optional[Path] = None) -> list:
     list of pathlib.Path
         The folders removed.
     """
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):
+        raise TypeError(f"folder must be a path or None, got {type(folder).__name__}")
     removed = []
     for path in Path(folder or tempfile.gettempdir()).glob(_SMOKE_PREFIX + "*"):
         pid = path.name[len(_SMOKE_PREFIX):].split("-", 1)[0]
@@ -134,7 +143,7 @@ def figures_folder(smoke_mode: bool | None = None) -> Path:
     process (the notebook's kernel) exits, or, if that process is killed, by the next smoke run
     or the end of the notebook tests (:func:`remove_stale_smoke_folders`).
     """
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
     if smoke_mode:
         remove_stale_smoke_folders()
         folder = tempfile.mkdtemp(prefix=f"{_SMOKE_PREFIX}{os.getpid()}-")
@@ -165,7 +174,8 @@ def digits_image_folder(smoke_mode: bool | None = None, *, size: int = 32) -> Pa
 
     from ..data import write_image_folder
 
-    smoke_mode = SMOKE if smoke_mode is None else smoke_mode
+    smoke_mode = _smoke(smoke_mode)
+    size = check_int(size, "size", minimum=1)
     digits = load_digits()
     images, labels = digits.images / 16.0, digits.target
     folder = project_root() / "data" / "digits-png"

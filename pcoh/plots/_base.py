@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
-from .._checks import check_choice, check_float, check_int
+import numpy as np
+
+from .._checks import check_bool, check_choice, check_columns, check_float, check_int
 from ..methods import colors as _method_colors
 from ..runs import write_bytes
 
@@ -213,9 +216,83 @@ def slide_grid(k: int, *, size: str = "full", panel_aspect: float = 1.0, rows: S
 
 def _axes(ax, size: str = "full"):
     """``ax``, or the axes of a new slide-sized figure."""
+    from matplotlib.axes import Axes
+
     if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
         return ax
     return slide_figure(size=size)[1]
+
+
+# ------------------------------------------------------------------ checks of the figures' options
+def check_color(value, name: str):
+    """A matplotlib colour (a name, hex string or RGB(A) tuple), or None; returned as given."""
+    from matplotlib.colors import is_color_like
+
+    if value is None:
+        return None
+    if not isinstance(value, (str, tuple, list, np.ndarray)):
+        raise TypeError(f"{name} must be a colour (a name, '#rrggbb' or an RGB tuple), got {type(value).__name__}")
+    if not is_color_like(value):
+        raise ValueError(f"{name} must be a colour (a name, '#rrggbb' or an RGB tuple), got {value!r}")
+    return value
+
+
+def check_cmap(value, name: str = "cmap"):
+    """A colormap: a registered name or a :class:`matplotlib.colors.Colormap`; returned as given."""
+    import matplotlib as mpl
+    from matplotlib.colors import Colormap
+
+    if isinstance(value, Colormap):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a colormap name or a Colormap, got {type(value).__name__}")
+    check_choice(value, name, sorted(mpl.colormaps))
+    return value
+
+
+def check_dict(value, name: str, what: str = "label -> value") -> dict:
+    """``value`` if it is a dict (``{}`` for None); TypeError otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of {what}, got {type(value).__name__}")
+    return value
+
+
+def check_texts(value, name: str, n: int, per: str):
+    """``n`` texts (a sequence of strings), one per ``per`` (e.g. "image"), or None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of {n} strings, got {type(value).__name__}")
+    if len(value) != n:
+        raise ValueError(f"{name} must hold one entry per {per} ({n}), got {len(value)}")
+    return value
+
+
+def check_class_names(class_names, labels: np.ndarray):
+    """Names of the classes 0 to max(labels) (a sequence), or None; returned as given."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise TypeError(f"class_names must be a sequence of names, got {type(class_names).__name__}")
+    top = int(labels.max()) if labels.size and np.issubdtype(labels.dtype, np.integer) else -1
+    if len(class_names) <= top:
+        raise ValueError(f"class_names must name every class of labels (0 to {top}), got {len(class_names)} names")
+    return class_names
+
+
+def check_column(frame, value, name: str, frame_name: str) -> str:
+    """``value``, a column name (a string) that the DataFrame ``frame`` has."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a column name (a string), got {type(value).__name__} {value!r}")
+    check_columns(frame, (), frame_name)
+    if value not in frame.columns:
+        raise ValueError(f"{name} must be one of the columns of {frame_name} {list(frame.columns)}, got {value!r}: "
+                         f"there is no {value!r} column")
+    return value
 
 
 def _relative_luminance(color) -> float:
@@ -240,6 +317,8 @@ def contrast_ratio(color, background) -> float:
     ----------
     color, background : matplotlib colour (name, hex string or RGB(A) tuple; alpha is ignored)
     """
+    check_color(color, "color")
+    check_color(background, "background")
     a, b = sorted((_relative_luminance(color), _relative_luminance(background)), reverse=True)
     return (a + 0.05) / (b + 0.05)
 
@@ -450,6 +529,8 @@ def savefig(fig, path, formats: Sequence[str] = ("png", "svg"), *, check: bool =
         An unknown format, or (with ``check``) a figure that is not ready for a slide; the
         message lists the problems.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a path (str or os.PathLike), got {type(path).__name__}")
     path = Path(path)
     out = []
     for fmt, data in render(fig, formats, check=check, name=path.name).items():
@@ -465,10 +546,17 @@ def render(fig, formats: Sequence[str] = ("png", "svg"), *, check: bool = True, 
 
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     if isinstance(formats, str):
         formats = (formats,)
+    if not isinstance(formats, Sequence):
+        raise TypeError(f"formats must be a format name or a sequence of them, got {type(formats).__name__}")
     for fmt in formats:
         check_choice(fmt, "formats", list(_METADATA))
+    check = check_bool(check, "check")
     engine = fig.get_layout_engine()
     if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
         # Lay the figure out once and keep that layout: a layout engine run again from its own

@@ -5,13 +5,14 @@ Every function takes ``ax=None`` (a new figure when omitted) and returns what it
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
-from .._checks import as_array, check_choice, check_columns
-from ._base import METHOD_COLORS, MIN_FONT_PT, _axes, slide_figure
+from .._checks import as_array, check_bool, check_choice, check_columns, check_float, check_indices, check_int
+from ._base import METHOD_COLORS, MIN_FONT_PT, _axes, check_cmap, check_color, slide_figure
 
 __all__ = [
     "plot_reference_ecdfs",
@@ -52,13 +53,18 @@ def plot_reference_ecdfs(teacher_dissimilarities, student_dissimilarities, *, hi
     if dt.shape != ds.shape:
         raise ValueError(f"teacher_dissimilarities and student_dissimilarities must have one entry per compared "
                          f"point each, got shapes {dt.shape} and {ds.shape}")
+    student_color = check_color(student_color, "student_color")
     if ax is None:
         ax = slide_figure(1, 2, sharey=True)[1]
+    if isinstance(ax, Axes) or not (isinstance(ax, (Sequence, np.ndarray)) and all(isinstance(a, Axes) for a in ax)):
+        raise TypeError(f"ax must be a pair of matplotlib Axes or None, got {type(ax).__name__}")
+    if len(ax) != 2:
+        raise ValueError(f"ax must be a pair of matplotlib Axes, got {len(ax)} of them")
     ax = np.asarray(ax)
     m = dt.size
     if highlight is None:
         highlight = np.argsort(dt)[np.round(np.array([0.1, 0.3, 0.5, 0.7, 0.9]) * (m - 1)).astype(int)]
-    highlight = np.asarray(highlight, dtype=int)
+    highlight = check_indices(highlight, "highlight", m)
     import matplotlib.pyplot as plt
 
     colors = plt.cm.tab10(np.arange(len(highlight)) % 10)
@@ -91,7 +97,10 @@ def plot_probabilistic_ranks(u_teacher, u_student, *, ax=None, kind: str = "scat
     us = as_array(u_student, "u_student").ravel()
     if ut.shape != us.shape:
         raise ValueError(f"u_teacher and u_student must hold as many values, got {ut.size} and {us.size}")
+    _check_unit(ut, "u_teacher")
+    _check_unit(us, "u_student")
     check_choice(kind, "kind", ["scatter", "hexbin"])
+    gridsize, color = check_int(gridsize, "gridsize", minimum=1), check_color(color, "color")
     ax = _axes(ax, size="half")
     if kind == "scatter":
         ax.scatter(ut, us, s=10, color=color, alpha=0.6, lw=0)
@@ -119,7 +128,8 @@ def plot_uniformity(u, *, ax=None, bins: int = 20, color: str = "#444444", label
     u : array-like, any shape (flattened), values in [0, 1]
     bins : int, default 20
     """
-    v = as_array(u, "u").ravel()
+    v = _check_unit(as_array(u, "u").ravel(), "u")
+    bins, color = check_int(bins, "bins", minimum=1), check_color(color, "color")
     ax = _axes(ax)
     ax.hist(v, bins=bins, range=(0, 1), density=True, histtype="stepfilled", alpha=0.35, color=color,
             label=label)
@@ -154,6 +164,13 @@ def plot_pc_vs_n(table: pd.DataFrame, *, full: Optional[float] = None, expected=
         of order :math:`1/n` is a straight line ending at the population value at 0.
     """
     check_columns(table, ("n", "pc_n"), "table")
+    full = None if full is None else check_float(full, "full")
+    color, inverse = check_color(color, "color"), check_bool(inverse, "inverse")
+    if not (isinstance(band, (tuple, list)) and len(band) == 2):
+        raise TypeError(f"band must be a pair of percentiles (low, high), got {type(band).__name__} {band!r}")
+    band = tuple(check_float(b, "band", minimum=0.0, maximum=100.0) for b in band)
+    if not band[0] < band[1]:
+        raise ValueError(f"band must be (low, high) with low < high, got {band}")
     ax = _axes(ax)
     g = table.groupby("n")["pc_n"]
     n = np.asarray(g.mean().index, dtype=float)
@@ -186,6 +203,13 @@ def plot_pc_vs_n(table: pd.DataFrame, *, full: Optional[float] = None, expected=
     return ax
 
 
+def _check_unit(u: np.ndarray, name: str) -> np.ndarray:
+    """Probabilistic ranks: values in [0, 1]."""
+    if u.size and not (u.min() >= 0 and u.max() <= 1):
+        raise ValueError(f"{name} must hold probabilistic ranks in [0, 1], got values in [{u.min():g}, {u.max():g}]")
+    return u
+
+
 def plot_concordance_by_gap(tables: dict, *, ax=None, title: Optional[str] = None):
     r"""Concordance probability against the teacher's rank gap of the compared pair, per method.
 
@@ -199,6 +223,8 @@ def plot_concordance_by_gap(tables: dict, *, ax=None, title: Optional[str] = Non
         raise TypeError(f"tables must be a dict of method -> table, got {type(tables).__name__}")
     if not tables:
         raise ValueError("tables must hold at least one method -> table")
+    for method, t in tables.items():
+        check_columns(t, ("gap_center", "concordance", "se"), f"tables[{method!r}]")
     ax = _axes(ax)
     for method, t in tables.items():
         color = METHOD_COLORS.get(method, None)
@@ -224,6 +250,13 @@ def plot_per_class_heatmap(table: pd.DataFrame, *, ax=None, title: Optional[str]
     fmt : str, default ".2f"
         Format of the cell annotations.
     """
+    cmap = check_cmap(cmap)
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format specification (a string such as '.2f'), got {type(fmt).__name__}")
+    try:
+        format(0.5, fmt)
+    except ValueError:
+        raise ValueError(f"fmt must be a format specification of a number (such as '.2f'), got {fmt!r}") from None
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas.DataFrame, got {type(table).__name__}")
     if table.empty:

@@ -8,8 +8,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._checks import as_array, as_labels
-from ._base import _axes, slide_grid
+from .._checks import as_array, as_labels, check_bool, check_float, check_indices
+from ._base import _axes, check_class_names, check_cmap, check_dict, slide_grid
 
 __all__ = ["plot_embedding", "plot_embedding_grid"]
 
@@ -44,6 +44,11 @@ def plot_embedding(embedding, labels, *, ax=None, title: Optional[str] = None, s
     y = as_labels(labels, "labels", n=len(e))
     import matplotlib.pyplot as plt
     import matplotlib.patheffects as pe
+
+    s, annotate = check_float(s, "s", minimum=0.0, strict=True), check_bool(annotate, "annotate")
+    class_names, cmap = check_class_names(class_names, y), check_cmap(cmap)
+    if highlight is not None:
+        highlight = check_indices(highlight, "highlight", len(e))
 
     ax = _axes(ax, size="half")
     colors = plt.get_cmap(cmap)(y.astype(int) % plt.get_cmap(cmap).N)
@@ -108,6 +113,7 @@ def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = No
         raise TypeError(f"embeddings must be a dict of label -> (n, 2) array, got {type(embeddings).__name__}")
     if not embeddings:
         raise ValueError("embeddings must hold at least one label -> (n, 2) array")
+    titles = check_dict(titles, "titles", "label -> title")
     k = len(embeddings)
     if axes is None:
         rows = None
@@ -121,5 +127,5 @@ def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = No
     if len(axes) < k:
         raise ValueError(f"axes must hold at least {k} axes, got {len(axes)}")
     for a, (name, e) in zip(axes, embeddings.items()):
-        plot_embedding(e, labels, ax=a, title=(titles or {}).get(name, str(name)), **kwargs)
+        plot_embedding(e, labels, ax=a, title=titles.get(name, str(name)), **kwargs)
     return axes[:k]

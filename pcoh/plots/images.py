@@ -8,9 +8,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._checks import as_array, as_labels, check_index
+from .._checks import as_array, as_labels, check_index, check_int
+from ..dissimilarity import get_metric
 from ..diagnostics import dissimilarity_matrix
-from ._base import MIN_FONT_PT, _axes
+from ._base import MIN_FONT_PT, _axes, check_class_names, check_cmap, check_texts
 from .toy import plot_dissimilarity_matrix
 
 __all__ = ["plot_class_dissimilarities", "plot_images", "plot_neighbors"]
@@ -41,6 +42,9 @@ def plot_class_dissimilarities(features, labels, *, metric="cosine", ax=None, ti
     """
     x = as_array(features, "features", ndim=2)
     y = as_labels(labels, "labels", n=len(x))
+    get_metric(metric, "metric")
+    cmap = check_cmap(cmap)
+    class_names = check_class_names(class_names, y)
     order = np.argsort(y, kind="stable")
     d = dissimilarity_matrix(x[order], metric)
     ax = _axes(ax, size="half")
@@ -72,10 +76,18 @@ def _as_images(images, mean=None, std=None) -> np.ndarray:
         raise ValueError(f"images must be (n, H, W) or (n, C, H, W) with C in (1, 3), got shape {x.shape}")
     c = x.shape[1]
     if mean is not None or std is not None:
-        m = np.broadcast_to(np.asarray(0.0 if mean is None else mean, dtype=np.float64), (c,))
-        s = np.broadcast_to(np.asarray(1.0 if std is None else std, dtype=np.float64), (c,))
+        m, s = (_per_channel(v, name, c) for v, name in ((0.0 if mean is None else mean, "mean"),
+                                                         (1.0 if std is None else std, "std")))
         x = x * s[None, :, None, None] + m[None, :, None, None]
     return x[:, 0] if c == 1 else np.clip(x.transpose(0, 2, 3, 1), 0.0, 1.0)
+
+
+def _per_channel(value, name: str, c: int) -> np.ndarray:
+    """A number or one number per channel, as a (c,) array."""
+    v = as_array(value, name)
+    if v.ndim > 1 or v.size not in (1, c):
+        raise ValueError(f"{name} must be a number or {c} numbers (one per channel), got shape {v.shape}")
+    return np.broadcast_to(v.reshape(-1), (c,))
 
 
 def _mosaic(images: np.ndarray, nrows: int, ncols: int, pad: int, row_pad: int, fill: float) -> np.ndarray:
@@ -128,9 +140,8 @@ def plot_images(images, *, titles: Optional[Sequence[str]] = None, ncols: int = 
     x = _as_images(images, mean, std)
     if len(x) == 0:
         raise ValueError("images must hold at least one image")
-    if titles is not None and len(titles) != len(x):
-        raise ValueError(f"titles must hold one entry per image, got {len(titles)} for {len(x)} images")
-    ncols = max(1, min(int(ncols), len(x)))
+    titles = check_texts(titles, "titles", len(x), "image")
+    ncols, cmap = min(check_int(ncols, "ncols", minimum=1), len(x)), check_cmap(cmap)
     nrows = -(-len(x) // ncols)
     h, w = x.shape[1:3]
     row_pad = max(1, w // 8) if titles is None else max(2, h // 2)
@@ -182,6 +193,9 @@ def plot_neighbors(images, features: dict, reference: int, *, k: int = 8, metric
     if not features:
         raise ValueError("features must hold at least one label -> (n, d) array")
     reference = check_index(reference, "reference", len(next(iter(features.values()))))
+    if shared_with is not None and not isinstance(shared_with, str) and shared_with not in features:
+        raise TypeError(f"shared_with must be a label of features (a string), got {type(shared_with).__name__}")
+    cmap = check_cmap(cmap)
     x = _as_images(images, mean, std)
     n = len(x)
     rows, names = [], []

@@ -8,9 +8,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._checks import as_array, check_index
+from .._checks import as_array, check_bool, check_index, check_int
+from ..dissimilarity import get_metric
 from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
-from ._base import _axes, grid_rows, slide_grid
+from ._base import _axes, check_color, check_dict, grid_rows, slide_grid
 
 __all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin", "plot_rank_hexbin_grid"]
 
@@ -39,9 +40,15 @@ def plot_rank_vs_rank(teacher_matrix, student_matrix, *, ax=None, reference: Opt
     reference : int, optional
         The reference drawn in colour, joined in teacher order.
     """
-    rt, rs = reference_ranks(teacher_matrix), reference_ranks(student_matrix)
-    if rt.shape != rs.shape:
-        raise ValueError(f"teacher_matrix and student_matrix must have the same shape, got {rt.shape} and {rs.shape}")
+    tm = as_array(teacher_matrix, "teacher_matrix", ndim=2, shape_doc="(n, n)")
+    sm = as_array(student_matrix, "student_matrix", ndim=2, shape_doc="(n, n)")
+    if tm.shape != sm.shape or tm.shape[0] != tm.shape[1]:
+        raise ValueError(f"teacher_matrix and student_matrix must be square (n, n) matrices of the same shape, "
+                         f"got {tm.shape} and {sm.shape}")
+    rt, rs = reference_ranks(tm), reference_ranks(sm)
+    if reference is not None:
+        reference = check_index(reference, "reference", len(rt))
+    color = check_color(color, "color")
     ax = _axes(ax, size="half")
     m = rt.shape[1]
     rng = np.random.default_rng(0)
@@ -169,9 +176,13 @@ def plot_rank_hexbin(student_features, teacher_features, *, reference: Optional[
     s = as_array(student_features, "student_features", ndim=2)
     t = as_array(teacher_features, "teacher_features", ndim=2)
     if len(s) != len(t):
-        raise ValueError(f"student and teacher features must have as many rows, got {len(s)} and {len(t)}")
+        raise ValueError(f"student_features and teacher_features must have as many rows, got {len(s)} and {len(t)}")
     if reference is not None:
         reference = check_index(reference, "reference", len(t))
+    get_metric(student_metric, "student_metric")
+    get_metric(teacher_metric, "teacher_metric")
+    gridsize, color = check_int(gridsize, "gridsize", minimum=1), check_color(color, "color")
+    colorbar = check_bool(colorbar, "colorbar")
     rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))
     rs = reference_ranks(dissimilarity_matrix(s, student_metric, name="student_features"))
     return _draw_rank_hexbin(_axes(ax, size="half"), rt, rs, reference=reference, gridsize=gridsize, color=color,
@@ -243,6 +254,12 @@ def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference
     t = as_array(teacher_features, "teacher_features", ndim=2)
     if reference is not None:
         reference = check_index(reference, "reference", len(t))
+    get_metric(student_metric, "student_metric")
+    get_metric(teacher_metric, "teacher_metric")
+    colors, titles = check_dict(colors, "colors", "label -> colour"), check_dict(titles, "titles", "label -> title")
+    for name, c in colors.items():
+        check_color(c, f"colors[{name!r}]")
+    gridsize = check_int(gridsize, "gridsize", minimum=1)
     rt = reference_ranks(dissimilarity_matrix(t, teacher_metric, name="teacher_features"))  # once for all panels
     students = {}
     for name, features in student_features.items():
@@ -256,8 +273,8 @@ def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference
     for k, (ax, (name, f)) in enumerate(zip(axes, students.items())):
         rs = reference_ranks(dissimilarity_matrix(f, student_metric, name=f"student_features[{name!r}]"))
         _draw_rank_hexbin(ax, rt, rs, reference=reference, gridsize=gridsize,
-                          color=(colors or {}).get(name, method_color(name, "#d62728")),
-                          title=(titles or {}).get(name, str(name)), colorbar=False)
+                          color=colors.get(name, method_color(name, "#d62728")),
+                          title=titles.get(name, str(name)), colorbar=False)
         if k not in firsts:  # axis names once per row and on the bottom row: less to read on a slide
             ax.set_ylabel("")
         if k < len(students) - rows[-1]:

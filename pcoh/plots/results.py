@@ -10,9 +10,9 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .._checks import check_columns, check_choice
+from .._checks import check_choice, check_columns, check_int, check_names
 from ..methods import color as method_color
-from ._base import _axes, slide_figure
+from ._base import _axes, check_column, check_texts, slide_figure
 
 __all__ = [
     "plot_metric_bars",
@@ -42,7 +42,7 @@ def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, ti
     metric : str, default "pc_n"
     """
     check_columns(results, ("method", "mode"), "results")
-    check_choice(metric, "metric", list(results.columns))
+    check_column(results, metric, "metric", "results")
     ax = _axes(ax)
     modes = [m for m in ("class-unaware", "class-aware") if m in set(results["mode"])]
     width = 0.8 / max(len(modes), 1)
@@ -85,11 +85,15 @@ def plot_metric_panels(results: pd.DataFrame, metrics: Sequence[str] = ("pc_n", 
     """
     from matplotlib.patches import Patch
 
-    if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics:
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence):
         raise TypeError(f"metrics must be a non-empty sequence of column names, got {metrics!r}")
-    for name, given in (("titles", titles), ("ylabels", ylabels)):
-        if given is not None and len(given) != len(metrics):
-            raise ValueError(f"{name} must hold one entry per metric ({len(metrics)}), got {len(given)}")
+    if not metrics:
+        raise ValueError("metrics must name at least one column")
+    check_columns(results, ("method", "mode"), "results")
+    for metric in metrics:
+        check_column(results, metric, "metrics", "results")
+    titles = check_texts(titles, "titles", len(metrics), "metric")
+    ylabels = check_texts(ylabels, "ylabels", len(metrics), "metric")
     fig, axes = slide_figure(1, len(metrics), size=size, squeeze=False)
     for k, (ax, metric) in enumerate(zip(axes[0], metrics)):
         plot_metric_bars(results, metric, ax=ax, title=titles[k] if titles else metric)
@@ -146,10 +150,16 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
     import seaborn as sns
 
     check_choice(kind, "kind", ["violin", "box"])
-    check_columns(frame, ("method", value), "frame")
+    check_columns(frame, ("method",), "frame")
+    check_column(frame, value, "value", "frame")
     if frame.empty:
         raise ValueError("frame is empty")
-    order = list(order) if order is not None else list(dict.fromkeys(frame["method"]))
+    present = list(dict.fromkeys(frame["method"]))
+    if order is not None:
+        order = list(check_names(order, "order"))
+        for method in order:
+            check_choice(method, "order", present)
+    order = order if order is not None else present
     ax = _axes(ax)
     palette = {m: method_color(m) for m in order}
     common = dict(data=frame, x="method", y=value, hue="method", order=order, hue_order=order,
@@ -233,7 +243,10 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
     -------
     matplotlib.axes.Axes
     """
-    check_columns(results, ("method", "mode", x, y), "results")
+    check_columns(results, ("method", "mode"), "results")
+    check_column(results, x, "x", "results")
+    check_column(results, y, "y", "results")
+    exclude = check_names(exclude, "exclude")
     rows = results[~results["method"].isin(list(exclude))]
     if rows.empty:
         raise ValueError(f"results hold no rows besides the excluded methods {list(exclude)}")
@@ -296,6 +309,10 @@ def plot_frontier(summary: pd.DataFrame, *, data: str = "digits", batch: int = 2
     """
     check_columns(summary, ("data", "batch", "mode", "method", "family", "focus", "pc_n_mean", "pc_n_ci",
                             "knn_accuracy_mean", "knn_accuracy_ci"), "summary")
+    for name, text in (("data", data), ("mode", mode)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a string, got {type(text).__name__} {text!r}")
+    batch, families = check_int(batch, "batch", minimum=1), check_names(families, "families")
     cell = summary[(summary["data"] == data) & (summary["batch"] == batch) & (summary["mode"] == mode)]
     if cell.empty:
         raise ValueError(f"summary has no rows for data={data!r}, batch={batch!r}, mode={mode!r}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .._checks import as_array
-from ._base import MIN_FONT_PT, _axes
+from .._checks import as_array, check_bool, check_float, check_index
+from ._base import MIN_FONT_PT, _axes, check_cmap, check_color
 
 __all__ = ["plot_points", "plot_dissimilarity_matrix"]
 
@@ -25,6 +25,9 @@ def plot_points(points, *, ax=None, reference: Optional[int] = None, annotate: b
         Write each point's index next to it.
     """
     p = as_array(points, "points", ndim=2, columns=2, shape_doc="(n, 2)")
+    if reference is not None:
+        reference = check_index(reference, "reference", len(p))
+    annotate, color = check_bool(annotate, "annotate"), check_color(color, "color")
     ax = _axes(ax, size="half")
     ax.scatter(p[:, 0], p[:, 1], s=45, color=color, zorder=2)
     if reference is not None:
@@ -56,6 +59,11 @@ def plot_dissimilarity_matrix(matrix, *, ax=None, title: Optional[str] = None, c
         Colour range; give several matrices the same range to compare their scales.
     """
     d = as_array(matrix, "matrix", ndim=2, finite=False, shape_doc="(n, n)")  # NaN cells are drawn blank
+    if d.shape[0] != d.shape[1]:
+        raise ValueError(f"matrix must be square (n, n), got shape {d.shape}")
+    cmap, colorbar = check_cmap(cmap), check_bool(colorbar, "colorbar")
+    vmin = None if vmin is None else check_float(vmin, "vmin")
+    vmax = None if vmax is None else check_float(vmax, "vmax")
     ax = _axes(ax, size="half")
     # aspect="auto": the matrix fills its panel, so that its colour bar stays beside it in a grid.
     im = ax.imshow(d, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax, aspect="auto")

@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 
 from ..methods import color as method_color
-from ._base import _axes
+from .._checks import check_bool
+from ._base import _axes, check_color, check_dict
 
 __all__ = ["plot_learning_curves"]
 
@@ -47,6 +48,12 @@ def plot_learning_curves(histories, key: str = "loss", *, normalise: bool = Fals
         histories = {None: histories}
     if not isinstance(histories, dict):
         raise TypeError(f"histories must be a dict of label -> history or one history (list), got {type(histories).__name__}")
+    if not isinstance(key, str):
+        raise TypeError(f"key must be the name of a logged value (a string), got {type(key).__name__} {key!r}")
+    normalise = check_bool(normalise, "normalise")
+    colors = check_dict(colors, "colors", "label -> colour")
+    for name, c in colors.items():
+        check_color(c, f"colors[{name!r}]")
     ax = _axes(ax)
     drawn = 0
     for label, history in histories.items():
@@ -57,13 +64,13 @@ def plot_learning_curves(histories, key: str = "loss", *, normalise: bool = Fals
         y = np.array([h[key] for h in rows], dtype=float)
         if normalise and y[0] != 0:
             y = y / y[0]
-        color = (colors or {}).get(label, method_color(label) if label is not None else "#444444")
+        color = colors.get(label, method_color(label) if label is not None else "#444444")
         ax.plot(epoch, y, linestyle, color=color, lw=2, marker="o" if len(y) < 12 else None, ms=4,
                 label=None if label is None else str(label))
         drawn += 1
     if not drawn:
         seen = sorted({name for history in histories.values() for h in (history or []) for name in h})
-        raise ValueError(f"no history holds {key!r}; the histories hold {seen}")
+        raise ValueError(f"key: no history holds {key!r}; the histories hold {seen}")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
