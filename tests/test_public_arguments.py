@@ -35,7 +35,6 @@ import functools
 import importlib
 import inspect
 import pkgutil
-import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
