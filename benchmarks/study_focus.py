@@ -49,7 +49,7 @@ with intervals, pc as a curve over focus, per family).
 Usage::
 
     python benchmarks/study_focus.py --root /work/study_focus --output /work/study_focus/results \\
-        --epochs 12 --seeds 5 --aware-seeds 3
+        --epochs 12 --seeds 5 --aware-seeds 5
     python benchmarks/study_focus.py --root ... --output ... --report-only   # tables from runs.csv
 """
 from __future__ import annotations
