@@ -163,7 +163,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 @contextlib.contextmanager
 def _signals_and_warnings():
     """SIGTERM raises like Ctrl-C does; warnings take one line each."""
-    from .runs import TrainingInterrupted
+    from .interrupts import TrainingInterrupted
 
     def on_sigterm(signum, frame):
         raise TrainingInterrupted(signum)
@@ -225,7 +225,8 @@ def main(argv=None) -> int:
     from .data import DatasetIntegrityError
     from .experiment import check_experiment, run_experiment
     from .tables import comparison_tables, summary_table
-    from .runs import OutputInUseError, TrainingDiverged, TrainingInterrupted
+    from .interrupts import TrainingInterrupted
+    from .runs import OutputInUseError, TrainingDiverged
 
     resume = "python -m pcoh" + ("" if not argv else " " + shlex.join(argv))
     with _signals_and_warnings():

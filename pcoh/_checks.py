@@ -11,6 +11,8 @@ array, ...), so a caller writes ``k = check_int(k, "k", minimum=1)`` and uses ``
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -22,6 +24,8 @@ __all__ = [
     "check_choice",
     "check_bool",
     "check_optional_str",
+    "as_path",
+    "one_line",
     "check_seed",
     "as_array",
     "as_features",
@@ -245,3 +249,16 @@ def check_pairs_option(n_pairs, name: str = "n_pairs", *, minimum: int = 1, auto
         allowed = "None (exact), 'auto' or an integer" if auto else "None (exact) or an integer"
         raise ValueError(f"{name} must be {allowed} >= {minimum}, got {n_pairs!r}")
     return check_int(n_pairs, name, minimum=minimum)
+
+
+def as_path(value, name: str = "path"):
+    """``value`` (a str or os.PathLike) as a ``pathlib.Path``; anything else is a TypeError naming ``name``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} {value!r}")
+    return Path(value)
+
+
+def one_line(text, limit: int = 200) -> str:
+    """``text`` on one line (runs of white space as one space), cut to ``limit`` characters with ``...``."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -226,10 +226,12 @@ class ExperimentConfig:
                         if not method_allows_mode(method, mode):
                             continue
                         specs.append(StudentSpec(student, method, mode, weight=self.weights.get(method),
-                                                 loss_kwargs=self._loss_kwargs(method), train=train))
+                                                 loss_kwargs=self.method_loss_kwargs(method), train=train))
         return specs
 
-    def _loss_kwargs(self, method: str) -> dict:
+    def method_loss_kwargs(self, method: str) -> dict:
+        """The keyword arguments of ``method``'s loss: the experiment's metrics (where the loss takes
+        them) and the method's ``loss_kwargs``."""
         kwargs = {}
         if method in _losses.LOSSES:
             accepted = inspect.signature(_losses.LOSSES[method].__init__).parameters

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from . import files as _files
 from . import runs as _runs
+from ._checks import as_path
 
 __all__ = ["EVALUATION_FORMAT", "evaluation_path", "cached_evaluation", "digest"]
 
@@ -44,7 +46,7 @@ def evaluation_path(root, run: str, settings: dict) -> Path:
     as under ``<root>/runs``), ``hash`` is :func:`pcoh.runs.run_key` of ``settings`` (the
     dissimilarities, the evaluation's parameters, a digest of the features evaluated).
     """
-    root = _runs._path(root, "root")
+    root = as_path(root, "root")
     if not isinstance(run, str):
         raise TypeError(f"run must be the run folder's name (a string), got {type(run).__name__}")
     if not run or "/" in run:
@@ -63,7 +65,7 @@ def cached_evaluation(path, compute, n_test: int):
 
     The cache file is JSON (no code can run on reading it), written atomically. A damaged file,
     or one whose content does not have the expected form, is moved aside
-    (:func:`pcoh.runs.quarantine`) and the evaluation recomputed.
+    (:func:`pcoh.files.quarantine`) and the evaluation recomputed.
 
     Parameters
     ----------
@@ -82,28 +84,28 @@ def cached_evaluation(path, compute, n_test: int):
 
     from ._checks import check_int
 
-    path = _runs._path(path)
+    path = as_path(path)
     if not callable(compute):
         raise TypeError(f"compute must be a callable () -> (row, per_reference), got {type(compute).__name__}")
     n_test = check_int(n_test, "n_test", minimum=1)
     if path.exists():
         try:
-            cached = _runs.read_json(path)
+            cached = _files.read_json(path)
             row, names, rho = cached["row"], cached["columns"], cached["per_reference"]
             if not (isinstance(row, dict) and isinstance(rho, list) and len(rho) == n_test
                     and isinstance(names, list) and sorted(names) == sorted(row)
                     and all(_finite_or_none(v) for v in row.values())
                     and all(_finite_or_none(v) for v in rho)):
-                raise _runs.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
+                raise _files.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
                                              "(finite numbers or null)")
             # The columns in the order they were computed (the JSON object's keys are sorted).
             return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
                     np.asarray(rho, dtype=np.float64))
-        except (_runs.CorruptFileError, KeyError, TypeError, ValueError) as err:
-            _runs.quarantine(path, str(err))
+        except (_files.CorruptFileError, KeyError, TypeError, ValueError) as err:
+            _files.quarantine(path, str(err))
     row, rho = compute()
     rho = np.asarray(rho, dtype=np.float64)
     # NaN (a metric that does not apply) is written as null: strict JSON.
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-    _runs.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
+    _files.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
     return row, rho

@@ -25,6 +25,7 @@ from . import distributed as _dist
 from . import evaluate as _eval
 from . import losses as _losses
 from . import models as _models
+from . import files as _files
 from . import runs as _runs
 from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
@@ -93,7 +94,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     ------
     ValueError, TypeError
         A setting that cannot work (the message names it); includes
-        :class:`pcoh.runs.UnsafeCheckpointError` and :class:`pcoh.runs.CorruptFileError`.
+        :class:`pcoh.files.UnsafeCheckpointError` and :class:`pcoh.files.CorruptFileError`.
     OSError
         A missing data set (:class:`pcoh.data.DatasetNotFoundError`), a missing teacher
         checkpoint, a folder that cannot be written.
@@ -137,7 +138,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
             if method not in _losses.LOSSES:
                 continue
             cls = _losses.LOSSES[method]
-            kwargs = dict(cfg._loss_kwargs(method), student_dim=net.feature_dim, teacher_dim=teacher.feature_dim)
+            kwargs = dict(cfg.method_loss_kwargs(method), student_dim=net.feature_dim, teacher_dim=teacher.feature_dim)
             if "num_samples" in inspect.signature(cls.__init__).parameters:
                 kwargs["num_samples"] = len(data.train)
             try:
@@ -404,7 +405,7 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     """Write results.csv, summary.md, config.json and the key figures; returns their paths.
 
-    Everything is rendered first and then written as one (:func:`pcoh.runs.write_files`): an
+    Everything is rendered first and then written as one (:func:`pcoh.files.write_files`): an
     interruption leaves the previous files, never a mix of two runs or a half-written one.
     """
     import matplotlib
@@ -450,5 +451,5 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
         fig, ax = plots.slide_figure()
         plots.plot_per_reference(values, ax=ax, title="Per-reference Spearman, class-unaware students (seed 0)")
         add_figure("main-per-reference", fig)
-    _runs.write_files(contents)
+    _files.write_files(contents)
     return paths

@@ -37,6 +37,8 @@ from torch.utils.data import Dataset
 from . import distributed as _dist
 from . import losses as _losses
 from . import models as _models
+from . import files as _files
+from . import interrupts as _interrupts
 from . import runs as _runs
 from ._checks import check_int
 from .batches import BatchSource
@@ -166,18 +168,18 @@ def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
 #: buffers such as a feature queue or a memory bank), so a resumed run continues exactly.
 def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], dataset: Dataset, cfg: TrainConfig,
                path: Path, *, desc: str, **kwargs) -> list:
-    """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.runs.TrainingInterrupted`.
+    """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.interrupts.TrainingInterrupted`.
 
     The exception names the run folder and the epoch whose checkpoint is on disk; signals that
     arrive while a checkpoint is written wait until it is complete.
     """
-    with _runs.Interrupts() as interrupts:
+    with _interrupts.Interrupts() as interrupts:
         try:
             return _fit(model, objective, transfer, dataset, cfg, path, desc=desc, interrupts=interrupts, **kwargs)
         except KeyboardInterrupt as err:
             _close_progress_bars()
             signum = getattr(err, "signum", signal.SIGINT)
-            raise _runs.TrainingInterrupted(signum, path=path, epoch=interrupts.checkpointed, epochs=cfg.epochs,
+            raise _interrupts.TrainingInterrupted(signum, path=path, epoch=interrupts.checkpointed, epochs=cfg.epochs,
                                             desc=desc) from None
         except FloatingPointError:
             _close_progress_bars()
@@ -213,7 +215,7 @@ def _fit(
     quiet: bool,
     eval_data: Optional[Dataset] = None,
     resume: bool = True,
-    interrupts: Optional[_runs.Interrupts] = None,
+    interrupts: Optional[_interrupts.Interrupts] = None,
 ) -> list:
     """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
@@ -254,7 +256,7 @@ def _fit(
         history.append(record)
         with hold():  # a signal waits for the write: the epoch just finished is kept
             if _dist.is_main():
-                _runs.atomic_save(
+                _files.atomic_save(
                     {
                         "model": model.state_dict(),
                         "loss": transfer.state_dict() if transfer is not None else {},
@@ -406,9 +408,9 @@ def train_teacher(
     Raises
     ------
     FileNotFoundError, ValueError
-        ``spec.checkpoint`` is missing, unsafe or damaged (:class:`pcoh.runs.UnsafeCheckpointError`,
-        :class:`pcoh.runs.CorruptFileError`), or does not match the architecture.
-    pcoh.runs.TrainingInterrupted
+        ``spec.checkpoint`` is missing, unsafe or damaged (:class:`pcoh.files.UnsafeCheckpointError`,
+        :class:`pcoh.files.CorruptFileError`), or does not match the architecture.
+    pcoh.interrupts.TrainingInterrupted
         SIGINT or SIGTERM during training (the last finished epoch is saved).
     pcoh.runs.TrainingDiverged
         The loss became NaN or infinite (the last finite epoch is saved).

@@ -8,7 +8,7 @@ import pytest
 
 from pcoh import evaluate as _eval
 from pcoh import experiment as _exp
-from pcoh.runs import CacheWarning
+from pcoh.files import CacheWarning
 from pcoh.train import TrainConfig
 
 

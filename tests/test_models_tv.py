@@ -9,7 +9,8 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from pcoh import models, runs
+from pcoh import models
+from pcoh import files
 from pcoh.models import ModelOutput, tv
 
 #: Seconds a torchvision model may take to build in the shape test; the ones predicted slower (from
@@ -156,7 +157,7 @@ def test_a_weights_file_that_would_run_code_is_refused(offline):
     path = tv.weights_path(tvm.ResNet18_Weights.DEFAULT)
     path.parent.mkdir(parents=True)
     torch.save({"fc.weight": torch.zeros(2), "thing": os.getcwd}, path)  # a function: unsafe to unpickle
-    with pytest.raises(runs.UnsafeCheckpointError):
+    with pytest.raises(files.UnsafeCheckpointError):
         models.create("tv:resnet18", weights="DEFAULT")
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pcoh import models
-from pcoh import runs
+from pcoh import files
 from pcoh import train as T
 from pcoh.experiment import ExperimentConfig, run_experiment
 from pcoh.models import ModelOutput, wrap
@@ -169,20 +169,20 @@ def test_a_wrapped_module_trains_is_cached_and_resumes(digits, tmp_path):
                             device="cpu")
     assert again.cached and full.history == again.history
     # Interrupted after its first epoch's checkpoint, then run again: it resumes to the same weights.
-    real_save = runs.atomic_save
+    real_save = files.atomic_save
 
     def crash_after_first_checkpoint(obj, target):
         real_save(obj, target)
         if target.name == "checkpoint.pt":
             raise KeyboardInterrupt
 
-    runs.atomic_save = crash_after_first_checkpoint
+    files.atomic_save = crash_after_first_checkpoint
     try:
         with pytest.raises(KeyboardInterrupt):
             T.train_student(spec, trained, digits, teacher_key=tspec.key(), root=tmp_path / "cut", quiet=True,
                             device="cpu")
     finally:
-        runs.atomic_save = real_save
+        files.atomic_save = real_save
     resumed = T.train_student(spec, trained, digits, teacher_key=tspec.key(), root=tmp_path / "cut", quiet=True,
                               device="cpu")
     assert not resumed.cached and len(resumed.history) == 2

@@ -50,8 +50,8 @@ import torch  # noqa: E402
 
 import pcoh  # noqa: E402
 
-# Valid calls of pcoh.runs.quarantine move a file aside, which it reports with a CacheWarning.
-pytestmark = pytest.mark.filterwarnings("ignore::pcoh.runs.CacheWarning")
+# Valid calls of pcoh.files.quarantine move a file aside, which it reports with a CacheWarning.
+pytestmark = pytest.mark.filterwarnings("ignore::pcoh.files.CacheWarning")
 
 NA = object()  # "no such case"
 
@@ -835,13 +835,13 @@ TABLE: dict[str, tuple] = {
     "pcoh.runs.run_dir": entry(lambda: call("data", "student", "abc123"), ("root", 3, NA), ("kind", 3, ""),
                                ("key", 3, "a/b")),
     "pcoh.runs.run_key": entry(lambda: call({"a": 1}), ("obj", [1], NA)),
-    "pcoh.runs.atomic_save": entry(lambda: call({"a": 1}, scratch() / "a.pt"), ("path", 3, NA)),
-    "pcoh.runs.write_bytes": entry(lambda: call(b"abc", scratch() / "a.bin"), ("data", "abc", NA), ("path", 3, NA)),
-    "pcoh.runs.write_files": entry(lambda: call({scratch() / "a.bin": b"abc"}), ("contents", [b"abc"], NA)),
-    "pcoh.runs.write_json": entry(lambda: call({"a": 1}, scratch() / "a.json"), ("path", 3, NA)),
-    "pcoh.runs.read_json": entry(lambda: call(written()), ("path", 3, NA)),
-    "pcoh.runs.load_checkpoint": entry(lambda: call(saved_weights()), ("path", 3, NOT_A_CHECKPOINT, NAMES_THE_FILE)),
-    "pcoh.runs.quarantine": entry(lambda: call(written(), "damaged"), ("path", 3, NA), ("reason", 3, NA)),
+    "pcoh.files.atomic_save": entry(lambda: call({"a": 1}, scratch() / "a.pt"), ("path", 3, NA)),
+    "pcoh.files.write_bytes": entry(lambda: call(b"abc", scratch() / "a.bin"), ("data", "abc", NA), ("path", 3, NA)),
+    "pcoh.files.write_files": entry(lambda: call({scratch() / "a.bin": b"abc"}), ("contents", [b"abc"], NA)),
+    "pcoh.files.write_json": entry(lambda: call({"a": 1}, scratch() / "a.json"), ("path", 3, NA)),
+    "pcoh.files.read_json": entry(lambda: call(written()), ("path", 3, NA)),
+    "pcoh.files.load_checkpoint": entry(lambda: call(saved_weights()), ("path", 3, NOT_A_CHECKPOINT, NAMES_THE_FILE)),
+    "pcoh.files.quarantine": entry(lambda: call(written(), "damaged"), ("path", 3, NA), ("reason", 3, NA)),
     "pcoh.runs.run_lock": entry(lambda: call(scratch()), ("path", 3, NA)),
     "pcoh.runs.output_lock": entry(lambda: call(scratch(), scratch() / "b"), ("folders", 3, NA)),
     "pcoh.runs.resume": entry(
@@ -902,14 +902,14 @@ EXEMPT: dict[str, str] = {
         "pcoh.distributed.teardown", "pcoh.distributed.world_size", "pcoh.losses.registry.available",
         "pcoh.methods.available", "pcoh.methods.colors", "pcoh.methods.default_methods", "pcoh.models.available",
         "pcoh.models.tv.available", "pcoh.models.wrapped.registered", "pcoh.notebook.workspace.figures_dir",
-        "pcoh.notebook.workspace.project_root", "pcoh.notebook.workspace.smoke", "pcoh.plots._base.style", "pcoh.runs.Interrupts",
+        "pcoh.notebook.workspace.project_root", "pcoh.notebook.workspace.smoke", "pcoh.plots._base.style", "pcoh.interrupts.Interrupts",
         "pcoh.losses.base.TransferLoss", "pcoh.losses.baselines.SPLoss",
     ], _NO_ARGUMENTS),
     **dict.fromkeys([
         "pcoh.data.errors.DatasetIntegrityError", "pcoh.data.errors.DatasetNotFoundError",
-        "pcoh.data.image_folder.ImageFolderWarning", "pcoh.models.tv.WeightsNotFoundError", "pcoh.runs.CacheWarning",
-        "pcoh.runs.CorruptFileError", "pcoh.runs.OutputInUseError", "pcoh.runs.TrainingDiverged",
-        "pcoh.runs.TrainingInterrupted", "pcoh.runs.UnsafeCheckpointError",
+        "pcoh.data.image_folder.ImageFolderWarning", "pcoh.models.tv.WeightsNotFoundError", "pcoh.files.CacheWarning",
+        "pcoh.files.CorruptFileError", "pcoh.runs.OutputInUseError", "pcoh.runs.TrainingDiverged",
+        "pcoh.interrupts.TrainingInterrupted", "pcoh.files.UnsafeCheckpointError",
     ], _RAISED),
     **dict.fromkeys([
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",

@@ -28,6 +28,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from pcoh import data as D
+from pcoh import interrupts
+from pcoh import files
 from pcoh import models
 from pcoh import runs
 from pcoh import train as T
@@ -79,19 +81,19 @@ def reference(digits, tmp_path_factory):
     """A finished teacher run, and the same run stopped after its first epoch."""
     root = tmp_path_factory.mktemp("reference")
     full = T.train_teacher(TEACHER, digits, root=root / "full", quiet=True, device="cpu")
-    real_save = runs.atomic_save
+    real_save = files.atomic_save
 
     def stop_after_first_checkpoint(obj, target):
         real_save(obj, target)
         if Path(target).name == "checkpoint.pt":
             raise KeyboardInterrupt
 
-    runs.atomic_save = stop_after_first_checkpoint
+    files.atomic_save = stop_after_first_checkpoint
     try:
         with pytest.raises(KeyboardInterrupt):
             T.train_teacher(TEACHER, digits, root=root / "cut", quiet=True, device="cpu")
     finally:
-        runs.atomic_save = real_save
+        files.atomic_save = real_save
     return {"weights": _weights(full.model), "history": full.history, "full": root / "full", "cut": root / "cut"}
 
 
@@ -155,9 +157,9 @@ def test_a_damaged_cache_file_is_moved_aside_and_the_run_recovers(digits, refere
     target = folder / name
     _damage(target, how, tmp_path)
     damaged = target.read_bytes()
-    with pytest.warns(runs.CacheWarning) as caught:
+    with pytest.warns(files.CacheWarning) as caught:
         out = T.train_teacher(TEACHER, digits, root=tmp_path / "root", quiet=True, device="cpu")
-    messages = [str(w.message) for w in caught if issubclass(w.category, runs.CacheWarning)]
+    messages = [str(w.message) for w in caught if issubclass(w.category, files.CacheWarning)]
     moved = folder / f"{name}.corrupt"
     lost = not (moved.exists() and moved.read_bytes() == damaged)
     survived = (
@@ -165,8 +167,8 @@ def test_a_damaged_cache_file_is_moved_aside_and_the_run_recovers(digits, refere
         and out.cached == (outcome == "reuse")
         and _equal(_weights(out.model), reference["weights"])
         and out.history == reference["history"]
-        and runs.read_json(folder / "history.json") == reference["history"]
-        and runs.read_json(folder / "config.json")["model"] == "mlp"
+        and files.read_json(folder / "history.json") == reference["history"]
+        and files.read_json(folder / "config.json")["model"] == "mlp"
         and not (tmp_path / "pwned").exists()
     )
     _record(f"{name}: {how}", survived=survived, lost=lost)
@@ -176,8 +178,8 @@ def test_a_damaged_cache_file_is_moved_aside_and_the_run_recovers(digits, refere
     assert out.cached == (outcome == "reuse")
     assert _equal(_weights(out.model), reference["weights"])
     assert out.history == reference["history"]
-    assert runs.read_json(folder / "history.json") == reference["history"]
-    assert runs.read_json(folder / "config.json")["model"] == "mlp"
+    assert files.read_json(folder / "history.json") == reference["history"]
+    assert files.read_json(folder / "config.json")["model"] == "mlp"
     assert not (tmp_path / "pwned").exists()
     if how == "malicious pickle":
         assert "refused" in messages[0]
@@ -185,7 +187,7 @@ def test_a_damaged_cache_file_is_moved_aside_and_the_run_recovers(digits, refere
 
 def test_an_intact_checkpoint_resumes(digits, reference, tmp_path):
     folder = _copy(reference["cut"], tmp_path / "root")
-    saved = runs.load_checkpoint(folder / "checkpoint.pt")
+    saved = files.load_checkpoint(folder / "checkpoint.pt")
     assert saved["epoch"] == 1
     out = T.train_teacher(TEACHER, digits, root=tmp_path / "root", quiet=True, device="cpu")
     assert not out.cached and out.history[0] == saved["history"][0]
@@ -233,7 +235,7 @@ def test_resume_restores_the_transfer_loss_buffers_exactly(tmp_path, monkeypatch
     full = {**_weights(model), **{f"loss.{k}": v for k, v in _weights(loss).items()}}
 
     model, loss, data = _tiny()
-    real_save = runs.atomic_save
+    real_save = files.atomic_save
     count = {"n": 0}
 
     def stop_after_epoch_2(obj, target):
@@ -242,12 +244,12 @@ def test_resume_restores_the_transfer_loss_buffers_exactly(tmp_path, monkeypatch
         if count["n"] == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(runs, "atomic_save", stop_after_epoch_2)
-    with pytest.raises(runs.TrainingInterrupted) as err:
+    monkeypatch.setattr(files, "atomic_save", stop_after_epoch_2)
+    with pytest.raises(interrupts.TrainingInterrupted) as err:
         T._train_run(model, _objective(loss), loss, data, cfg, tmp_path / "cut", device=torch.device("cpu"),
                      desc="tiny", quiet=True)
     monkeypatch.undo()
-    state = runs.load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    state = files.load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert err.value.epoch == 2 and state["epoch"] == 2 and int(state["loss"]["seen"]) == 2 * 40
     model, loss, data = _tiny()
     T._train_run(model, _objective(loss), loss, data, cfg, tmp_path / "cut", device=torch.device("cpu"),
@@ -275,7 +277,7 @@ def test_a_nan_loss_names_the_run_and_keeps_the_last_finite_epoch(tmp_path):
     path = tmp_path / "runs" / "student-abc123"
     with pytest.raises(runs.TrainingDiverged) as err:
         T._train_run(model, objective, loss, data, cfg, path, device=torch.device("cpu"), desc="tiny pc", quiet=True)
-    state = runs.load_checkpoint(path / "checkpoint.pt")
+    state = files.load_checkpoint(path / "checkpoint.pt")
     message = str(err.value)
     survived = state["epoch"] == 2 and all(math.isfinite(r["loss"]) for r in state["history"])
     _record("loss turns NaN in epoch 3", survived=survived)
@@ -486,7 +488,7 @@ def test_a_write_failing_midway_keeps_the_previous_checkpoint_and_the_run_resume
         T.train_teacher(TEACHER, digits, root=tmp_path, quiet=True, device="cpu")
     monkeypatch.undo()
     folder = T.run_dir(tmp_path, "teacher", TEACHER.key())
-    on_disk = runs.load_checkpoint(folder / "checkpoint.pt")
+    on_disk = files.load_checkpoint(folder / "checkpoint.pt")
     expected_epoch = 1 if fail_on != "final.pt" else 2
     leftovers = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
     half_final = (folder / "final.pt").exists()  # a failed final write must leave no final.pt
@@ -502,15 +504,15 @@ def test_a_write_failing_midway_keeps_the_previous_checkpoint_and_the_run_resume
 LOCK_SCRIPT = r"""
 import hashlib, json, sys, time
 from pathlib import Path
-from pcoh import data as D, runs, train as T
+from pcoh import data as D, files, train as T
 root, gate = sys.argv[1], Path(sys.argv[2])
 if gate.name != "-":  # the first process pauses after its first checkpoint until the gate opens
-    real_save = runs.atomic_save
+    real_save = files.atomic_save
     def paused(obj, target):
         real_save(obj, target)
         while Path(target).name == "checkpoint.pt" and not gate.exists():
             time.sleep(0.05)
-    runs.atomic_save = paused
+    files.atomic_save = paused
 spec = T.TeacherSpec(model="mlp", train=T.TrainConfig(epochs=2, batch_size=128, lr=1e-2))
 out = T.train_teacher(spec, D.load("digits"), root=root, quiet=True, device="cpu")
 digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in out.model.state_dict().values())).hexdigest()
@@ -567,7 +569,7 @@ def test_a_second_process_waits_for_the_run_and_reuses_it(tmp_path):
 # ----------------------------------------------------------------------------- 5: signals
 def _checkpoint_epoch(folder: Path) -> int:
     try:
-        return runs.load_checkpoint(folder / "checkpoint.pt")["epoch"]
+        return files.load_checkpoint(folder / "checkpoint.pt")["epoch"]
     except (OSError, ValueError):
         return 0
 
@@ -589,7 +591,7 @@ def test_sigint_then_sigterm_stop_cleanly_and_the_same_command_resumes(tmp_path)
         finally:
             if child.poll() is None:
                 child.kill()
-        state = runs.load_checkpoint(folder / "checkpoint.pt")
+        state = files.load_checkpoint(folder / "checkpoint.pt")
         resumed = not seen or state["history"][: seen[-1]["epoch"]] == seen[-1]["history"]
         one_line = len(_lines(err)) == 1
         survived = child.returncode == status and one_line and resumed and len(state["history"]) == state["epoch"]
@@ -777,8 +779,8 @@ def test_an_interruption_while_writing_the_results_leaves_one_whole_run(finished
             os.kill(os.getpid(), signal.SIGTERM)
         return real_replace(src, dst)
 
-    monkeypatch.setattr(runs.os, "fsync", fsync)
-    monkeypatch.setattr(runs.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     code = _main(_small(tmp_path, "--seeds", "2"))
     err = capsys.readouterr().err
     files = [f for f in list(out.iterdir()) + list((tmp_path / "figures").iterdir()) if f.name != runs.OUTPUT_LOCK]

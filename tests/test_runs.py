@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from pcoh import models, runs
+from pcoh import interrupts
+from pcoh import files
 
 
 class _Evil:
@@ -49,14 +51,14 @@ def _same(a, b):
 # ----------------------------------------------------------------------------- writing
 def test_atomic_save_round_trip_through_safe_loading(tmp_path):
     state = _good_state()
-    runs.atomic_save(state, tmp_path / "c.pt")
-    assert _same(runs.load_checkpoint(tmp_path / "c.pt"), state)
+    files.atomic_save(state, tmp_path / "c.pt")
+    assert _same(files.load_checkpoint(tmp_path / "c.pt"), state)
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
 def test_a_write_failing_midway_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     target = tmp_path / "checkpoint.pt"
-    runs.atomic_save({"epoch": 1, "w": torch.ones(1000)}, target)
+    files.atomic_save({"epoch": 1, "w": torch.ones(1000)}, target)
     before = target.read_bytes()
     real_save = torch.save
 
@@ -70,25 +72,25 @@ def test_a_write_failing_midway_keeps_the_previous_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(torch, "save", half_then_disk_full)
     with pytest.raises(OSError, match="No space"):
-        runs.atomic_save({"epoch": 2, "w": torch.zeros(1000)}, target)
+        files.atomic_save({"epoch": 2, "w": torch.zeros(1000)}, target)
     monkeypatch.undo()
     assert target.read_bytes() == before
-    assert runs.load_checkpoint(target)["epoch"] == 1
+    assert files.load_checkpoint(target)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
 def test_a_json_write_failing_before_the_rename_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "history.json"
-    runs.write_json([{"epoch": 1}], target)
+    files.write_json([{"epoch": 1}], target)
 
     def fail(*args):
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
-        runs.write_json([{"epoch": 1}, {"epoch": 2}], target)
+        files.write_json([{"epoch": 1}, {"epoch": 2}], target)
     monkeypatch.undo()
-    assert runs.read_json(target) == [{"epoch": 1}]
+    assert files.read_json(target) == [{"epoch": 1}]
     assert [p.name for p in tmp_path.iterdir()] == ["history.json"]
 
 
@@ -123,12 +125,12 @@ def _damaged(tmp_path):
 
 def test_damaged_files_raise_corrupt_file_error(tmp_path):
     for name, path in _damaged(tmp_path).items():
-        with pytest.raises(runs.CorruptFileError, match=re.escape(str(path))):
-            runs.load_checkpoint(path)
-    with pytest.raises(runs.CorruptFileError, match="folder"):
-        runs.load_checkpoint(tmp_path)
+        with pytest.raises(files.CorruptFileError, match=re.escape(str(path))):
+            files.load_checkpoint(path)
+    with pytest.raises(files.CorruptFileError, match="folder"):
+        files.load_checkpoint(tmp_path)
     with pytest.raises(FileNotFoundError):
-        runs.load_checkpoint(tmp_path / "missing.pt")
+        files.load_checkpoint(tmp_path / "missing.pt")
 
 
 @pytest.mark.parametrize("layout", ["zip", "plain pickle"])
@@ -141,8 +143,8 @@ def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, layout):
     else:
         with open(path, "wb") as f:
             pickle.dump(payload, f)
-    with pytest.raises(runs.UnsafeCheckpointError, match="refused.*open"):
-        runs.load_checkpoint(path)
+    with pytest.raises(files.UnsafeCheckpointError, match="refused.*open"):
+        files.load_checkpoint(path)
     assert not marker.exists()
     # The file is really harmful: an unsafe load creates the marker (so the test above can fail).
     if layout == "zip":
@@ -156,18 +158,18 @@ def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, layout):
 def test_a_whole_pickled_model_is_refused(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(nn.Sequential(nn.Linear(2, 2)), path)
-    with pytest.raises(runs.UnsafeCheckpointError, match="torch.nn.modules.container.Sequential"):
-        runs.load_checkpoint(path)
+    with pytest.raises(files.UnsafeCheckpointError, match="torch.nn.modules.container.Sequential"):
+        files.load_checkpoint(path)
 
 
 def test_read_json_names_a_damaged_file(tmp_path):
     p = tmp_path / "config.json"
     p.write_text('{"kind": "teach')
-    with pytest.raises(runs.CorruptFileError, match="config.json"):
-        runs.read_json(p)
+    with pytest.raises(files.CorruptFileError, match="config.json"):
+        files.read_json(p)
     p.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(runs.CorruptFileError):
-        runs.read_json(p)
+    with pytest.raises(files.CorruptFileError):
+        files.read_json(p)
 
 
 # ----------------------------------------------------------------------------- load_weights
@@ -219,8 +221,8 @@ def test_quarantine_moves_aside_with_a_counter_and_one_line(tmp_path):
     p = tmp_path / "final.pt"
     for i in range(3):
         p.write_bytes(f"damaged {i}".encode())
-        with pytest.warns(runs.CacheWarning) as record:
-            moved = runs.quarantine(p, f"{p}: damaged\nsecond line")
+        with pytest.warns(files.CacheWarning) as record:
+            moved = files.quarantine(p, f"{p}: damaged\nsecond line")
         assert len(record) == 1
         message = str(record[0].message)
         assert "\n" not in message and "final.pt" in message and moved.name in message
@@ -251,8 +253,8 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_become_training_interrupted(signum, status):
     before = signal.getsignal(signum)
-    with pytest.raises(runs.TrainingInterrupted) as err:
-        with runs.Interrupts():
+    with pytest.raises(interrupts.TrainingInterrupted) as err:
+        with interrupts.Interrupts():
             os.kill(os.getpid(), signum)
             for _ in range(10_000_000):  # the handler runs between bytecodes
                 pass
@@ -263,20 +265,20 @@ def test_signals_become_training_interrupted(signum, status):
 
 def test_a_signal_during_a_checkpoint_write_waits_for_the_write(tmp_path):
     written = []
-    with pytest.raises(runs.TrainingInterrupted):
-        with runs.Interrupts() as interrupts:
-            with interrupts.hold():
+    with pytest.raises(interrupts.TrainingInterrupted):
+        with interrupts.Interrupts() as caught:
+            with caught.hold():
                 os.kill(os.getpid(), signal.SIGTERM)
                 for _ in range(100_000):
                     pass
-                runs.atomic_save({"epoch": 3}, tmp_path / "c.pt")
+                files.atomic_save({"epoch": 3}, tmp_path / "c.pt")
                 written.append(True)
-    assert written == [True] and runs.load_checkpoint(tmp_path / "c.pt") == {"epoch": 3}
+    assert written == [True] and files.load_checkpoint(tmp_path / "c.pt") == {"epoch": 3}
 
 
 def test_messages_of_interruption_and_divergence_name_the_run():
     path = Path("data/runs/teacher-abc")
-    text = str(runs.TrainingInterrupted(signal.SIGTERM, path=path, epoch=3, epochs=10, desc="teacher mlp"))
+    text = str(interrupts.TrainingInterrupted(signal.SIGTERM, path=path, epoch=3, epochs=10, desc="teacher mlp"))
     assert "SIGTERM" in text and "epoch 3 of 10" in text and str(path) in text
     text = str(runs.TrainingDiverged("teacher mlp", path, 4, 3, {"epoch": 4, "loss": float("nan")}))
     assert "teacher-abc" in text and "epoch 4" in text and "last finite epoch is 3" in text and "loss=nan" in text

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from pcoh import runs
+from pcoh import files
 from pcoh import train as T
 
 
@@ -51,7 +51,7 @@ def test_interrupted_run_resumes_to_the_same_weights(digits, teacher, tmp_path):
     path = T.run_dir(tmp_path / "cut", "student", short.key(""))
     path.mkdir(parents=True)
     calls = {"n": 0}
-    real_save = runs.atomic_save
+    real_save = files.atomic_save
 
     def crash_after_first_checkpoint(obj, target):
         real_save(obj, target)
@@ -60,12 +60,12 @@ def test_interrupted_run_resumes_to_the_same_weights(digits, teacher, tmp_path):
             if calls["n"] == 1:
                 raise KeyboardInterrupt
 
-    runs.atomic_save = crash_after_first_checkpoint
+    files.atomic_save = crash_after_first_checkpoint
     try:
         with pytest.raises(KeyboardInterrupt):
             T.train_student(short, trained, digits, root=tmp_path / "cut", quiet=True, device="cpu")
     finally:
-        runs.atomic_save = real_save
+        files.atomic_save = real_save
     assert (path / "checkpoint.pt").exists() and not (path / "final.pt").exists()
     resumed = T.train_student(short, trained, digits, root=tmp_path / "cut", quiet=True, device="cpu")
     assert not resumed.cached and len(resumed.history) == 3
@@ -79,9 +79,9 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
             raise RuntimeError("boom")
 
     target = tmp_path / "x.pt"
-    runs.atomic_save({"ok": 1}, target)
+    files.atomic_save({"ok": 1}, target)
     with pytest.raises(RuntimeError, match="boom"):
-        runs.atomic_save({"bad": Unpicklable()}, target)
+        files.atomic_save({"bad": Unpicklable()}, target)
     assert torch.load(target) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
 

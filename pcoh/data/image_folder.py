@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from .. import _checks
-from .. import runs as _runs
+from .. import files as _files
 from .errors import DatasetNotFoundError
 from .split import DataSplit, PathLike, _as_labels, _check_bool, _check_path, _stratified_indices, _to_numpy
 
@@ -212,14 +212,14 @@ def _cached_stats(cache: Optional[PathLike], key: str, compute: Callable) -> tup
     path = Path(cache) / "statistics" / f"image_folder-{key[:16]}.json"
     if path.exists():
         try:
-            stored = _runs.read_json(path)
+            stored = _files.read_json(path)
             mean, std = _check_stats(stored["mean"], "mean"), _check_stats(stored["std"], "std")
             if stored.get("key") == key and mean is not None and std is not None:
                 return mean, std
-        except (_runs.CorruptFileError, KeyError, TypeError, ValueError) as err:
-            _runs.quarantine(path, str(err))
+        except (_files.CorruptFileError, KeyError, TypeError, ValueError) as err:
+            _files.quarantine(path, str(err))
     mean, std = compute()
-    _runs.write_json({"key": key, "mean": list(mean), "std": list(std)}, path)
+    _files.write_json({"key": key, "mean": list(mean), "std": list(std)}, path)
     return mean, std
 
 

@@ -86,8 +86,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import runs as _runs
-from .._checks import check_bool, check_seed
+from .. import files as _files
+
+from .._checks import as_path, check_bool, check_seed
 from . import tv
 from ._base import Backbone, ModelOutput
 from .cifar import (
@@ -443,17 +444,17 @@ def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
     Raises
     ------
     FileNotFoundError, UnsafeCheckpointError, CorruptFileError
-        As :func:`pcoh.runs.load_checkpoint`.
+        As :func:`pcoh.files.load_checkpoint`.
     ValueError
         The file holds no state dict, or its keys or shapes do not match ``model``: the message
         names the missing and unexpected keys and the mismatched shapes.
     """
     _check_module(model, "model")
-    path = _runs._path(path)
+    path = as_path(path)
     if not isinstance(what, str):
         raise TypeError(f"what must be a string (how messages name the file), got {type(what).__name__}")
     try:
-        obj = _runs.load_checkpoint(path, map_location="cpu")
+        obj = _files.load_checkpoint(path, map_location="cpu")
     except FileNotFoundError:
         raise FileNotFoundError(f"{what}: no such file: {path}") from None
     except ValueError as err:

@@ -195,10 +195,10 @@ def fetch_weights(weights, *, progress: bool = True) -> Path:
     WeightsNotFoundError
         (a :class:`FileNotFoundError`) Not there and the download failed: the message names the
         URL to fetch and the path to put the file at.
-    pcoh.runs.UnsafeCheckpointError, pcoh.runs.CorruptFileError
+    pcoh.files.UnsafeCheckpointError, pcoh.files.CorruptFileError
         The file is there but holds other pickled objects, or is damaged.
     """
-    from .. import runs as _runs
+    from .. import files as _files
 
     path = weights_path(weights)
     if not path.is_file():
@@ -215,7 +215,7 @@ def fetch_weights(weights, *, progress: bool = True) -> Path:
                 f"({type(err).__name__}: {reason}). Fetch {weights.url} on a machine with network access and put "
                 f"the file at {path} (torch.hub's checkpoint folder; set TORCH_HOME to use another), then run "
                 "again", path, weights.url) from None
-    _runs.load_checkpoint(path)  # raises on a file that would run code or is damaged
+    _files.load_checkpoint(path)  # raises on a file that would run code or is damaged
     return path
 
 

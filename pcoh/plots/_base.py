@@ -31,7 +31,7 @@ import numpy as np
 
 from .._checks import check_bool, check_choice, check_columns, check_float, check_int
 from ..methods import colors as _method_colors
-from ..runs import write_bytes
+from ..files import write_bytes
 
 __all__ = ["METHOD_COLORS", "SLIDE_SIZES", "SLIDE_DPI", "MIN_FONT_PT", "style", "slide_figure", "slide_grid",
            "grid_rows", "slide_problems", "contrast_ratio", "savefig", "render"]
