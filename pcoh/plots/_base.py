@@ -261,6 +261,15 @@ def check_dict(value, name: str, what: str = "label -> value") -> dict:
     return value
 
 
+def check_nonempty_dict(value, name: str, what: str) -> dict:
+    """``value`` if it is a dict with at least one entry: TypeError for another type, ValueError if empty."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of {what}, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must hold at least one {what}")
+    return value
+
+
 def check_texts(value, name: str, n: int, per: str):
     """``n`` texts (a sequence of strings), one per ``per`` (e.g. "image"), or None."""
     if value is None:

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from .._checks import as_array, check_bool, check_choice, check_columns, check_float, check_indices, check_int
-from ._base import METHOD_COLORS, MIN_FONT_PT, _axes, check_cmap, check_color, slide_figure
+from ._base import METHOD_COLORS, MIN_FONT_PT, _axes, check_cmap, check_color, check_nonempty_dict, slide_figure
 
 __all__ = [
     "plot_reference_ecdfs",
@@ -219,10 +219,7 @@ def plot_concordance_by_gap(tables: dict, *, ax=None, title: Optional[str] = Non
         Outputs of :func:`pcoh.diagnostics.concordance_by_rank_gap` (columns ``gap_center``,
         ``concordance``, ``se``); methods are coloured by ``METHOD_COLORS``.
     """
-    if not isinstance(tables, dict):
-        raise TypeError(f"tables must be a dict of method -> table, got {type(tables).__name__}")
-    if not tables:
-        raise ValueError("tables must hold at least one method -> table")
+    check_nonempty_dict(tables, "tables", "method -> table")
     for method, t in tables.items():
         check_columns(t, ("gap_center", "concordance", "se"), f"tables[{method!r}]")
     ax = _axes(ax)

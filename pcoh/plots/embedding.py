@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .._checks import as_array, as_labels, check_bool, check_float, check_indices
-from ._base import _axes, check_class_names, check_cmap, check_dict, slide_grid
+from ._base import _axes, check_class_names, check_cmap, check_dict, check_nonempty_dict, slide_grid
 
 __all__ = ["plot_embedding", "plot_embedding_grid"]
 
@@ -109,10 +109,7 @@ def plot_embedding_grid(embeddings: dict, labels, *, titles: Optional[dict] = No
     -------
     numpy.ndarray of Axes, shape (len(embeddings),)
     """
-    if not isinstance(embeddings, dict):
-        raise TypeError(f"embeddings must be a dict of label -> (n, 2) array, got {type(embeddings).__name__}")
-    if not embeddings:
-        raise ValueError("embeddings must hold at least one label -> (n, 2) array")
+    check_nonempty_dict(embeddings, "embeddings", "label -> (n, 2) array")
     titles = check_dict(titles, "titles", "label -> title")
     k = len(embeddings)
     if axes is None:

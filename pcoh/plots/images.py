@@ -11,7 +11,7 @@ import numpy as np
 from .._checks import as_array, as_labels, check_index, check_int
 from ..dissimilarity import get_metric
 from ..diagnostics import dissimilarity_matrix
-from ._base import MIN_FONT_PT, _axes, check_class_names, check_cmap, check_texts
+from ._base import MIN_FONT_PT, _axes, check_class_names, check_cmap, check_nonempty_dict, check_texts
 from .toy import plot_dissimilarity_matrix
 
 __all__ = ["plot_class_dissimilarities", "plot_images", "plot_neighbors"]
@@ -188,10 +188,7 @@ def plot_neighbors(images, features: dict, reference: int, *, k: int = 8, metric
     """
     from ..embedding import nearest_neighbors
 
-    if not isinstance(features, dict):
-        raise TypeError(f"features must be a dict of label -> (n, d) array, got {type(features).__name__}")
-    if not features:
-        raise ValueError("features must hold at least one label -> (n, d) array")
+    check_nonempty_dict(features, "features", "label -> (n, d) array")
     reference = check_index(reference, "reference", len(next(iter(features.values()))))
     if shared_with is not None and not isinstance(shared_with, str) and shared_with not in features:
         raise TypeError(f"shared_with must be a label of features (a string), got {type(shared_with).__name__}")

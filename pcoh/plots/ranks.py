@@ -11,7 +11,7 @@ import numpy as np
 from .._checks import as_array, check_bool, check_index, check_int
 from ..dissimilarity import get_metric
 from ..diagnostics import dissimilarity_matrix, reference_ranks, soft_rank_path
-from ._base import _axes, check_color, check_dict, grid_rows, slide_grid
+from ._base import _axes, check_color, check_dict, check_nonempty_dict, grid_rows, slide_grid
 
 __all__ = ["plot_rank_vs_rank", "plot_soft_ranks", "plot_soft_rank_bars", "plot_rank_hexbin", "plot_rank_hexbin_grid"]
 
@@ -247,10 +247,7 @@ def plot_rank_hexbin_grid(student_features: dict, teacher_features, *, reference
     """
     from ..methods import color as method_color
 
-    if not isinstance(student_features, dict):
-        raise TypeError(f"student_features must be a dict of label -> (n, d) array, got {type(student_features).__name__}")
-    if not student_features:
-        raise ValueError("student_features must hold at least one label -> (n, d) array")
+    check_nonempty_dict(student_features, "student_features", "label -> (n, d) array")
     t = as_array(teacher_features, "teacher_features", ndim=2)
     if reference is not None:
         reference = check_index(reference, "reference", len(t))

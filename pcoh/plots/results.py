@@ -12,7 +12,7 @@ import pandas as pd
 
 from .._checks import check_choice, check_columns, check_int, check_names
 from ..methods import color as method_color
-from ._base import _axes, check_column, check_texts, slide_figure
+from ._base import _axes, check_column, check_nonempty_dict, check_texts, slide_figure
 
 __all__ = [
     "plot_metric_bars",
@@ -112,10 +112,7 @@ def plot_per_reference(values: dict, *, ax=None, title: str = "Per-reference Spe
     ----------
     values : dict of label -> array-like (n,)
     """
-    if not isinstance(values, dict):
-        raise TypeError(f"values must be a dict of label -> array, got {type(values).__name__}")
-    if not values:
-        raise ValueError("values must hold at least one label -> array")
+    check_nonempty_dict(values, "values", "label -> array")
     ax = _axes(ax)
     labels = list(values)
     ax.boxplot([np.asarray(values[k]) for k in labels], showfliers=False)
