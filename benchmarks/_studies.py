@@ -6,15 +6,17 @@
   fixed seed.
 
 :func:`teacher_spec` names each data set in the teacher's cache key, so the two teachers are
-cached apart under one root.
+cached apart under one root; :func:`prepare_teacher` trains or loads one and reports it.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
 
 from pcoh import data as pdata
-from pcoh.train import TeacherSpec, TrainConfig
+from pcoh.train import TeacherSpec, TrainConfig, predict, train_teacher
 
 DATASETS = ("digits", "digits-deformed")
 #: Seed of the deformations of ``digits-deformed``.
@@ -64,3 +66,23 @@ def teacher_spec(name: str, epochs: int, batch_size: int = 128) -> TeacherSpec:
     if name == "digits-deformed":
         return TeacherSpec(dataset=name, model="digits_resnet", train=train, data={"deform_seed": DEFORM_SEED})
     raise ValueError(f"unknown data set {name!r}; expected one of {list(DATASETS)}")
+
+
+def prepare_teacher(name: str, epochs: int, root, device) -> dict:
+    """Load data set ``name``, train or load its cached teacher, and print one line on it.
+
+    Returns
+    -------
+    dict
+        ``split``, ``spec``, ``teacher`` and the teacher's test features ``t_test``.
+    """
+    split = load_data(name)
+    spec = teacher_spec(name, epochs)
+    t0 = time.perf_counter()
+    teacher = train_teacher(spec, split, root=root, device=device, quiet=True)
+    t_test, logits, y_test = predict(teacher.model, split.test)
+    acc = float((logits.argmax(1) == y_test).float().mean())
+    print(f"[{name}] {len(split.train)} train / {len(split.test)} test; teacher digits_resnet ({epochs} epochs, "
+          f"{'cached' if teacher.cached else 'trained'}, {time.perf_counter() - t0:.0f} s): test accuracy {acc:.4f}",
+          flush=True)
+    return {"split": split, "spec": spec, "teacher": teacher, "t_test": t_test}

@@ -72,12 +72,12 @@ for _path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from _studies import DATASETS, load_data, teacher_spec  # noqa: E402
+from _studies import DATASETS, prepare_teacher  # noqa: E402
 
 from pcoh import coherence  # noqa: E402
 from pcoh import evaluate as peval  # noqa: E402
 from pcoh.stats import paired_comparison  # noqa: E402
-from pcoh.train import StudentSpec, TrainConfig, method_allows_mode, predict, train_student, train_teacher  # noqa: E402
+from pcoh.train import StudentSpec, TrainConfig, method_allows_mode, predict, train_student  # noqa: E402
 
 BASELINES = ("rkd", "pkt", "sp", "cc", "fitnet", "crd", "kd", "ce")
 MODES = ("class-unaware", "class-aware")
@@ -141,16 +141,8 @@ def make_jobs(args, settings: list) -> list:
 # ----------------------------------------------------------------------------- runs
 def prepare(name: str, args) -> dict:
     """Data, cached teacher, its test features and cache key, for one data set."""
-    split = load_data(name)
-    spec = teacher_spec(name, args.teacher_epochs)
-    t0 = time.perf_counter()
-    teacher = train_teacher(spec, split, root=args.root, device=args.device, quiet=True)
-    t_test, logits, y_test = predict(teacher.model, split.test)
-    acc = float((logits.argmax(1) == y_test).float().mean())
-    print(f"[{name}] {len(split.train)} train / {len(split.test)} test; teacher digits_resnet ({args.teacher_epochs} "
-          f"epochs, {'cached' if teacher.cached else 'trained'}, {time.perf_counter() - t0:.0f} s): test accuracy "
-          f"{acc:.4f}", flush=True)
-    return {"split": split, "teacher": teacher, "key": spec.key(), "t_test": t_test}
+    ctx = prepare_teacher(name, args.teacher_epochs, args.root, args.device)
+    return {"split": ctx["split"], "teacher": ctx["teacher"], "key": ctx["spec"].key(), "t_test": ctx["t_test"]}
 
 
 def student_spec(job: dict, epochs: int) -> StudentSpec:

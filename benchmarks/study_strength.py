@@ -47,12 +47,12 @@ if str(ROOT) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _studies import load_data, teacher_spec  # noqa: E402
+from _studies import prepare_teacher  # noqa: E402
 
 from pcoh import models as pmodels  # noqa: E402
 from pcoh.coherence import perception_coherence  # noqa: E402
 from pcoh.losses import PerceptionCoherenceLoss  # noqa: E402
-from pcoh.train import predict, train_teacher  # noqa: E402
+from pcoh.train import predict  # noqa: E402
 
 DEFAULT_STRENGTHS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -67,17 +67,9 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
 # ----------------------------------------------------------------------------- teacher, students
 def prepare(name: str, args) -> dict:
     """Data, cached teacher and its features (train and test) of one data set."""
-    split = load_data(name)
-    spec = teacher_spec(name, args.teacher_epochs)
-    t0 = time.perf_counter()
-    teacher = train_teacher(spec, split, root=args.root, device=args.device, quiet=True)
-    t_train, _, _ = predict(teacher.model, split.train)
-    t_test, logits, y_test = predict(teacher.model, split.test)
-    acc = float((logits.argmax(1) == y_test).float().mean())
-    print(f"[{name}] {split.train.tensors[0].shape[0]} train / {y_test.shape[0]} test; teacher digits_resnet "
-          f"({args.teacher_epochs} epochs, {'cached' if teacher.cached else 'trained'}, {time.perf_counter() - t0:.0f} s): "
-          f"test accuracy {acc:.4f}", flush=True)
-    return {"name": name, "split": split, "t_train": t_train, "t_test": t_test}
+    ctx = prepare_teacher(name, args.teacher_epochs, args.root, args.device)
+    t_train, _, _ = predict(ctx["teacher"].model, ctx["split"].train)
+    return {"name": name, "split": ctx["split"], "t_train": t_train, "t_test": ctx["t_test"]}
 
 
 def train_and_evaluate(ctx: dict, strength: float, batch: int, seed: int, queue_size: int, epochs: int, device) -> dict:
