@@ -23,6 +23,7 @@ __all__ = [
     "check_float",
     "check_choice",
     "check_bool",
+    "check_module",
     "check_optional_str",
     "as_path",
     "one_line",
@@ -99,6 +100,13 @@ def check_bool(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+def check_module(value, name: str = "model"):
+    """``value`` if it is a ``torch.nn.Module``; anything else is a TypeError naming ``name``."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    return value
 
 
 def check_optional_str(value, name: str) -> Optional[str]:

@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ._checks import check_choice, check_int
+from ._checks import check_choice, check_int, check_module
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -334,11 +334,6 @@ def check_batch_size(batch_size: int, name: str = "batch_size") -> None:
         )
 
 
-def _check_module(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-
-
 def wrap(model: nn.Module) -> nn.Module:
     """``model`` in DistributedDataParallel (gradients averaged), or ``model`` in one process.
 
@@ -348,7 +343,7 @@ def wrap(model: nn.Module) -> nn.Module:
     step (batch-norm statistics are kept identical by :func:`sync_batchnorm`). DDP broadcasts
     rank 0's weights and buffers once, so every process starts from the same state.
     """
-    _check_module(model)
+    check_module(model)
     if not is_distributed():
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -427,7 +422,7 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
     A no-op in one process. Undone by :func:`unsync_batchnorm`. Returns ``model``.
     """
-    _check_module(model)
+    check_module(model)
     if not is_distributed():
         return model
     for m in model.modules():
@@ -441,7 +436,7 @@ def sync_batchnorm(model: nn.Module) -> nn.Module:
 
 def unsync_batchnorm(model: nn.Module) -> nn.Module:
     """Give back the plain batch-norm classes that :func:`sync_batchnorm` replaced (in place)."""
-    _check_module(model)
+    check_module(model)
     for m in model.modules():
         if isinstance(m, _GlobalBatchNorm):
             m.__class__ = type(m).__mro__[2]

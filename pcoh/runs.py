@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from . import distributed as _distributed
-from ._checks import as_path, one_line
+from ._checks import as_path, check_module, one_line
 from .files import CorruptFileError, atomic_save, load_checkpoint, quarantine, read_json, write_json
 
 try:  # POSIX; elsewhere runs are not locked
@@ -92,11 +92,6 @@ class TrainingDiverged(FloatingPointError):
 
 
 # ----------------------------------------------------------------------------- folders and keys
-def _check_module(model, name: str = "model") -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-
-
 def run_dir(root, kind: str, key: str) -> Path:
     """Folder of a cached run: ``<root>/runs/<kind>-<key>``."""
     root = as_path(root, "root")
@@ -198,9 +193,9 @@ def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt
     and every object is put back in its initial state, so the run restarts exactly as a fresh one.
     """
     ckpt_path = as_path(ckpt_path, "ckpt_path")
-    _check_module(model)
+    check_module(model)
     if transfer is not None:
-        _check_module(transfer, "transfer")
+        check_module(transfer, "transfer")
     for name, obj in (("opt", opt), ("sched", sched)):
         if not (callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))):
             raise TypeError(f"{name} must have state_dict and load_state_dict (an optimiser, a scheduler), "
@@ -235,7 +230,7 @@ def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt
 def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
     """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
     usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
-    _check_module(model)
+    check_module(model)
     final = as_path(path) / "final.pt"
     if not final.exists():
         return None
@@ -279,7 +274,7 @@ def _canonical_json(obj) -> str:
 def finish(path: Path, model: nn.Module, history: list, extra: Optional[dict] = None) -> None:
     """Write a finished run: ``final.pt`` (weights and history), ``history.json``; drop the checkpoint."""
     path = as_path(path)
-    _check_module(model)
+    check_module(model)
     if not isinstance(history, list):
         raise TypeError(f"history must be a list (one dict per epoch), got {type(history).__name__}")
     if extra is not None and not isinstance(extra, dict):
@@ -299,7 +294,7 @@ def cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, tra
     Under torchrun, rank 0 alone holds the lock and writes; the others follow through barriers.
     """
     path = as_path(path)
-    _check_module(model)
+    check_module(model)
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict of the run's settings, got {type(config).__name__}")
     if not isinstance(cache, bool):

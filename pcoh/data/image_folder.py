@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from .. import _checks
 from .. import files as _files
 from .errors import DatasetNotFoundError
-from .split import DataSplit, PathLike, _as_labels, _check_bool, _check_path, _stratified_indices, _to_numpy
+from .._checks import as_path, check_bool
+from .split import DataSplit, PathLike, _as_labels, _stratified_indices, _to_numpy
 
 __all__ = ["IMAGE_EXTENSIONS", "IN_MEMORY_BYTES", "ImageFiles", "ImageFolderWarning", "default_num_workers", "write_image_folder"]
 
@@ -135,7 +136,7 @@ class ImageFiles(Dataset):
             raise TypeError(f"samples must be a sequence of (path, label) pairs, got {type(samples).__name__}")
         self.samples = []
         for path, label in samples:
-            _check_path(path, "samples' paths")
+            as_path(path, "samples' paths")
             self.samples.append((os.fspath(path), _checks.check_int(label, "samples' labels")))
         bad = [y for _, y in self.samples if not 0 <= y < len(classes)]
         if bad:
@@ -234,8 +235,8 @@ def _load_image_folder(
         resize = _checks.check_int(resize, "resize")
         if resize < image_size:
             raise ValueError(f"resize must be an int >= image_size ({image_size}) or None, got {resize!r}")
-    normalize = _check_bool("normalize", normalize)
-    augment = _check_bool("augment", augment)
+    normalize = check_bool(normalize, "normalize")
+    augment = check_bool(augment, "augment")
     mean, std = _check_stats(mean, "mean"), _check_stats(std, "std")
     if (mean is None) != (std is None):
         raise ValueError("give both mean and std, or neither")
@@ -245,11 +246,11 @@ def _load_image_folder(
     if interpolation not in modes:
         raise ValueError(f"interpolation must be one of {modes}, got {interpolation!r}")
     if in_memory is not None:
-        in_memory = _check_bool("in_memory", in_memory)
+        in_memory = check_bool(in_memory, "in_memory")
         if in_memory and augment:
             raise ValueError("in_memory=True holds decoded images, which cannot be augmented; use augment=False")
     if cache is not None:
-        _check_path(cache, "cache")
+        as_path(cache, "cache")
     folder = Path(root)
     if not folder.is_dir():
         raise DatasetNotFoundError(
@@ -385,7 +386,7 @@ def write_image_folder(folder: PathLike, images: Any, labels: Any, *, class_name
 
     from PIL import Image
 
-    _check_path(folder, "folder")
+    as_path(folder, "folder")
     if size is not None:
         size = _checks.check_int(size, "size", minimum=1)
     x = _to_numpy("images", images)

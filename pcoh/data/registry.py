@@ -6,7 +6,8 @@ from typing import Any
 
 from .digits import _load_digits
 from .image_folder import _load_image_folder
-from .split import DataSplit, PathLike, _check_bool, _check_kwargs, _check_path, _check_seed, _check_test_size
+from .._checks import as_path, check_bool
+from .split import DataSplit, PathLike, _check_kwargs, _check_seed, _check_test_size
 from .torchvision_sets import _TV_SPECS, _load_torchvision
 
 __all__ = ["available", "dataset_folder", "load"]
@@ -56,7 +57,7 @@ def dataset_folder(name: str, root: PathLike = "data") -> Path:
         the scikit-learn data folder.
     """
     key = _canonical(name)
-    _check_path(root, "root")
+    as_path(root, "root")
     if key == "digits":
         import sklearn.datasets
 
@@ -164,11 +165,11 @@ def load(
     key = _canonical(name)
     test_size = _check_test_size(test_size)
     seed = _check_seed(seed)
-    download = _check_bool("download", download)
-    _check_path(root, "root")
+    download = check_bool(download, "download")
+    as_path(root, "root")
     if key == "digits":
         opts = _check_kwargs(key, kwargs, {"normalize": True})
-        return _load_digits(test_size, seed, normalize=_check_bool("normalize", opts["normalize"]))
+        return _load_digits(test_size, seed, normalize=check_bool(opts["normalize"], "normalize"))
     if key == "image_folder":
         opts = _check_kwargs(key, kwargs, {"image_size": 32, "resize": None, "interpolation": "bilinear",
                                            "normalize": True, "mean": None, "std": None, "augment": False,

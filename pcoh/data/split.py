@@ -128,18 +128,9 @@ def _check_test_size(test_size: Any) -> float:
     return _checks.check_float(test_size, "test_size", minimum=0.0, maximum=1.0, strict=True)
 
 
-def _check_path(value: Any, name: str) -> None:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(value).__name__} {value!r}")
-
-
 def _check_seed(seed: Any) -> int:
     """The seed of a split: an integer in [0, 2**32) (what scikit-learn's ``random_state`` takes)."""
     return _checks.check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    return _checks.check_bool(value, name)
 
 
 def _check_kwargs(name: str, kwargs: dict, allowed: dict) -> dict:

@@ -11,7 +11,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import DatasetIntegrityError, DatasetNotFoundError
-from .split import DataSplit, PathLike, _check_bool
+from .._checks import check_bool
+from .split import DataSplit, PathLike
 
 __all__: list = []
 
@@ -196,9 +197,9 @@ def _load_torchvision(key: str, root: PathLike, download: bool, *, normalize: An
     import torchvision
     from torchvision import transforms as T
 
-    normalize = _check_bool("normalize", normalize)
-    augment = _check_bool("augment", augment)
-    verify = _check_bool("verify", verify)
+    normalize = check_bool(normalize, "normalize")
+    augment = check_bool(augment, "augment")
+    verify = check_bool(verify, "verify")
     spec = _TV_SPECS[key]
     cls = getattr(torchvision.datasets, spec.cls_name)
     if not verify and spec.in_channels == 3:

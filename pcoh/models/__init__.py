@@ -88,7 +88,7 @@ from torch import nn
 
 from .. import files as _files
 
-from .._checks import as_path, check_bool, check_seed
+from .._checks import as_path, check_bool, check_module, check_seed
 from . import tv
 from ._base import Backbone, ModelOutput
 from .cifar import (
@@ -335,14 +335,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     -------
     int
     """
-    _check_module(model, "model")
+    check_module(model, "model")
     trainable_only = check_bool(trainable_only, "trainable_only")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _check_module(model, name: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def _key_list(keys: list, limit: int = 8) -> str:
@@ -383,7 +378,7 @@ def load_benchmark_state(model: nn.Module, obj) -> nn.Module:
     Reading the file is the caller's business (``torch.load(path, weights_only=True)``):
     this function only checks and copies, so it can be tested without files.
     """
-    _check_module(model, "model")
+    check_module(model, "model")
     state = obj
     for key in ("model", "state_dict"):  # the benchmark's layout; PyTorch Lightning's
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -449,7 +444,7 @@ def load_weights(model: nn.Module, path, *, what: str = "checkpoint") -> dict:
         The file holds no state dict, or its keys or shapes do not match ``model``: the message
         names the missing and unexpected keys and the mismatched shapes.
     """
-    _check_module(model, "model")
+    check_module(model, "model")
     path = as_path(path)
     if not isinstance(what, str):
         raise TypeError(f"what must be a string (how messages name the file), got {type(what).__name__}")
