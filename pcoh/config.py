@@ -313,6 +313,31 @@ def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:
         raise type(err)(f"{name}.{err}") from None
 
 
+def _unique_key_loader():
+    """PyYAML's safe loader, refusing a key given twice in one table (PyYAML keeps the last)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        repeated = key in seen
+                    except TypeError:  # an unhashable key: the safe loader reports it
+                        break
+                    if repeated:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"key {key!r} is given twice in one table", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_config(path) -> dict:
     """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) configuration file into a dict.
 
@@ -351,7 +376,7 @@ def load_config(path) -> dict:
         import yaml
 
         try:
-            table = yaml.safe_load(text)
+            table = yaml.load(text, Loader=_unique_key_loader())
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

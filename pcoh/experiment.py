@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -41,7 +42,7 @@ __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_expe
 
 
 def _check_writable(path, name: str) -> None:
-    """The folder ``path`` exists and is writable, or can be created (nothing is created here)."""
+    """The folder ``path`` exists and is writable, or can be created (nothing is left behind here)."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{name}: {folder} is a file, expected a folder")
@@ -54,6 +55,12 @@ def _check_writable(path, name: str) -> None:
         raise NotADirectoryError(f"{name}: cannot create {folder}, because {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(f"{name}: cannot write to {probe} (needed for {folder})")
+    try:  # os.access trusts permissions; some file systems (/proc, /sys) refuse all the same
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{name}: cannot write to {probe} (needed for {folder}): the file system "
+                              f"refuses new files there ({err.strerror or err})") from None
 
 
 def _min_batch(model: nn.Module) -> int:

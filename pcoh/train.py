@@ -99,6 +99,10 @@ def resolve_device(device: Optional[str] = None) -> torch.device:
         return torch.device("cpu")
     if dev.type not in ("cuda", "mps", "xpu"):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} was asked for but MPS (Apple's GPU) is not available on this machine")
+    if dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ValueError(f"device {device!r} was asked for but no Intel GPU (XPU) is available on this machine")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -379,6 +379,13 @@ PREFLIGHT = {
     "image folder too small for the evaluation": (lambda p: _image_folder(p, "small"), "test split"),
     "device cuda on a machine without one": (lambda p: ["--device", "cuda:0"], "CUDA"),
     "device of an unknown kind": (lambda p: ["--device", "tpu"], "device"),
+    "device mps on a machine without one": (lambda p: ["--device", "mps"], "MPS"),
+    "config (YAML) with a key given twice": (
+        lambda p: ["--config", _write_config(p, "seeds: 1\nseeds: 2\n")], "'seeds' is given twice"),
+    "config with a key given twice in a nested table": (
+        lambda p: ["--config", _write_config(p, "student_train:\n  lr: 0.01\n  lr: 0.02\n")], "'lr' is given twice"),
+    "output folder on a file system that refuses new files": (
+        lambda p: ["--output", "/proc/pcoh-results"], "refuses new files"),
 }
 
 

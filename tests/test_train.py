@@ -138,3 +138,9 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             T.resolve_device("cuda")
+    if not torch.backends.mps.is_available():  # refused here, not when the first tensor moves
+        with pytest.raises(ValueError, match="MPS .* not available"):
+            T.resolve_device("mps")
+    if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        with pytest.raises(ValueError, match="no Intel GPU"):
+            T.resolve_device("xpu")
