@@ -7,12 +7,18 @@ state (``store_widget_state``), so that their controls show when the notebook is
 trusted notebook: ``make trust``), before any cell runs. The notebook metadata are those JupyterLab
 writes itself, so that opening a notebook does not mark it modified: the kernelspec of ipykernel's
 ``python3`` kernel (display name "Python 3 (ipykernel)") and ``language_info`` as the kernel
-reports it. What changes from run to run without meaning is removed: execution timestamps, other
-metadata. Run from the project root; each notebook runs with its own folder as working directory.
+reports it. What changes from run to run without meaning is removed (execution timestamps, other
+metadata) or numbered in the order it appears (the widgets' model ids, the ids of pandas' styled
+tables, memory addresses in reprs), so that re-executing a notebook whose outputs are the same
+leaves the file the same. Run from the project root; each notebook runs with its own folder as
+working directory.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,6 +33,73 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 LANGUAGE_INFO_KEYS = ("codemirror_mode", "file_extension", "mimetype", "name", "nbconvert_exporter",
                       "pygments_lexer", "version")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_MODEL_REF = "IPY_MODEL_"
+_STYLER_TABLE = re.compile(r'<table id="T_([0-9a-f]+)"')
+_ADDRESS_REPR = re.compile(r"^<([\w.]+) at 0x[0-9a-f]+>$")
+
+
+def _stable_id(kind: str, *index) -> str:
+    return hashlib.sha256(f"{kind}:{index}".encode()).hexdigest()
+
+
+def _map_refs(value, new: dict):
+    """``value`` with every ``IPY_MODEL_<id>`` string renamed by ``new``."""
+    if isinstance(value, str) and value.startswith(_MODEL_REF) and value[len(_MODEL_REF):] in new:
+        return _MODEL_REF + new[value[len(_MODEL_REF):]]
+    if isinstance(value, list):
+        return [_map_refs(v, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_refs(v, new) for k, v in value.items()}
+    return value
+
+
+def stable_widget_ids(nb) -> None:
+    """Rename the widgets' model ids (random UUIDs) by their order of appearance: the views in
+    the outputs, cell by cell, each followed by the models it refers to, then any other model."""
+    widgets = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {})
+    state = widgets.get("state") or {}
+    order, seen = [], set()
+
+    def visit(model_id):
+        if model_id in seen:
+            return
+        seen.add(model_id)
+        order.append(model_id)
+        text = json.dumps(state.get(model_id, {}), sort_keys=True)
+        for ref in re.findall(_MODEL_REF + r"([0-9A-Za-z_-]+)", text):
+            visit(ref)
+
+    views = [out["data"][WIDGET_VIEW] for cell in nb.cells for out in cell.get("outputs", [])
+             if WIDGET_VIEW in out.get("data", {})]
+    for view in views:
+        visit(view["model_id"])
+    for model_id in state:
+        visit(model_id)
+    new = {old: _stable_id("widget", i)[:32] for i, old in enumerate(order)}
+    for view in views:
+        view["model_id"] = new[view["model_id"]]
+    if state:
+        widgets["state"] = {new[k]: _map_refs(state[k], new) for k in order if k in state}
+
+
+def stable_output_ids(nb) -> None:
+    """Number the ids of pandas' styled tables by cell and output, and drop memory addresses from
+    reprs such as ``<pandas.io.formats.style.Styler at 0x7f...>``."""
+    for i, cell in enumerate(nb.cells):
+        for j, out in enumerate(cell.get("outputs", [])):
+            data = out.get("data", {})
+            html = data.get("text/html")
+            if html is not None:
+                text = html if isinstance(html, str) else "".join(html)
+                for k, uuid in enumerate(dict.fromkeys(_STYLER_TABLE.findall(text))):
+                    stable = _stable_id("table", i, j, k)[:len(uuid)]
+                    text = re.sub(rf"\bT_{uuid}(?![0-9a-f])", f"T_{stable}", text)
+                data["text/html"] = text
+            plain = data.get("text/plain")
+            if plain is not None:
+                text = plain if isinstance(plain, str) else "".join(plain)
+                data["text/plain"] = _ADDRESS_REPR.sub(r"<\1>", text)
 
 
 def kernel_language_info(kernel_name: str = KERNEL_NAME) -> dict:
@@ -54,6 +127,8 @@ def normalise(nb, language_info: dict | None = None) -> None:
     nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": dict(info)})
     if widgets and widgets.get(WIDGET_STATE, {}).get("state"):
         nb.metadata["widgets"] = widgets
+    stable_widget_ids(nb)
+    stable_output_ids(nb)
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i:02d}"
         cell.metadata.pop("execution", None)

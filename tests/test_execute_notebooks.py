@@ -41,14 +41,64 @@ JUPYTERLAB_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "py
 def test_normalise_keeps_widget_state_and_views():
     nb = _notebook({"abc": {"model_name": "IntSliderModel", "state": {"value": 3}}})
     execute_notebooks.normalise(nb)
-    assert nb.metadata["widgets"][STATE]["state"]["abc"]["state"]["value"] == 3
+    (model_id, model), = nb.metadata["widgets"][STATE]["state"].items()
+    assert model["state"]["value"] == 3
     out = nb.cells[0].outputs[0]
-    assert out["data"][VIEW]["model_id"] == "abc" and "execution" not in out["metadata"]
+    assert out["data"][VIEW]["model_id"] == model_id and "execution" not in out["metadata"]
     assert "execution" not in nb.cells[0].metadata and nb.cells[0].id == "cell-00"
     assert nb.metadata["language_info"] == KERNEL_INFO  # as the kernel reported it
     assert nb.metadata["kernelspec"] == JUPYTERLAB_KERNELSPEC
     assert "authors" not in nb.metadata
     nbformat.validate(nb)
+
+
+def _random_ids_notebook(rng):
+    """A notebook as one execution leaves it: two widgets (a box holding a slider, its layout)
+    under random model ids, a styled table under a random id and a repr with an address."""
+    box, slider, layout = (rng.hex() for _ in range(3))
+    state = {
+        slider: {"model_name": "IntSliderModel", "state": {"layout": f"IPY_MODEL_{layout}", "value": 3}},
+        layout: {"model_name": "LayoutModel", "state": {}},
+        box: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{slider}"]}},
+    }
+    nb = _notebook(state)
+    nb.cells[0].outputs[0]["data"][VIEW]["model_id"] = box
+    uuid = rng.hex()[:5]
+    html = (f'<style type="text/css">\n#T_{uuid}_row0_col0 {{ font-weight: bold; }}\n</style>\n'
+            f'<table id="T_{uuid}">\n<thead><tr><th id="T_{uuid}_level0_col0" class="col_heading">a</th>'
+            f'</tr></thead><tbody><tr><td id="T_{uuid}_row0_col0" class="data">1</td></tr></tbody></table>\n')
+    table = nbformat.v4.new_output("execute_result", execution_count=2, data={
+        "text/html": html, "text/plain": f"<pandas.io.formats.style.Styler at 0x7f{rng.hex()[:10]}>"})
+    nb.cells.append(nbformat.v4.new_code_cell("table.style", outputs=[table]))
+    return nb, uuid
+
+
+def test_normalise_gives_the_same_file_for_the_same_outputs_under_new_random_ids():
+    import secrets
+
+    class Rng:
+        hex = staticmethod(lambda: secrets.token_hex(16))
+
+    first, uuid = _random_ids_notebook(Rng)
+    second, _ = _random_ids_notebook(Rng)
+    assert nbformat.writes(first) != nbformat.writes(second)
+    for nb in (first, second):
+        execute_notebooks.normalise(nb)
+        nbformat.validate(nb)
+    assert nbformat.writes(first) == nbformat.writes(second)
+    # The references still resolve: the view shows the box, which holds the slider and its layout.
+    state = first.metadata["widgets"][STATE]["state"]
+    box = first.cells[0].outputs[0]["data"][VIEW]["model_id"]
+    slider = state[box]["state"]["children"][0].removeprefix("IPY_MODEL_")
+    assert state[slider]["model_name"] == "IntSliderModel"
+    assert state[slider]["state"]["layout"].removeprefix("IPY_MODEL_") in state
+    assert list(state) == [box, slider, state[slider]["state"]["layout"].removeprefix("IPY_MODEL_")]
+    # The table's id is renamed everywhere it occurs, and nowhere left behind.
+    out = first.cells[1].outputs[0]["data"]
+    assert uuid not in out["text/html"]
+    new = re.search(r'<table id="T_([0-9a-f]{5})"', out["text/html"]).group(1)
+    assert out["text/html"].count(f"T_{new}_row0_col0") == 2 and f'id="T_{new}_level0_col0"' in out["text/html"]
+    assert out["text/plain"] == "<pandas.io.formats.style.Styler>"
 
 
 def test_normalise_drops_empty_widget_state():
