@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 from torch import nn
 
+from . import batchnorm as _batchnorm
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
@@ -124,7 +125,8 @@ SPEED_FIELDS = ("channels_last", "compile", "num_workers")
 
 def _key_dict(spec) -> dict:
     """A spec as the dict its cache key hashes: speed options dropped, ``amp`` only when on, ``source``
-    only when the data come from a user's files (so the built-in data sets keep their keys)."""
+    only when the data come from a user's files (so the built-in data sets keep their keys), and
+    ``batch_norm`` for the models whose statistics are recomputed (:mod:`pcoh.batchnorm`)."""
     d = as_dict(spec)
     if d.get("source", "") is None:
         d.pop("source")
@@ -133,6 +135,8 @@ def _key_dict(spec) -> dict:
         train.pop(name, None)
     if not train.get("amp", False):
         train.pop("amp", None)
+    if _batchnorm.recomputed(d.get("model", "")):  # their runs end with recomputed statistics
+        d["batch_norm"] = "recomputed"
     return d
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from . import batchnorm as _batchnorm
 from . import distributed as _dist
 from . import losses as _losses
 from . import models as _models
@@ -220,6 +221,7 @@ def _fit(
     eval_data: Optional[Dataset] = None,
     resume: bool = True,
     interrupts: Optional[_interrupts.Interrupts] = None,
+    recompute_bn: bool = False,
 ) -> list:
     """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
@@ -228,7 +230,9 @@ def _fit(
     continues from it when present. A non-finite epoch loss raises
     :class:`pcoh.runs.TrainingDiverged` before that epoch is saved. Under ``torchrun``
     (:mod:`pcoh.distributed`) every process trains on its shard of each global batch of
-    ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes.
+    ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes. With
+    ``recompute_bn`` the batch-norm statistics are recomputed (:mod:`pcoh.batchnorm`) over the
+    epoch's batches before each held-out evaluation and at the end.
     """
     _dist.check_batch_size(cfg.batch_size, "batch_size")
     loss_params = list(transfer.parameters()) if transfer is not None else []
@@ -244,6 +248,7 @@ def _fit(
     steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
     bar.update(start * steps)
+    recomputed = None  # the epoch whose batches last gave the batch-norm statistics
     for epoch in range(start, cfg.epochs):
         model.train()
         sums, count = _run_epoch(source, step, epoch, bar)
@@ -255,6 +260,9 @@ def _fit(
         record = {"epoch": epoch + 1, **{name: total / max(count, 1) for name, total in sums.items()}}
         if not all(math.isfinite(v) for v in record.values()):
             raise _runs.TrainingDiverged(desc, path, epoch + 1, epoch, record)
+        if recompute_bn and eval_data is not None:  # on every process: a global batch norm reduces
+            _recompute_bn(model, source, epoch, device)
+            recomputed = epoch
         if eval_data is not None and _dist.is_main():
             record["test_accuracy"] = _accuracy(model, eval_data, device)
         history.append(record)
@@ -275,8 +283,16 @@ def _fit(
             if interrupts is not None:
                 interrupts.checkpointed = epoch + 1
     bar.close()
+    if recompute_bn and cfg.epochs > 0 and recomputed != cfg.epochs - 1:  # e.g. a class-unaware student
+        _recompute_bn(model, source, cfg.epochs - 1, device)
     _dist.unsync_batchnorm(model)
     return history
+
+
+def _recompute_bn(model: nn.Module, source: BatchSource, epoch: int, device: torch.device) -> None:
+    """Batch-norm statistics of ``model`` over the batches of ``epoch`` (each process its shard)."""
+    batches = (_dist.shard(batch)[0] for batch in source.epoch(epoch))
+    _batchnorm.recompute_statistics(model, batches, devices=[device] if device.type == "cuda" else [])
 
 
 def _source(dataset: Dataset, cfg: TrainConfig, device: torch.device) -> BatchSource:
@@ -430,7 +446,8 @@ def train_teacher(
     def train() -> list:
         torch.manual_seed(spec.train.seed)
         return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
-                          desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache)
+                          desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache,
+                          recompute_bn=_batchnorm.recomputed(spec.model))
 
     return _cached(path, {"kind": "teacher", **as_dict(spec)}, model, dev, cache, train)
 
@@ -570,7 +587,8 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
     torch.manual_seed(spec.train.seed)
     history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
                          desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
-                         eval_data=data.test if class_aware else None, resume=resume)
+                         eval_data=data.test if class_aware else None, resume=resume,
+                         recompute_bn=_batchnorm.recomputed(spec.model))
     return history
 
 

@@ -834,6 +834,11 @@ TABLE: dict[str, tuple] = {
     # --- run folders and the caches
     "pcoh.runs.run_dir": entry(lambda: call("data", "student", "abc123"), ("root", 3, NA), ("kind", 3, ""),
                                ("key", 3, "a/b")),
+    "pcoh.batchnorm.recomputed": entry(lambda: call("tv:resnet18"), ("model_name", 3, NA)),
+    "pcoh.batchnorm.layers": entry(lambda: call(torch.nn.BatchNorm1d(2)), ("model", 3, NA)),
+    "pcoh.batchnorm.recompute_statistics": entry(
+        lambda: call(torch.nn.BatchNorm1d(2), [torch.randn(4, 2)]), ("model", 3, NA), ("batches", 3, NA),
+        ("devices", 3, NA)),
     "pcoh.runs.run_key": entry(lambda: call({"a": 1}), ("obj", [1], NA)),
     "pcoh.files.atomic_save": entry(lambda: call({"a": 1}, scratch() / "a.pt"), ("path", 3, NA)),
     "pcoh.files.write_bytes": entry(lambda: call(b"abc", scratch() / "a.bin"), ("data", "abc", NA), ("path", 3, NA)),
