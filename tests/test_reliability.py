@@ -385,7 +385,7 @@ PREFLIGHT = {
     "config with a key given twice in a nested table": (
         lambda p: ["--config", _write_config(p, "student_train:\n  lr: 0.01\n  lr: 0.02\n")], "'lr' is given twice"),
     "output folder on a file system that refuses new files": (
-        lambda p: ["--output", "/proc/pcoh-results"], "refuses new files"),
+        lambda p: ["--output", "/proc/pcoh-results"], "cannot write to /proc"),
 }
 
 
