@@ -16,18 +16,17 @@ wrapped modules; pcoh's built-in models use PyTorch's default and keep their run
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterable
 
 import torch
 from torch import nn
 
 from ._checks import check_module
+from .models import tv as _tv
+from .models import wrapped as _wrapped
 
 __all__ = ["layers", "recompute_statistics", "recomputed"]
-
-#: Name prefixes of the models whose statistics the training loop recomputes.
-RECOMPUTED_PREFIXES = ("tv:", "wrap:")
-
 
 def recomputed(model_name: str) -> bool:
     """Whether the training loop recomputes the batch-norm statistics of the model ``model_name``
@@ -35,7 +34,7 @@ def recomputed(model_name: str) -> bool:
     and wrapped modules (``wrap:``), which bring their own momentum."""
     if not isinstance(model_name, str):
         raise TypeError(f"model_name must be a model name (str), got {type(model_name).__name__}")
-    return model_name.startswith(RECOMPUTED_PREFIXES)
+    return _tv.is_tv(model_name) or _wrapped.is_wrapped(model_name)
 
 
 def layers(model: nn.Module) -> list:
@@ -81,7 +80,7 @@ def recompute_statistics(model: nn.Module, batches: Iterable, *, devices=()) -> 
             m.momentum = None  # a cumulative average: every batch weighs the same
         model.train()
         with torch.random.fork_rng(devices=list(devices)), torch.no_grad():
-            for batch in _chain(first, batches):
+            for batch in itertools.chain([first], batches):
                 model(batch[0] if isinstance(batch, (tuple, list)) else batch)
                 count += 1
     except BaseException:
@@ -93,8 +92,3 @@ def recompute_statistics(model: nn.Module, batches: Iterable, *, devices=()) -> 
             m.momentum = momentum
         model.train(was_training)
     return count
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest

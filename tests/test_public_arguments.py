@@ -924,6 +924,8 @@ EXEMPT: dict[str, str] = {
     "pcoh.specs.TeacherSpec": "plain settings without checks of its own, built from a checked ExperimentConfig",
     "pcoh.batches.in_memory": "any object is valid: it returns None for a data set it does not recognise",
     "pcoh.models.tv.is_tv": "a predicate: any object is valid (True only for a string starting with 'tv:')",
+    "pcoh.models.wrapped.is_wrapped": "a predicate: any object is valid (True only for a string starting with "
+                                      "'wrap:')",
     "pcoh.models.tv.fetch_weights": "downloads published weights: needs the network",
     "pcoh.embedding.umap_embedding": "runs UMAP: its numba compilation takes ~20 s a process (tests/test_embedding.py)",
     "pcoh.embedding.umap_embeddings": "runs UMAP, as umap_embedding (tests/test_embedding.py)",

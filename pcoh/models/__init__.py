@@ -80,7 +80,6 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -96,7 +95,7 @@ from .cifar import (
     wrn_16_2, wrn_40_2,
 )
 from .digits import digits_cnn, digits_resnet, mlp
-from .wrapped import Wrapped, wrap
+from .wrapped import Wrapped, is_wrapped, wrap
 from .wrapped import build as _wrapped_build
 
 __all__ = [
@@ -219,7 +218,7 @@ def check_name(value, argument: str = "model") -> str:
     try:
         if tv.is_tv(value):
             return tv.check_name(value)
-        if value.startswith("wrap:"):
+        if is_wrapped(value):
             from .wrapped import _REGISTRY
 
             if value not in _REGISTRY:
@@ -299,7 +298,7 @@ def create(
     seed = check_seed(seed)
     if tv.is_tv(name):
         builder = functools.partial(tv.build, name)
-    elif isinstance(name, str) and name.startswith("wrap:"):
+    elif is_wrapped(name):
         if kwargs:
             raise TypeError(f"a wrapped model takes no architecture options, got {sorted(kwargs)}")
         builder = functools.partial(_wrapped_build, name)

@@ -57,7 +57,7 @@ from torch import nn
 from .._checks import check_choice
 from ._base import Backbone, ModelOutput, check_positive_int
 
-__all__ = ["Wrapped", "wrap", "registered", "build", "adapt_in_channels", "adapt_num_classes", "classifier_of"]
+__all__ = ["PREFIX", "Wrapped", "wrap", "is_wrapped", "registered", "build", "adapt_in_channels", "adapt_num_classes", "classifier_of"]
 
 _CAPTURED = "_pcoh_features"  # the attribute a hook leaves its tensor in, on the module it hooks
 _ARMED = "_pcoh_capture"  # set by Wrapped.forward for the call: the module run alone keeps nothing
@@ -346,6 +346,8 @@ class _Entry:
     num_classes: int
 
 
+#: The start of every wrapped model's name.
+PREFIX = "wrap:"
 _REGISTRY: dict[str, _Entry] = {}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -443,11 +445,16 @@ def wrap(module: nn.Module, features: Optional[str] = None, *, name: Optional[st
         in_channels = found[1].in_channels
     in_channels = check_positive_int(in_channels, "in_channels", 1)
     snapshot = copy.deepcopy(module).cpu()  # before any hook of ours is registered on module
-    full = f"wrap:{name}-{_digest(snapshot, features, in_channels)}"
+    full = f"{PREFIX}{name}-{_digest(snapshot, features, in_channels)}"
     model = Wrapped(module, name=full, features=features, in_channels=in_channels, image_size=image_size)
     if full not in _REGISTRY:
         _REGISTRY[full] = _Entry(snapshot, features, in_channels, model.num_classes)
     return model
+
+
+def is_wrapped(name) -> bool:
+    """Whether ``name`` is a string starting with ``wrap:`` (registered in this process or not)."""
+    return isinstance(name, str) and name.startswith(PREFIX)
 
 
 def registered() -> list[str]:
