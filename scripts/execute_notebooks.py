@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import sys
 import time
@@ -43,6 +42,18 @@ def _stable_id(kind: str, *index) -> str:
     return hashlib.sha256(f"{kind}:{index}".encode()).hexdigest()
 
 
+def _refs(value):
+    """The model ids that ``value`` refers to (its ``IPY_MODEL_<id>`` strings), in order."""
+    if isinstance(value, str) and value.startswith(_MODEL_REF):
+        yield value[len(_MODEL_REF):]
+    elif isinstance(value, list):
+        for v in value:
+            yield from _refs(v)
+    elif isinstance(value, dict):
+        for k in sorted(value):
+            yield from _refs(value[k])
+
+
 def _map_refs(value, new: dict):
     """``value`` with every ``IPY_MODEL_<id>`` string renamed by ``new``."""
     if isinstance(value, str) and value.startswith(_MODEL_REF) and value[len(_MODEL_REF):] in new:
@@ -66,8 +77,7 @@ def stable_widget_ids(nb) -> None:
             return
         seen.add(model_id)
         order.append(model_id)
-        text = json.dumps(state.get(model_id, {}), sort_keys=True)
-        for ref in re.findall(_MODEL_REF + r"([0-9A-Za-z_-]+)", text):
+        for ref in _refs(state.get(model_id, {})):
             visit(ref)
 
     views = [out["data"][WIDGET_VIEW] for cell in nb.cells for out in cell.get("outputs", [])
@@ -83,6 +93,11 @@ def stable_widget_ids(nb) -> None:
         widgets["state"] = {new[k]: _map_refs(state[k], new) for k in order if k in state}
 
 
+def _text(value) -> str:
+    """A notebook's multi-line string, which may be stored as a list of lines."""
+    return value if isinstance(value, str) else "".join(value)
+
+
 def stable_output_ids(nb) -> None:
     """Number the ids of pandas' styled tables by cell and output, and drop memory addresses from
     reprs such as ``<pandas.io.formats.style.Styler at 0x7f...>``."""
@@ -91,15 +106,14 @@ def stable_output_ids(nb) -> None:
             data = out.get("data", {})
             html = data.get("text/html")
             if html is not None:
-                text = html if isinstance(html, str) else "".join(html)
+                text = _text(html)
                 for k, uuid in enumerate(dict.fromkeys(_STYLER_TABLE.findall(text))):
                     stable = _stable_id("table", i, j, k)[:len(uuid)]
                     text = re.sub(rf"\bT_{uuid}(?![0-9a-f])", f"T_{stable}", text)
                 data["text/html"] = text
             plain = data.get("text/plain")
             if plain is not None:
-                text = plain if isinstance(plain, str) else "".join(plain)
-                data["text/plain"] = _ADDRESS_REPR.sub(r"<\1>", text)
+                data["text/plain"] = _ADDRESS_REPR.sub(r"<\1>", _text(plain))
 
 
 def kernel_language_info(kernel_name: str = KERNEL_NAME) -> dict:
