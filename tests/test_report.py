@@ -136,3 +136,145 @@ def test_every_committed_notebook_gives_an_offline_page(tmp_path, notebook):
     assert VIEW not in page and "require.js" not in page and "MathJax" not in page
     body = re.sub(r"<style.*?</style>|<pre.*?</pre>|<code.*?</code>", "", page.split("<body", 1)[1], flags=re.S)
     assert "$$" not in body and not re.search(r"\$\\[a-zA-Z]", body)  # no raw TeX left for MathJax
+
+
+# ----------------------------------------------------------------------------- inert pages
+EVIL = "evil.example"
+HOSTILE_MARKDOWN = [
+    "<script>alert(1)</script>",
+    '<img src="x" onerror="alert(1)">',
+    '<a href="javascript:alert(1)">click</a>',
+    '<a href="jav&#x09;ascript:alert(1)">tab</a>',
+    f'<img src="https://{EVIL}/pixel.png">',
+    f'<img srcset="https://{EVIL}/a.png 2x" src="data:image/png;base64,{PIXEL}">',
+    f'<p style="background: url(https://{EVIL}/bg.png)">styled</p>',
+    f'<p style="background: u\\72l(//{EVIL}/bg.png)">escaped</p>',
+    f"<style>@import 'https://{EVIL}/a.css';</style>",
+    f"<style>body {{ background: url('//{EVIL}/b.png') }}</style>",
+    f'<svg><image xlink:href="https://{EVIL}/c.png"/></svg>',
+    f'<svg onload="alert(1)"><script>alert(2)</script></svg>',
+    f'<meta http-equiv="refresh" content="0; url=https://{EVIL}/">',
+    f'<base href="https://{EVIL}/">',
+    f'<form action="https://{EVIL}/post"><input name="q"><button formaction="https://{EVIL}/x">go</button></form>',
+    f'<iframe src="https://{EVIL}/"></iframe><object data="https://{EVIL}/o"></object><embed src="https://{EVIL}/e">',
+    f'<link rel="stylesheet" href="https://{EVIL}/l.css">',
+    f'<video poster="https://{EVIL}/p.png"><source src="https://{EVIL}/v.mp4"></video>',
+    '<details open ontoggle="alert(1)"><summary>s</summary></details>',
+    '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)"><mi>x</mi></maction></math>',
+    f'![linked](https://{EVIL}/md.png)',
+    "[the paper](https://arxiv.org/abs/2505.06595)",
+]
+HOSTILE_OUTPUTS = [
+    {"text/html": "<b>table</b><script>alert(3)</script><img src=x onerror=alert(4)>"},
+    {"text/html": f"<style>.x {{ background-image: url(https://{EVIL}/o.png) }}</style><div class='x'>o</div>"},
+    {"application/javascript": "alert(5)", "text/plain": "js"},
+    {"text/markdown": "<script>alert(6)</script>*md*", "text/plain": "md"},
+    {"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(7)"><script>alert(8)</script>'
+                      f'<image href="https://{EVIL}/s.png"/></svg>', "text/plain": "svg"},
+]
+
+
+def _hostile_notebook(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["title"] = "</title><script>alert(9)</script>"
+    nb.cells = [nbformat.v4.new_markdown_cell(f"## Case {i}\n\n{case}\n\nkept text {i}")
+                for i, case in enumerate(HOSTILE_MARKDOWN)]
+    nb.cells.append(nbformat.v4.new_raw_cell(f"<script>alert(10)</script><img src='https://{EVIL}/raw.png'>",
+                                             metadata={"raw_mimetype": "text/html"}))
+    code = nbformat.v4.new_code_cell("show()")
+    code.outputs = [nbformat.v4.new_output("display_data", data=data) for data in HOSTILE_OUTPUTS]
+    code.outputs.append(nbformat.v4.new_output("display_data", data={"image/png": PIXEL, "text/plain": "fig"},
+                                               metadata={"filenames": {"image/png": f"https://{EVIL}/f.png"}}))
+    nb.cells.append(code)
+    path = folder / "99-hostile.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _loads_or_runs(page: str) -> list:
+    """An independent look at a finished page: every element, attribute and style that runs or
+    loads, found by the standard library's parser (not by report.py's own check)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Look(HTMLParser):
+        style = False
+
+        def handle_starttag(self, tag, attrs):
+            self.style = tag == "style"
+            if tag in {"script", "iframe", "object", "embed", "base", "form", "link", "svg", "video", "source"}:
+                found.append(tag)
+            for name, value in attrs:
+                value = re.sub(r"\s", "", value or "").lower()
+                if name.startswith("on") or "javascript:" in value or EVIL in value:
+                    found.append(f"{tag} {name}={value[:50]}")
+                if name in ("srcset", "xlink:href", "action", "formaction", "poster") or (
+                        name == "http-equiv"):
+                    found.append(f"{tag} {name}")
+                if name == "style" and "url(" in value:
+                    found.append(f"{tag} style url")
+
+        def handle_data(self, data):
+            if self.style and (EVIL in data or "@import" in data):
+                found.append("style sheet")
+
+    Look().feed(page)
+    return found
+
+
+def test_a_hostile_notebook_gives_an_inert_page(tmp_path):
+    page = report.notebook_to_html(_hostile_notebook(tmp_path), tmp_path / "reports").read_text()
+    assert _loads_or_runs(page) == []
+    assert "<script" not in page.lower()
+    assert report.hazards(page) == [] and report.external_references(page) == []
+    body = page.split("<body", 1)[1]
+    # what is harmless stays: the text, a link to a page, an inline figure, the output table text
+    assert all(f"kept text {i}" in body for i in range(len(HOSTILE_MARKDOWN)))
+    assert 'href="https://arxiv.org/abs/2505.06595"' in body and "<b>table</b>" in body
+    assert f"data:image/png;base64,{PIXEL}" in body
+
+
+def test_the_sanitiser_keeps_mathml_tables_and_styled_tables():
+    math = report.tex_to_mathml(r"\frac{1}{n} \sum_i \rho_i", display=True)
+    assert report.sanitize_html(math) == __import__("html").unescape(math)  # the same, entities decoded
+    styled = ("<style type=\"text/css\">#T_1_row0_col0 { background-color: #08306b; color: #f1f1f1; }</style>"
+              '<table id="T_1"><tr><td id="T_1_row0_col0" class="data row0 col0">0.887</td></tr></table>')
+    clean = report.sanitize_html(styled)
+    assert "#T_1_row0_col0 { background-color: #08306b" in clean and 'id="T_1_row0_col0"' in clean
+    assert report.sanitize_html(f'<img src="data:image/png;base64,{PIXEL}" alt="f">') == \
+        f'<img src="data:image/png;base64,{PIXEL}" alt="f">'
+
+
+@pytest.mark.parametrize("css, bad", [
+    ("a { color: red }", False),
+    ("a { background: url(data:image/png;base64,AAAA) }", False),
+    ("a { background: url(https://x.example/a.png) }", True),
+    ("a { background: url( 'http://x.example/a.png' ) }", True),
+    ("a { background: \\75\\72\\6c(//x.example/a.png) }", True),  # escaped url(
+    ("a { background: ur/**/l(//x.example/a.png) }", False),  # not CSS: a comment splits the name
+    ("@import 'local.css';", True),
+    ("a { background: image-set('x.png' 1x) }", True),
+    ("a { width: expression(alert(1)) }", True),
+    ("a { background: url(a.png) }", True),  # a relative file: not inline, so not offline either
+])
+def test_css_hazards(css, bad):
+    assert bool(report.css_hazards(css)) is bad
+
+
+@pytest.mark.parametrize("page", [
+    "<p onclick='x()'>a</p>", "<script>1</script>", "<img srcset='//x.example/a 2x'>",
+    "<a href=' javascript:alert(1)'>a</a>", "<div style='background:url(https://x.example/a)'></div>",
+    "<meta http-equiv='refresh' content='0;url=https://x.example'>", "<base href='https://x.example/'>",
+    "<form action='https://x.example/'></form>", "<svg><a xlink:href='https://x.example/'>x</a></svg>",
+    "<style>@import url(https://x.example/a.css);</style>", "<img src='https://x.example/a.png'>",
+])
+def test_hazards_finds_what_the_old_check_missed(page):
+    assert report.hazards(page)
+
+
+def test_a_page_still_unsafe_after_sanitising_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "sanitize_html", lambda fragment: fragment)  # a sanitiser that fails
+    with pytest.raises(ValueError, match="not be inert|other hosts"):
+        report.notebook_to_html(_hostile_notebook(tmp_path), tmp_path / "reports")
+    assert not (tmp_path / "reports" / "99-hostile.html").exists()
