@@ -31,10 +31,11 @@ test-fast: $(STAMP)
 	PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests -m "not slow"
 
 # Trusted notebooks show their saved widgets as controls and their styled tables on opening.
-# `jupyter trust` signs them in your own Jupyter data folder (`jupyter --data-dir`); a notebook
-# changed since (e.g. re-executed) needs signing again, so `make lab` always does it first.
+# Only the project's own notebooks are signed (their bytes those committed at HEAD), in your own
+# Jupyter data folder (`jupyter --data-dir`); a notebook received from elsewhere or changed since
+# the last commit is left unsigned, with a line saying why. `make lab` always does it first.
 trust: $(STAMP)
-	$(VENV)/bin/jupyter trust notebooks/*.ipynb
+	$(PY) scripts/trust.py
 
 lab: trust
 	$(VENV)/bin/jupyter lab notebooks
