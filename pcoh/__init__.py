@@ -10,7 +10,45 @@ Modules: :mod:`pcoh.ranking` (soft and hard ranks), :mod:`pcoh.dissimilarity` (m
 :mod:`pcoh.models`, :mod:`pcoh.data`, :mod:`pcoh.train`, :mod:`pcoh.evaluate`,
 :mod:`pcoh.experiment` (the main job), :mod:`pcoh.plots`, :mod:`pcoh.notebook`.
 """
-from . import coherence, data, diagnostics, dissimilarity, evaluate, losses, methods, models, ranking
+import os as _os
+
+
+def _numba_cache() -> None:
+    """Give numba's cache of compiled kernels a writable folder, so that ``import pcoh`` works on a
+    read-only install with an unwritable home folder too.
+
+    numba writes beside the sources (``pcoh/__pycache__``) or, failing that, in the user's cache
+    folder (``~/.cache/numba``); with neither writable it refuses to define the kernels. Then (and
+    only when ``NUMBA_CACHE_DIR`` is not set) the cache goes to ``<temp folder>/pcoh-numba-<user>``.
+    """
+    import tempfile
+
+    def writable(folder: str) -> bool:
+        try:
+            _os.makedirs(folder, exist_ok=True)
+            tempfile.TemporaryFile(dir=folder).close()
+            return True
+        except OSError:
+            return False
+
+    if _os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    if writable(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "__pycache__")):
+        return
+    from numba.core import config
+    from numba.misc.appdirs import user_cache_dir
+
+    if writable(user_cache_dir(appname="numba", appauthor=False)):
+        return
+    user = getattr(_os, "getuid", lambda: "user")()
+    folder = _os.path.join(tempfile.gettempdir(), f"pcoh-numba-{user}")
+    _os.environ["NUMBA_CACHE_DIR"] = folder
+    config.CACHE_DIR = folder  # numba reads its environment once, at import
+
+
+_numba_cache()
+
+from . import coherence, data, diagnostics, dissimilarity, evaluate, losses, methods, models, ranking  # noqa: E402
 from .coherence import (
     bootstrap_ci,
     concordance_probability,

@@ -61,11 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-weights", metavar="NAME",
                    help="torchvision's published weights of a tv: teacher (DEFAULT, IMAGENET1K_V1, ...), read from "
                    "torch.hub's folder or downloaded; image folders get their preprocessing")
-    p.add_argument("--students", nargs="+", metavar="MODEL", help=f"student architectures: {names} "
-                   "(default digits_cnn)")
-    p.add_argument("--methods", nargs="+", choices=methods.available(),
+    # Lists given twice add up (`--methods pc --methods rkd` is `--methods pc rkd`).
+    p.add_argument("--students", nargs="+", action="extend", metavar="MODEL",
+                   help=f"student architectures: {names} (default digits_cnn)")
+    p.add_argument("--methods", nargs="+", action="extend", choices=methods.available(),
                    help="transfer methods (default: all)")
-    p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
+    p.add_argument("--modes", nargs="+", action="extend", choices=list(MODES), help="training modes (default: both)")
     p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
     p.add_argument("--epochs", type=int, help=f"student epochs (default {S.epochs})")
     p.add_argument("--teacher-epochs", type=int, help=f"teacher epochs (default {T.epochs})")

@@ -21,9 +21,11 @@ from . import data as _data
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from .dissimilarity import get_metric
+from .data.registry import defaults as _data_defaults
+from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
-    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, explicit_loss_kwargs, method_allows_mode,
+    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, _same_value, explicit_loss_kwargs,
+    method_allows_mode,
 )
 from .train import resolve_device
 
@@ -130,6 +132,11 @@ class ExperimentConfig:
         if self.dataset not in _data.available():
             raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
         _check_path(self.output, "output")
+        # A config file's `~/...` is the home folder, as in a shell (never a folder named `~`).
+        for name in ("root", "cache", "output", "figures", "teacher_checkpoint"):
+            value = getattr(self, name)
+            if isinstance(value, (str, os.PathLike)) and os.fspath(value).startswith("~"):
+                setattr(self, name, os.path.expanduser(os.fspath(value)))
         if self.figures is None:
             same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
             self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
@@ -139,6 +146,10 @@ class ExperimentConfig:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be true or false, got {_show(getattr(self, name))}")
         self.data = _check_table(self.data, "data")
+        # An option at its default is the same data as one left out: same runs, same cache keys.
+        given_defaults = _data_defaults(self.dataset)
+        self.data = {k: v for k, v in self.data.items()
+                     if not (k in given_defaults and _same_value(v, given_defaults[k]))}
         if isinstance(self.teacher, nn.Module):  # a module of one's own: wrapped, named by its digest
             self.teacher = _models.check_name(self.teacher, "teacher")
         if isinstance(self.students, (list, tuple)):
@@ -175,9 +186,17 @@ class ExperimentConfig:
         if not 1 <= self.seeds <= MAX_SEED:
             raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
         for name in ("teacher_metric", "student_metric"):
-            if not callable(getattr(self, name)):
-                _check_str(getattr(self, name), name)
-            get_metric(getattr(self, name), name)
+            value = getattr(self, name)
+            if isinstance(value, Dissimilarity) and type(value) in {type(m) for m in METRICS.values()}:
+                value = value.name  # a built-in metric's object: the same runs as its name
+            if not isinstance(value, str):
+                # Runs are cached under their settings, so a metric must be named: a function has no
+                # name that says what it computes (pcoh.perception_coherence and the measures take one).
+                raise TypeError(f"{name} must be one of {sorted(METRICS)} in an experiment (its runs are cached "
+                                f"by the metric's name), got {_show(value)}; a callable metric works with "
+                                "pcoh.perception_coherence and the measures directly")
+            get_metric(_check_str(value, name), name)
+            setattr(self, name, value)
         self.loss_kwargs = _check_table(self.loss_kwargs, "loss_kwargs")
         for method, kwargs in self.loss_kwargs.items():
             if method not in _losses.LOSSES:
@@ -194,6 +213,9 @@ class ExperimentConfig:
                     raise TypeError(f"weights.{method} must be a positive number, got {_show(weight)}")
                 if not (math.isfinite(weight) and weight > 0):
                     raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
+        # A weight at the loss's default is the same run as one left out: same cache key.
+        self.weights = {m: w for m, w in self.weights.items()
+                        if w is not None and not _same_value(w, _losses.LOSSES[m].default_weight)}
         if self.device is not None:
             _check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device

@@ -43,14 +43,14 @@ class Dissimilarity:
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_features(x, "x")
         if y is None:
-            out = self.matrix(x, x)
+            out = _no_overflow(self.matrix(x, x), self.name, x)
             # Exact zeros on the diagonal whatever the rounding of the matrix formula; the
             # multiplication keeps gradients flowing through the off-diagonal entries only.
             return out * (1 - torch.eye(x.shape[0], dtype=out.dtype, device=out.device))
         check_features(y, "y")
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"x and y must have the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
-        return self.matrix(x, y)
+        return _no_overflow(self.matrix(x, y), self.name, x, y)
 
     def matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """The (n, k) dissimilarities of the rows of ``x`` (n, d) to the rows of ``y`` (k, d).
@@ -62,6 +62,18 @@ class Dissimilarity:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _no_overflow(out: torch.Tensor, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+    """``out``, unless finite features gave non-finite dissimilarities (their squares overflow the
+    dtype): then a ValueError that says so. Checked on the CPU only, as the inputs are."""
+    if out.device.type == "cpu" and not bool(torch.isfinite(out).all()):
+        largest = max(float(t.detach().abs().max()) for t in inputs)
+        raise ValueError(
+            f"the {name} dissimilarities of these features overflow {str(out.dtype).replace('torch.', '')}: "
+            f"the features are finite, but as large as {largest:.3g}, and their squared distances exceed "
+            f"{torch.finfo(out.dtype).max:.3g}; rescale the features (e.g. standardise them) or give float64")
+    return out
 
 
 class Cosine(Dissimilarity):
@@ -175,8 +187,11 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
     out = fn(x)
     n = x.shape[0]
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n, n):
-        shape = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
-        raise ValueError(f"a callable metric must return an (n, n) = ({n}, {n}) tensor, got {shape}")
+        kind = f"{type(out).__module__}.{type(out).__name__}".replace("builtins.", "")
+        got = f"a {kind} of shape {tuple(out.shape)}" if hasattr(out, "shape") else f"a {kind}"
+        if not isinstance(out, torch.Tensor) and hasattr(out, "shape"):
+            got += " (not a torch.Tensor: convert it with torch.as_tensor)"
+        raise ValueError(f"a callable metric must return a torch.Tensor of shape (n, n) = ({n}, {n}), got {got}")
     if not bool(torch.isfinite(out).all()):
         raise ValueError("the callable metric returned NaN or Inf dissimilarities")
     return out

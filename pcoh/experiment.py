@@ -114,6 +114,9 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     write = check_bool(write, "write")
     if data is not None and not isinstance(data, _data.DataSplit):
         raise TypeError(f"data must be a pcoh.data.DataSplit or None, got {type(data).__name__}")
+    if cfg.teacher_checkpoint is not None and Path(cfg.teacher_checkpoint).is_dir():
+        raise IsADirectoryError(f"teacher_checkpoint: {cfg.teacher_checkpoint} is a folder; expected a checkpoint "
+                                "file (a state dict saved with torch.save)")
     if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
         raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
     if data is None:

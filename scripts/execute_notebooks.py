@@ -7,11 +7,13 @@ state (``store_widget_state``), so that their controls show when the notebook is
 trusted notebook: ``make trust``), before any cell runs. The notebook metadata are those JupyterLab
 writes itself, so that opening a notebook does not mark it modified: the kernelspec of ipykernel's
 ``python3`` kernel (display name "Python 3 (ipykernel)") and ``language_info`` as the kernel
-reports it. What changes from run to run without meaning is removed (execution timestamps, other
-metadata) or numbered in the order it appears (the widgets' model ids, the ids of pandas' styled
+reports it; the notebook's own metadata (``title``, ``authors``, ...) are kept. What changes from
+run to run without meaning is removed (execution timestamps, editors' and papermill's metadata) or
+numbered in the order it appears (the widgets' model ids, the ids of pandas' styled
 tables, memory addresses in reprs), so that re-executing a notebook whose outputs are the same
 leaves the file the same. Run from the project root; each notebook runs with its own folder as
-working directory.
+working directory. A notebook that fails is left as it was on disk and the others still run; the
+failures are listed at the end, one line each, and the exit status is 1.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 #: The entries of ``language_info`` that ipykernel reports (JupyterLab fills them in on opening).
 LANGUAGE_INFO_KEYS = ("codemirror_mode", "file_extension", "mimetype", "name", "nbconvert_exporter",
                       "pygments_lexer", "version")
+#: Notebook metadata that editors and runners write and that change without meaning (dropped).
+VOLATILE_METADATA = ("papermill", "execution", "vscode", "interpreter", "colab", "toc-autonumbering")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _MODEL_REF = "IPY_MODEL_"
@@ -138,7 +142,9 @@ def normalise(nb, language_info: dict | None = None) -> None:
     info = language_info or nb.metadata.get("language_info") or {}
     if not all(key in info for key in LANGUAGE_INFO_KEYS):
         info = kernel_language_info()
-    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": dict(info)})
+    own = {k: v for k, v in nb.metadata.items()
+           if k not in ("kernelspec", "language_info", "widgets") and k not in VOLATILE_METADATA}
+    nb.metadata = nbformat.from_dict({**own, "kernelspec": dict(KERNELSPEC), "language_info": dict(info)})
     if widgets and widgets.get(WIDGET_STATE, {}).get("state"):
         nb.metadata["widgets"] = widgets
     stable_widget_ids(nb)
@@ -160,20 +166,48 @@ def main(argv=None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="only normalise metadata")
     args = parser.parse_args(argv)
     known = None  # language_info of a kernel, asked once for --no-execute
+    failed = []
     for path in args.notebooks:
-        nb = nbformat.read(path, as_version=4)
-        if not args.no_execute:
-            start = time.perf_counter()
-            NotebookClient(nb, timeout=args.timeout, kernel_name=KERNEL_NAME, store_widget_state=True,
-                           resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
-            print(f"{path}: executed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-        else:
-            known = known or kernel_language_info()
-            nb.metadata["language_info"] = known
-        normalise(nb)
-        nbformat.validate(nb)
+        nb = None
+        try:
+            nb = nbformat.read(path, as_version=4)
+            if not args.no_execute:
+                start = time.perf_counter()
+                NotebookClient(nb, timeout=args.timeout, kernel_name=KERNEL_NAME, store_widget_state=True,
+                               resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+                print(f"{path}: executed in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+            else:
+                known = known or kernel_language_info()
+                nb.metadata["language_info"] = known
+            normalise(nb)
+            nbformat.validate(nb)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure of one notebook; the others still run
+            failed.append(f"{path}: {failure(err, nb)}")
+            print(f"{path}: failed, left as it was", file=sys.stderr)
+            continue
         nbformat.write(nb, path)
+    if failed:
+        print(f"{len(failed)} of {len(args.notebooks)} notebooks failed (each left as it was on disk):",
+              file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
+
+
+def failure(err: BaseException, nb=None) -> str:
+    """One line on why a notebook failed: the cell (numbered from 1) and the error it raised."""
+    where = ""
+    for i, cell in enumerate(getattr(nb, "cells", None) or []):
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            where = f"cell {i + 1}: "
+            break
+    name, value = getattr(err, "ename", None), getattr(err, "evalue", None)
+    text = f"{name}: {value}" if name else f"{type(err).__name__}: {err}"
+    text = " ".join(text.split())
+    return where + (text if len(text) <= 200 else text[:197] + "...")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_normalise_keeps_widget_state_and_views():
     assert "execution" not in nb.cells[0].metadata and nb.cells[0].id == "cell-00"
     assert nb.metadata["language_info"] == KERNEL_INFO  # as the kernel reported it
     assert nb.metadata["kernelspec"] == JUPYTERLAB_KERNELSPEC
-    assert "authors" not in nb.metadata
+    assert nb.metadata["authors"] == ["someone"]  # the notebook's own metadata are kept
     nbformat.validate(nb)
 
 
@@ -144,3 +144,30 @@ def test_make_trust_signs_every_notebook_in_the_users_jupyter_data_folder(tmp_pa
                    check=True, capture_output=True)
     notary = NotebookNotary(data_dir=str(tmp_path))
     assert all(notary.check_signature(nbformat.read(p, as_version=4)) for p in notebooks)
+
+
+def test_a_failing_notebook_leaves_the_others_running_and_is_reported_in_a_few_lines(tmp_path, capsys):
+    good, bad, worse = (tmp_path / f"{name}.ipynb" for name in ("good", "bad", "worse"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7\nx")]
+    nb.metadata.update({"title": "A good one", "authors": [{"name": "Ada"}],
+                        "papermill": {"duration": 1.5}})
+    nbformat.write(nb, good)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1"), nbformat.v4.new_code_cell("def f():\n    return 1 / 0\nf()")]
+    nbformat.write(nb, bad)
+    before = bad.read_bytes()
+    worse.write_text("{ not a notebook")
+    status = execute_notebooks.main([str(bad), str(worse), str(good)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert bad.read_bytes() == before and worse.read_text() == "{ not a notebook"  # left as they were
+    done = nbformat.read(good, as_version=4)
+    assert done.cells[0].outputs[0]["data"]["text/plain"] == "42"  # ran after the failures
+    assert done.metadata["title"] == "A good one" and done.metadata["authors"] == [{"name": "Ada"}]
+    assert "papermill" not in done.metadata
+    summary = err[err.index("2 of 3 notebooks failed"):].splitlines()
+    assert len(summary) == 3
+    assert "bad.ipynb: cell 2: ZeroDivisionError: division by zero" in summary[1]
+    assert "worse.ipynb" in summary[2]
+    assert len(err.splitlines()) <= 8 and "Traceback" not in err

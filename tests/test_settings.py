@@ -96,6 +96,9 @@ def test_one_option_never_resets_another(reference):
     ("loss_kwargs", {"pc": {"regularization_strength": PC_STRENGTH}}),
     ("loss_kwargs", {"pc": {"regularization_strength": int(PC_STRENGTH)}}),
     ("seeds", 1), ("include_untrained", True), ("teacher_metric", "cosine"), ("output", "results"),
+    # data options and weights at their defaults (were part of the keys as given: everything retrained)
+    ("data", {"test_size": 0.2}), ("data", {"normalize": True, "seed": 0}), ("weights", {"pc": 1.0}),
+    ("weights", {"pc": 1}),
 ])
 def test_a_config_field_at_its_default_is_the_default_experiment(reference, tmp_path, field, value):
     import yaml
@@ -137,3 +140,20 @@ def test_the_estimate_is_unchanged_by_options_at_their_defaults(tmp_path, refere
                             steps=1, warmup=0)
     cols = ["run", "runs", "cached", "steps_per_epoch", "epochs"]
     assert a[cols].equals(b[cols])
+
+
+def test_data_options_and_weights_that_differ_from_the_defaults_still_change_the_keys(reference, tmp_path):
+    for table in ({"data": {"test_size": 0.25}}, {"weights": {"pc": 2.0}}, {"data": {"normalize": False}}):
+        cfg = ExperimentConfig(**BASE_TABLE, **table)
+        assert _fingerprint(cfg) != _fingerprint(reference), table
+
+
+BASE_TABLE = {"seeds": 1, "methods": ("pc",), "modes": ("class-unaware",), "device": "cpu"}
+
+
+def test_a_list_option_given_twice_adds_up():
+    cfg = _resolve(["--seeds", "1", "--device", "cpu", "--methods", "pc", "--methods", "rkd",
+                    "--modes", "class-unaware", "--modes", "class-aware"])
+    assert cfg.methods == ("pc", "rkd") and cfg.modes == ("class-unaware", "class-aware")
+    with pytest.raises(ValueError, match="more than once"):
+        _resolve(["--device", "cpu", "--methods", "pc", "--methods", "pc"])

@@ -25,6 +25,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 #: is held in memory (``in_memory=None``): decoded once, no reader processes, the teacher's outputs
 #: computed once per student run.
 IN_MEMORY_BYTES = 1 << 30
+#: The largest ``image_size`` and ``resize`` (pixels per side): a 4096 x 4096 RGB image is 200 MB
+#: of float32, already more than any model here reads; larger ends in a memory error per image.
+MAX_SIDE = 4096
 
 
 def default_num_workers() -> int:
@@ -231,10 +234,16 @@ def _load_image_folder(
     from torchvision import transforms as T
 
     image_size = _checks.check_int(image_size, "image_size", minimum=1)
+    if image_size > MAX_SIDE:
+        raise ValueError(f"image_size must be at most {MAX_SIDE} pixels, got {image_size}")
     if resize is not None:
         resize = _checks.check_int(resize, "resize")
         if resize < image_size:
             raise ValueError(f"resize must be an int >= image_size ({image_size}) or None, got {resize!r}")
+        if resize > MAX_SIDE:
+            # The shorter side resized to `resize` before the crop: 100,000 pixels is tens of GB per image.
+            raise ValueError(f"resize must be at most {MAX_SIDE} pixels (the shorter side before the centre crop), "
+                             f"got {resize}")
     normalize = check_bool(normalize, "normalize")
     augment = check_bool(augment, "augment")
     mean, std = _check_stats(mean, "mean"), _check_stats(std, "std")
@@ -252,6 +261,11 @@ def _load_image_folder(
     if cache is not None:
         as_path(cache, "cache")
     folder = Path(root)
+    if folder.exists() and not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"image folder {folder} is a file, not a folder. Give the folder that holds one sub-folder "
+            "per class (<folder>/<class name>/<image files>, or train/ and test/ each holding such class "
+            "folders).", folder)
     if not folder.is_dir():
         raise DatasetNotFoundError(
             f"image folder {folder} does not exist. Put one sub-folder per class in it "

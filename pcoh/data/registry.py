@@ -10,7 +10,7 @@ from .._checks import as_path, check_bool
 from .split import DataSplit, PathLike, _check_kwargs, _check_seed, _check_test_size
 from .torchvision_sets import _TV_SPECS, _load_torchvision
 
-__all__ = ["available", "dataset_folder", "load"]
+__all__ = ["available", "dataset_folder", "defaults", "load"]
 
 
 # ------------------------------------------------------------------------ registry
@@ -66,6 +66,23 @@ def dataset_folder(name: str, root: PathLike = "data") -> Path:
         return Path(root)
     return Path(root) / _TV_SPECS[key].folder
 
+
+
+#: Each data set's options of :func:`load` and their defaults (``test_size`` and ``seed`` for all).
+_OPTIONS = {
+    "digits": {"normalize": True},
+    "image_folder": {"image_size": 32, "resize": None, "interpolation": "bilinear", "normalize": True, "mean": None,
+                     "std": None, "augment": False, "in_memory": None, "cache": None},
+    "torchvision": {"normalize": True, "augment": False, "verify": True},
+}
+
+
+def defaults(name: str) -> dict:
+    """The options :func:`load` takes for data set ``name`` and their default values
+    (``test_size``, ``seed`` and the data set's own), so that an option given at its default can be
+    told from one that changes the data."""
+    key = _canonical(name)
+    return {"test_size": 0.2, "seed": 0, **_OPTIONS[key if key in _OPTIONS else "torchvision"]}
 
 
 # --------------------------------------------------------------------------- public
@@ -168,12 +185,10 @@ def load(
     download = check_bool(download, "download")
     as_path(root, "root")
     if key == "digits":
-        opts = _check_kwargs(key, kwargs, {"normalize": True})
+        opts = _check_kwargs(key, kwargs, _OPTIONS["digits"])
         return _load_digits(test_size, seed, normalize=check_bool(opts["normalize"], "normalize"))
     if key == "image_folder":
-        opts = _check_kwargs(key, kwargs, {"image_size": 32, "resize": None, "interpolation": "bilinear",
-                                           "normalize": True, "mean": None, "std": None, "augment": False,
-                                           "in_memory": None, "cache": None})
+        opts = _check_kwargs(key, kwargs, _OPTIONS["image_folder"])
         return _load_image_folder(root, test_size, seed, **opts)
-    opts = _check_kwargs(key, kwargs, {"normalize": True, "augment": False, "verify": True})
+    opts = _check_kwargs(key, kwargs, _OPTIONS["torchvision"])
     return _load_torchvision(key, root, download, **opts)
