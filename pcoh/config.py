@@ -21,7 +21,7 @@ from . import data as _data
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from .data.registry import defaults as _data_defaults
+from .data.registry import _load_defaults as _data_defaults
 from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, _same_value, explicit_loss_kwargs,

@@ -191,7 +191,7 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
         got = f"a {kind} of shape {tuple(out.shape)}" if hasattr(out, "shape") else f"a {kind}"
         if not isinstance(out, torch.Tensor) and hasattr(out, "shape"):
             got += " (not a torch.Tensor: convert it with torch.as_tensor)"
-        raise ValueError(f"a callable metric must return a torch.Tensor of shape (n, n) = ({n}, {n}), got {got}")
+        raise ValueError(f"a callable metric must return an (n, n) = ({n}, {n}) torch.Tensor, got {got}")
     if not bool(torch.isfinite(out).all()):
         raise ValueError("the callable metric returned NaN or Inf dissimilarities")
     return out

@@ -10,7 +10,7 @@ from .._checks import as_path, check_bool
 from .split import DataSplit, PathLike, _check_kwargs, _check_seed, _check_test_size
 from .torchvision_sets import _TV_SPECS, _load_torchvision
 
-__all__ = ["available", "dataset_folder", "defaults", "load"]
+__all__ = ["available", "dataset_folder", "load"]
 
 
 # ------------------------------------------------------------------------ registry
@@ -77,7 +77,7 @@ _OPTIONS = {
 }
 
 
-def defaults(name: str) -> dict:
+def _load_defaults(name: str) -> dict:
     """The options :func:`load` takes for data set ``name`` and their default values
     (``test_size``, ``seed`` and the data set's own), so that an option given at its default can be
     told from one that changes the data."""
