@@ -56,14 +56,17 @@ class ExperimentConfig:
         A :func:`pcoh.data.available` name.
     root : str, default "data"
         Where the data set's files are (for ``image_folder``: the folder of images). Only read,
-        except when torchvision downloads a data set into it (``download``).
+        except when torchvision downloads a data set into it (``download``). This path and the
+        others (``cache``, ``output``, ``figures``, ``teacher_checkpoint``) may start with ``~``,
+        the home folder.
     cache : str, default "data"
         Cached runs (``<cache>/runs``), evaluations (``<cache>/evaluations``) and image-folder
         statistics (``<cache>/statistics``).
     download : bool, default False
         Let torchvision download the data set.
     data : dict
-        Extra keyword arguments of :func:`pcoh.data.load` (e.g. ``{"augment": True}``).
+        Extra keyword arguments of :func:`pcoh.data.load` (e.g. ``{"augment": True}``); one at
+        its default value is dropped (the same runs as one left out).
     teacher : str, default "digits_resnet"
         A name :func:`pcoh.models.check_name` accepts (built-in, ``tv:<torchvision model>``, a
         wrapped module's name), or a module (wrapped by :func:`pcoh.models.wrap`).
@@ -86,11 +89,15 @@ class ExperimentConfig:
         A table sets only the fields it names; the others keep :data:`TEACHER_TRAIN` /
         :data:`STUDENT_TRAIN` (20 epochs; batch 128 for the teacher, 64 for the students; Adam, lr 1e-3).
     teacher_metric, student_metric : str, default "cosine"
-        Dissimilarities for evaluation and for losses that take them (``pc``).
+        Dissimilarities for evaluation and for losses that take them (``pc``): a name of
+        :data:`pcoh.dissimilarity.METRICS` (a built-in metric's object stands for its name). A
+        callable is refused: runs are cached under their settings, and a function has no name that
+        says what it computes (the measures, e.g. :func:`pcoh.perception_coherence`, take one).
     loss_kwargs : dict
         Per method, extra loss arguments, e.g. ``{"pc": {"regularization_strength": 0.3}}``.
     weights : dict
-        Per method, the transfer-loss weight (default: each loss's ``default_weight``).
+        Per method, the transfer-loss weight (default: each loss's ``default_weight``; a weight
+        equal to it is dropped, the same runs as one left out).
     include_untrained : bool, default True
         Evaluate the untrained student too, as a floor.
     device : str, optional
