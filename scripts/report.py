@@ -396,12 +396,14 @@ def notebook_to_html(notebook: Path, output_dir: Path) -> Path:
     FileNotFoundError
         ``notebook`` does not exist.
     ValueError
-        ``notebook`` is not a ``.ipynb`` file, holds no executed output, or its page, sanitised,
+        ``notebook`` is a folder or not a ``.ipynb`` file, holds no executed output, or its page, sanitised,
         would still run a script or load something from another host (:func:`hazards`).
     """
     import nbformat
 
     notebook = Path(notebook)
+    if notebook.is_dir():
+        raise ValueError(f"notebook {notebook} is a folder; expected a .ipynb file")
     if not notebook.is_file():
         raise FileNotFoundError(f"notebook {notebook} does not exist")
     if notebook.suffix != ".ipynb":

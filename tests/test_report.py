@@ -44,6 +44,9 @@ def test_refuses_an_unexecuted_notebook_and_a_missing_file(tmp_path):
         report.notebook_to_html(_notebook(tmp_path, with_outputs=False), tmp_path)
     with pytest.raises(FileNotFoundError):
         report.notebook_to_html(tmp_path / "nope.ipynb", tmp_path)
+    (tmp_path / "folder.ipynb").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):  # was "does not exist"
+        report.notebook_to_html(tmp_path / "folder.ipynb", tmp_path)
 
 
 def test_a_committed_notebook_converts(tmp_path):
