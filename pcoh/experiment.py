@@ -174,8 +174,13 @@ def _teacher_kwargs(cfg: "ExperimentConfig") -> dict:
 
 
 def _teacher_spec(cfg: "ExperimentConfig", data) -> TeacherSpec:
+    digest = None
+    if cfg.teacher_checkpoint is not None:  # by content, hashed once per version of the file
+        from .digests import file_sha256
+
+        digest = file_sha256(cfg.teacher_checkpoint, cache=cfg.cache)
     return TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), model_kwargs=_teacher_kwargs(cfg),
-                       checkpoint=cfg.teacher_checkpoint, source=data.source)
+                       checkpoint=cfg.teacher_checkpoint, source=data.source, checkpoint_sha256=digest)
 
 
 def _load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
