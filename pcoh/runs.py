@@ -38,7 +38,7 @@ from torch import nn
 
 from . import distributed as _distributed
 from ._checks import as_path, check_module, one_line
-from .files import CorruptFileError, atomic_save, load_checkpoint, quarantine, read_json, write_json
+from .files import CorruptFileError, atomic_save, load_checkpoint, quarantine, read_json, recover, write_json
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -155,7 +155,8 @@ def output_lock(*folders):
 
     Two runs writing one folder would leave tables of one run beside figures of the other: the
     second run raises :class:`OutputInUseError` naming the folder, before it trains anything.
-    The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies.
+    The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies. Once
+    locked, a folder's set of files that a killed run committed is completed (:func:`pcoh.files.recover`).
     """
     return _output_lock([as_path(f, "folders") for f in folders])  # checked at the call
 
@@ -178,6 +179,7 @@ def _output_lock(folders: list):
                     raise OutputInUseError(
                         f"{folder} is being written by another pcoh run; wait until it ends, or choose "
                         f"another --output / --figures folder") from None
+            recover(folder)  # a set of files a killed run committed but did not finish renaming
         yield
     finally:
         for fd in fds:

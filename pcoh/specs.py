@@ -57,9 +57,10 @@ class TrainConfig:
     seed : int, default 0
         Seeds the weights and every epoch's shuffling and augmentation.
     amp : bool, default False
-        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
-        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
-        True: runs cached without it keep their keys).
+        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32). It changes
+        the numerics, so on CUDA it is part of the cache key (when True: runs cached without it
+        keep their keys). On any other device it changes nothing: the training functions and the
+        main job switch it off, with a note, and the run is the float32 run, with its key.
     channels_last : bool, default False
         Channels-last memory layout of models and image batches (faster convolutions on
         tensor cores).
