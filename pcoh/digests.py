@@ -59,6 +59,14 @@ def files_sha256(paths: Iterable, cache: Optional[os.PathLike] = None, name: str
     FileNotFoundError, PermissionError
         A file cannot be read (the message names it).
     """
+    if isinstance(paths, (str, bytes, os.PathLike)) or not hasattr(paths, "__iter__"):
+        raise TypeError(f"paths must be an iterable of paths (a list), got {type(paths).__name__}")
+    if cache is not None:
+        as_path(cache, "cache")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ValueError(f"name must be letters, digits, '_' and '-', got {name!r}")
     reals = [os.path.realpath(os.fspath(as_path(p, "paths"))) for p in paths]
     table, table_path = {}, None
     if cache is not None:
