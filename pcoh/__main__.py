@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--estimate", action="store_true",
                    help="time a few steps of each kind of run and print the projected training time; train nothing")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast of the models on CUDA (part of the cache key)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast of the models on CUDA (part of the cache key there; on a CPU it changes nothing, the key neither)")
     p.add_argument("--channels-last", action="store_true", help="channels-last layout of models and batches")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (CUDA graphs on CUDA)")

@@ -63,6 +63,43 @@ def _check_writable(path, name: str) -> None:
                               f"refuses new files there ({err.strerror or err})") from None
 
 
+def _inside(path, folder: Path) -> bool:
+    path = Path(os.path.realpath(Path(path).expanduser()))
+    return path == folder or folder in path.parents
+
+
+def _check_outside_root(cfg: "ExperimentConfig", write: bool) -> None:
+    """An image folder is only read: no cache, output or figure folder inside it (a figure written
+    there would be read as an image of a new class by the next run)."""
+    if cfg.dataset != "image_folder":
+        return
+    root = Path(os.path.realpath(Path(cfg.root).expanduser()))
+    folders = [("cache", cfg.cache)]
+    if isinstance(cfg.data.get("cache"), (str, os.PathLike)):
+        folders.append(("data.cache", cfg.data["cache"]))
+    if write:
+        folders += [("output", Path(cfg.output) / cfg.dataset), ("figures", cfg.figures)]
+    for name, folder in folders:
+        if _inside(folder, root):
+            flag = {"data.cache": "data: {cache: ...}"}.get(name, f"--{name}")
+            raise ValueError(f"{name}: {folder} is inside the image folder {cfg.root} (--root), which is only read: "
+                             f"what pcoh writes there would be read as images; choose a folder outside it ({flag})")
+
+
+def _without_idle_amp(cfg: "ExperimentConfig") -> "ExperimentConfig":
+    """``cfg`` with ``amp`` off where it changes nothing (not on CUDA): the float32 runs and their keys."""
+    from .train import resolve_device
+
+    if not (cfg.teacher_train.amp or cfg.student_train.amp) or resolve_device(cfg.device).type == "cuda":
+        return cfg
+    import warnings
+
+    warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU, the runs of amp off",
+                  stacklevel=3)
+    return dataclasses.replace(cfg, teacher_train=dataclasses.replace(cfg.teacher_train, amp=False),
+                               student_train=dataclasses.replace(cfg.student_train, amp=False))
+
+
 def _min_batch(model: nn.Module) -> int:
     # Batch normalisation in training mode needs two samples per channel.
     return 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
@@ -119,6 +156,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
                                 "file (a state dict saved with torch.save)")
     if cfg.teacher_checkpoint is not None and not Path(cfg.teacher_checkpoint).is_file():
         raise FileNotFoundError(f"teacher_checkpoint: no such file: {cfg.teacher_checkpoint}")
+    _check_outside_root(cfg, write)
     if data is None:
         try:
             data = _load_data(cfg)
@@ -177,8 +215,13 @@ def _teacher_kwargs(cfg: "ExperimentConfig") -> dict:
 
 
 def _teacher_spec(cfg: "ExperimentConfig", data) -> TeacherSpec:
+    digest = None
+    if cfg.teacher_checkpoint is not None:  # by content, hashed once per version of the file
+        from .digests import file_sha256
+
+        digest = file_sha256(cfg.teacher_checkpoint, cache=cfg.cache)
     return TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), model_kwargs=_teacher_kwargs(cfg),
-                       checkpoint=cfg.teacher_checkpoint, source=data.source)
+                       checkpoint=cfg.teacher_checkpoint, source=data.source, checkpoint_sha256=digest)
 
 
 def _load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
@@ -288,7 +331,7 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         ``None`` on the processes of rank > 0 under ``torchrun``: they train, rank 0 evaluates
         and writes (see :mod:`pcoh.distributed`).
     """
-    cfg = ExperimentConfig() if config is None else _check_config(config, "config")
+    cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
     if not _dist.is_main():
         _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
@@ -380,7 +423,7 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     """
     from tqdm.auto import tqdm
 
-    cfg = ExperimentConfig() if config is None else _check_config(config, "config")
+    cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
     if data is None:
         data = _load_data(cfg)
     tspec = _teacher_spec(cfg, data)

@@ -6,7 +6,9 @@ read through this module. Its rules:
 - **Nothing half-written.** :func:`atomic_save`, :func:`write_bytes`, :func:`write_json` and
   :func:`write_files` write a temporary file in the same folder, flush it to disk and rename it
   over the target, so a crash, a full disk or a signal leaves either the old file or the new one,
-  never a mix.
+  never a mix. A set of files (:func:`write_files`) has one commit point, a journal written
+  before the renames, so that a process killed between two renames leaves a set that
+  :func:`recover` completes, never two half sets.
 - **Nothing executed.** :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``:
   tensors, numbers, strings and containers only. A file that needs any other pickled object
   raises :class:`UnsafeCheckpointError` and runs none of it; a damaged file raises
@@ -22,6 +24,7 @@ import json
 import os
 import pickle
 import pickletools
+import secrets
 import tempfile
 import warnings
 import zipfile
@@ -44,6 +47,8 @@ __all__ = [
     "read_json",
     "load_checkpoint",
     "quarantine",
+    "recover",
+    "JOURNAL_PREFIX",
 ]
 
 
@@ -127,13 +132,21 @@ def write_bytes(data: bytes, path) -> None:
     _atomic_write(path, lambda f: f.write(data))
 
 
-def write_files(contents: dict) -> None:
-    """Write several files as one: every ``path -> bytes`` is staged in a temporary file first,
-    then all are renamed into place with SIGINT/SIGTERM deferred.
+#: The journal of a set of files being renamed into place: ``<folder>/.pcoh-commit-<id>.json``.
+JOURNAL_PREFIX = ".pcoh-commit-"
 
-    A failure or an interruption while staging leaves every previous file as it was; the renames
-    themselves take microseconds, so a results table is never left beside the summary of
-    another run.
+
+def write_files(contents: dict) -> None:
+    """Write several files as one, with one commit point: every ``path -> bytes`` is staged in a
+    temporary file, then a journal naming every (temporary file, target) pair is written
+    atomically next to the first target: the set is committed. Then the files are renamed into
+    place (SIGINT/SIGTERM deferred) and the journal removed.
+
+    A failure or an interruption before the journal exists leaves every previous file as it was.
+    A process killed after it (``kill -9`` between two renames) leaves the journal, and
+    :func:`recover` (which every write of a set and :func:`pcoh.runs.output_lock` run first)
+    finishes its renames: the folders then hold the new set whole, never a results table of one
+    run beside the summary of another.
     """
     if not isinstance(contents, dict):
         raise TypeError(f"contents must be a dict of path -> bytes, got {type(contents).__name__}")
@@ -141,21 +154,58 @@ def write_files(contents: dict) -> None:
         as_path(path, "contents' paths")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"contents must map each path to bytes, got {type(data).__name__} for {path}")
-    staged = []
+    if not contents:
+        return
+    targets = [Path(os.path.abspath(p)) for p in contents]
+    for folder in dict.fromkeys(t.parent for t in targets):
+        if folder.is_dir():
+            recover(folder)
+    journal = targets[0].parent / f"{JOURNAL_PREFIX}{os.getpid()}-{secrets.token_hex(8)}.json"
+    staged, committed = [], False
     try:
-        for path, data in contents.items():
-            path = Path(path)
+        for path, data in zip(targets, contents.values()):
             staged.append((_stage(path, lambda f, data=data: f.write(data)), path))
-        with Interrupts() as signals, signals.hold():
-            for tmp, path in staged:
-                os.replace(tmp, path)
+        record = json.dumps({"renames": [[os.fspath(tmp), os.fspath(path)] for tmp, path in staged]}).encode()
+        _atomic_write(journal, lambda f: f.write(record))  # the commit point
+        committed = True
     except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
+        if not committed:
+            for tmp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
         raise
-    for folder in {path.parent for _, path in staged}:
-        _fsync_dir(folder)
+    with Interrupts() as signals, signals.hold():
+        _finish(journal, [(str(tmp), str(path)) for tmp, path in staged])
+
+
+def _finish(journal: Path, renames: list) -> None:
+    """Rename every staged file of a committed set into place, then drop the journal."""
+    for tmp, path in renames:
+        if os.path.exists(tmp):  # gone: renamed already, before a crash
+            os.replace(tmp, path)
+    for folder in dict.fromkeys(os.path.dirname(p) for _, p in renames):
+        _fsync_dir(Path(folder))
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(journal)
+    _fsync_dir(journal.parent)
+
+
+def recover(folder) -> int:
+    """Finish the sets of files committed in ``folder`` whose renames a crash cut short (see
+    :func:`write_files`); returns how many there were. A journal that cannot be read was never
+    committed (it is written atomically) and is moved aside."""
+    folder = as_path(folder, "folder")
+    count = 0
+    for journal in sorted(Path(folder).glob(f"{JOURNAL_PREFIX}*.json")):
+        try:
+            renames = read_json(journal)["renames"]
+            renames = [(str(tmp), str(path)) for tmp, path in renames]
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            quarantine(journal, f"not a journal of a set of files ({one_line(err, 80)})")
+            continue
+        _finish(journal, renames)
+        count += 1
+    return count
 
 
 def write_json(obj: Any, path) -> None:

@@ -7,6 +7,8 @@ everything that defines the run (:func:`run_key`). The folder holds
 - ``checkpoint.pt``: model, transfer-loss state, optimiser, scheduler, random state and
   learning curves after the last finished epoch, replaced after every epoch;
 - ``final.pt`` and ``history.json`` once the run has finished (``checkpoint.pt`` is then removed);
+  ``final.pt`` holds the run's configuration too, and is loaded only when that is the configuration
+  asked for (a folder holding another run is trained again, never loaded);
 - ``.lock``: the file locked by the process that trains the run.
 
 Rules this module keeps:
@@ -36,7 +38,7 @@ from torch import nn
 
 from . import distributed as _distributed
 from ._checks import as_path, check_module, one_line
-from .files import CorruptFileError, atomic_save, load_checkpoint, quarantine, read_json, write_json
+from .files import CorruptFileError, atomic_save, load_checkpoint, quarantine, read_json, recover, write_json
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -153,7 +155,8 @@ def output_lock(*folders):
 
     Two runs writing one folder would leave tables of one run beside figures of the other: the
     second run raises :class:`OutputInUseError` naming the folder, before it trains anything.
-    The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies.
+    The lock (``<folder>/.pcoh.lock``) is dropped when the block ends or the process dies. Once
+    locked, a folder's set of files that a killed run committed is completed (:func:`pcoh.files.recover`).
     """
     return _output_lock([as_path(f, "folders") for f in folders])  # checked at the call
 
@@ -176,6 +179,7 @@ def _output_lock(folders: list):
                     raise OutputInUseError(
                         f"{folder} is being written by another pcoh run; wait until it ends, or choose "
                         f"another --output / --figures folder") from None
+            recover(folder)  # a set of files a killed run committed but did not finish renaming
         yield
     finally:
         for fd in fds:
@@ -227,10 +231,17 @@ def resume(ckpt_path: Path, model: nn.Module, transfer: Optional[nn.Module], opt
     return history, epoch
 
 
-def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
+def load_final(path: Path, model: nn.Module, device, config: Optional[dict] = None) -> Optional[list]:
     """Load a finished run's weights into ``model``; its history, or ``None`` when there is no
-    usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights)."""
+    usable ``final.pt`` (a damaged one is moved aside and ``model`` keeps its initial weights).
+
+    With ``config``, the run must be that one: the configuration ``final.pt`` holds (or, for a run
+    written before final.pt held one, its ``config.json``) must equal ``config``; a folder holding
+    another run is not loaded: its ``final.pt`` is moved aside, with a warning, and ``None`` returned.
+    """
     check_module(model)
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of the run's settings or None, got {type(config).__name__}")
     final = as_path(path) / "final.pt"
     if not final.exists():
         return None
@@ -240,6 +251,8 @@ def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
         if not isinstance(state, dict) or "model" not in state or not isinstance(state.get("history"), list):
             found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
             raise CorruptFileError(f"not a finished run (expected 'model' and 'history', found {found})")
+        if config is not None:
+            _check_same_run(path, state.get("config"), config)
         model.load_state_dict(state["model"])
     except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
         model.load_state_dict(initial)
@@ -247,6 +260,23 @@ def load_final(path: Path, model: nn.Module, device) -> Optional[list]:
         return None
     repair_json(path / "history.json", state["history"])
     return state["history"]
+
+
+def _check_same_run(path: Path, stored, config: dict) -> None:
+    """Raise :class:`CorruptFileError` unless the run in ``path`` is the one ``config`` describes."""
+    where = "final.pt"
+    if stored is None:  # a run finished before final.pt held its configuration: its config.json
+        where = "config.json"
+        try:
+            stored = read_json(path / "config.json")
+        except (ValueError, OSError):
+            raise CorruptFileError("holds no configuration of its own and config.json cannot be read, so it "
+                                   "cannot be checked to be the run asked for; it is trained again") from None
+    if _canonical_json(stored) != _canonical_json(config):
+        differ = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k)) \
+            if isinstance(stored, dict) else ["the whole configuration"]
+        raise CorruptFileError(f"holds another run (its {where} differs in {', '.join(map(str, differ[:5]))}); "
+                               "its weights are not used and the run asked for is trained")
 
 
 def repair_json(path: Path, content, *, overwrite: bool = False) -> None:
@@ -303,7 +333,7 @@ def cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, tra
         raise TypeError(f"train must be a callable () -> history, got {type(train).__name__}")
     with _rank0_lock(path):  # a second process waits here, then finds the finished run
         if cache:
-            history = load_final(path, model, dev)
+            history = load_final(path, model, dev, config)
             if history is not None:
                 if _distributed.is_main():
                     repair_json(path / "config.json", config)
@@ -313,7 +343,7 @@ def cached_run(path: Path, config: dict, model: nn.Module, dev, cache: bool, tra
         _distributed.barrier()  # nobody trains before rank 0 has written the run's config
         history = train()
         if _distributed.is_main():
-            finish(path, model, history)
+            finish(path, model, history, {"config": config})
         _distributed.barrier()  # the next run's cache check sees final.pt on every process
     return history, False
 

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -56,9 +57,10 @@ class TrainConfig:
     seed : int, default 0
         Seeds the weights and every epoch's shuffling and augmentation.
     amp : bool, default False
-        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32); ignored,
-        with a note, on the CPU. It changes the numerics, so it is part of the cache key (when
-        True: runs cached without it keep their keys).
+        bf16 autocast of the model forwards on CUDA (the transfer loss stays float32). It changes
+        the numerics, so on CUDA it is part of the cache key (when True: runs cached without it
+        keep their keys). On any other device it changes nothing: the training functions and the
+        main job switch it off, with a note, and the run is the float32 run, with its key.
     channels_last : bool, default False
         Channels-last memory layout of models and image batches (faster convolutions on
         tensor cores).
@@ -137,7 +139,24 @@ def _key_dict(spec) -> dict:
         train.pop("amp", None)
     if _batchnorm.recomputed(d.get("model", "")):  # their runs end with recomputed statistics
         d["batch_norm"] = "recomputed"
+    if "checkpoint_sha256" in d:  # a teacher: its checkpoint by content, not by path
+        if d.get("checkpoint") is None:
+            d.pop("checkpoint_sha256")
+        else:
+            d["checkpoint"] = "sha256:" + _checkpoint_digest(spec)
+            d.pop("checkpoint_sha256")
     return d
+
+
+def _checkpoint_digest(spec) -> str:
+    if spec.checkpoint_sha256 is not None:
+        return spec.checkpoint_sha256
+    from .digests import file_sha256
+
+    try:
+        return file_sha256(spec.checkpoint)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint: no such file: {spec.checkpoint}") from None
 
 
 def method_allows_mode(method: str, mode: str) -> bool:
@@ -155,6 +174,9 @@ class TeacherSpec:
     :func:`pcoh.models.create` accepts (a module is wrapped by :func:`pcoh.models.wrap` and
     replaced by its name). ``source`` identifies data read from a user's files
     (:attr:`pcoh.data.DataSplit.source`): runs on different image folders get different keys.
+    ``checkpoint_sha256`` is the SHA-256 of the ``checkpoint`` file's bytes (computed when left
+    out): the key holds it instead of the path, so a file replaced at the same path is another
+    teacher, and the same file under two paths is one.
     """
 
     dataset: str = "digits"
@@ -164,10 +186,22 @@ class TeacherSpec:
     model_kwargs: dict = field(default_factory=dict)
     checkpoint: Optional[str] = None  # a user's weights: used instead of training
     source: Optional[str] = None
+    checkpoint_sha256: Optional[str] = None
 
     def __post_init__(self):
         if isinstance(self.model, nn.Module):
             object.__setattr__(self, "model", _models.check_name(self.model, "model"))
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path or None, got {type(self.checkpoint).__name__}")
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", os.fspath(self.checkpoint))
+        if self.checkpoint_sha256 is not None and not (
+                isinstance(self.checkpoint_sha256, str) and len(self.checkpoint_sha256) == 64):
+            raise ValueError(f"checkpoint_sha256 must be 64 hex digits or None, got {self.checkpoint_sha256!r}")
+        if self.checkpoint is not None and self.checkpoint_sha256 is None and os.path.isfile(self.checkpoint):
+            from .digests import file_sha256
+
+            object.__setattr__(self, "checkpoint_sha256", file_sha256(self.checkpoint))
 
     def key(self) -> str:
         return _hash({"kind": "teacher", **_key_dict(self)})

@@ -22,6 +22,7 @@ a method.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import time
@@ -81,6 +82,16 @@ class TrainedModel:
     history: list = field(default_factory=list)
     path: Optional[Path] = None
     cached: bool = False
+
+
+def without_idle_amp(spec, device):
+    """``spec`` with ``train.amp`` off where it changes nothing (any device but CUDA), with a warning:
+    such a run is the float32 run, with its cache key."""
+    if not spec.train.amp or resolve_device(device).type == "cuda":
+        return spec
+    warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU, the run of amp off",
+                  stacklevel=3)
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, amp=False))
 
 
 def resolve_device(device: Optional[str] = None) -> torch.device:
@@ -436,6 +447,7 @@ def train_teacher(
         The loss became NaN or infinite (the last finite epoch is saved).
     """
     dev = resolve_device(device)
+    spec = without_idle_amp(spec, dev)
     model = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     if spec.checkpoint is not None:
         state = _models.load_weights(model, spec.checkpoint, what="teacher checkpoint")
@@ -561,6 +573,7 @@ def train_student(
         and (class-aware) ``ce``, and ``test_accuracy``.
     """
     dev = resolve_device(device)
+    spec = without_idle_amp(spec, dev)
     teacher_net = teacher.model if isinstance(teacher, TrainedModel) else teacher
     teacher_net = teacher_net.to(dev).eval()
     for p in teacher_net.parameters():

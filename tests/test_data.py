@@ -6,6 +6,7 @@ files, CIFAR as pickled batches, image folders as PNGs, and read back through
 """
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -463,6 +464,72 @@ def test_image_folder_source_follows_files_and_preprocessing(tmp_path):
     Image.new("RGB", (9, 9), (1, 2, 3)).save(tmp_path / "sky" / "new.png")
     assert a.source != load("image_folder", root=tmp_path, image_size=8, test_size=0.4).source
     assert load("digits").source is None
+
+
+def test_image_folder_source_follows_bytes_not_names_or_times(tmp_path):
+    """Files swapped between classes with their names, sizes and times kept (cp -p, rsync -a): another source."""
+    from PIL import Image
+
+    for cls, value in (("a", 10), ("b", 200)):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("L", (6, 6), value + i).save(tmp_path / cls / f"{i}.png")
+    before = load("image_folder", root=tmp_path, image_size=4, test_size=0.34, cache=tmp_path.parent / "c").source
+    a, b = tmp_path / "a" / "0.png", tmp_path / "b" / "0.png"
+    da, db = a.read_bytes(), b.read_bytes()
+    assert len(da) == len(db)
+    sa, sb = a.stat(), b.stat()
+    a.write_bytes(db), b.write_bytes(da)  # in place, as cp -p does: same inode, same size
+    os.utime(a, ns=(sa.st_atime_ns, sa.st_mtime_ns)), os.utime(b, ns=(sb.st_atime_ns, sb.st_mtime_ns))
+    assert (a.stat().st_size, a.stat().st_mtime_ns, a.stat().st_ino) == (sa.st_size, sa.st_mtime_ns, sa.st_ino)
+    after = load("image_folder", root=tmp_path, image_size=4, test_size=0.34, cache=tmp_path.parent / "c").source
+    assert after != before
+
+
+def test_image_folder_reads_each_file_once_and_names_every_skipped_one(tmp_path):
+    from PIL import Image
+
+    for cls, value in (("a", 10), ("b", 200)):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("L", (6, 6), value).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    (tmp_path / "a" / "scan.heic").write_bytes(b"an image type we do not read")
+    os.symlink(tmp_path / "a", tmp_path / "a" / "loop")  # a link back: would be read forever
+    os.symlink(tmp_path / "a" / "0.png", tmp_path / "b" / "same.png")  # one file under two names
+    os.symlink(tmp_path / "gone.png", tmp_path / "b" / "broken.png")
+    odd = os.fsdecode(b"caf\xe9-\n.png")  # not UTF-8, with a newline: a name POSIX allows
+    Image.new("L", (6, 6), 200).save(os.path.join(tmp_path / "b", odd))
+    with pytest.warns(data.ImageFolderWarning) as record:
+        s = load("image_folder", root=tmp_path, image_size=4, test_size=0.5, normalize=False, in_memory=False)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1, messages
+    message = messages[0]
+    assert message.count("not read") == 1 and "5 file(s) or folder(s) not read" in message
+    for part in ("notes.txt", "scan.heic", "loop", "same.png", "broken.png"):
+        assert part in message, part
+    files_read = sorted(Path(p).name for p, _ in s.train.dataset.samples)
+    assert files_read == sorted(["0.png", "1.png", "0.png", "1.png", odd])
+    assert len(s.train) + len(s.test) == 5
+
+
+def test_image_folder_scales_32_bit_grey_by_one_rule_for_every_image(tmp_path):
+    """250 and 260 in two 32-bit TIFFs: neighbours before, neighbours after (not 250 and 1)."""
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+    for i, value in enumerate((250, 260, 65535)):
+        Image.fromarray(np.full((4, 4), value, dtype=np.int32)).save(tmp_path / "a" / f"{i}.tif")
+        assert Image.open(tmp_path / "a" / f"{i}.tif").mode == "I"
+    for i, value in enumerate((0.25, 0.5, 1.0)):
+        Image.fromarray(np.full((4, 4), value, dtype=np.float32)).save(tmp_path / "b" / f"{i}.tif")
+    s = load("image_folder", root=tmp_path, image_size=4, normalize=False, in_memory=False, test_size=0.5)
+    got = {(Path(p).parent.name, Path(p).stem): float(s.train.dataset[i][0].mean()) * 255
+           for i, (p, _) in enumerate(s.train.dataset.samples)}
+    expected = {("a", "0"): round(250 / 257), ("a", "1"): round(260 / 257), ("a", "2"): 255,
+                ("b", "0"): round(0.25 * 255), ("b", "1"): round(0.5 * 255), ("b", "2"): 255}
+    assert got == pytest.approx(expected, abs=1e-4)
 
 
 def test_image_folder_with_published_preprocessing_is_the_weights_transforms(tmp_path):

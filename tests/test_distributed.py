@@ -115,6 +115,71 @@ def test_two_processes_match_one_process_on_the_whole_batch(tmp_path):
     assert got[1]["uneven_grad"].tolist() == [[2.0, 2.0], [4.0, 4.0]]
 
 
+def _tv_problem():
+    """A torchvision ResNet-18 student in float64 on 8 fixed 8x8 grey images, a teacher's features."""
+    from pcoh import models
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 8, 8, generator=g, dtype=torch.float64)
+    teacher = torch.randn(8, D_T, generator=g, dtype=torch.float64)
+    student = models.create("tv:resnet18", num_classes=10, in_channels=1, image_size=8, seed=0).double().train()
+    loss = losses.get("pc", student_dim=student.feature_dim, teacher_dim=D_T).double()
+    return x, teacher, student, loss
+
+
+def _tv_step(x, teacher, student, loss, idx):
+    """One PC step's gradients and batch-norm statistics, then the statistics recomputed (precise BN)."""
+    from pcoh import batchnorm
+
+    net = distributed.wrap(distributed.sync_batchnorm(student))
+    loss(net(x).features, teacher, indices=idx).backward()
+    grads = {k: p.grad.detach().clone() for k, p in student.named_parameters() if p.grad is not None}
+    stepped = {k: b.clone() for k, b in student.named_buffers()}
+    batchnorm.recompute_statistics(student, [x, x.flip(0)])
+    distributed.unsync_batchnorm(student)
+    recomputed = {k: b.clone() for k, b in student.named_buffers()}
+    return grads, stepped, recomputed
+
+
+def _tv_worker(rank, size, port, out):
+    _env(rank, size, port)
+    torch.set_num_threads(1)
+    assert distributed.init("cpu", timeout=120)
+    try:
+        x, teacher, student, loss = _tv_problem()
+        xs, ts, idx = distributed.shard([x, teacher, torch.arange(len(x))])
+        grads, stepped, _ = _tv_step(xs, ts, student, loss, idx)
+        from pcoh import batchnorm
+
+        distributed.sync_batchnorm(student)  # precise BN over each process's shard of two global batches
+        batchnorm.recompute_statistics(student, [xs, distributed.shard([x.flip(0)])[0]])
+        distributed.unsync_batchnorm(student)
+        recomputed = {k: b.clone() for k, b in student.named_buffers()}
+        torch.save((grads, stepped, recomputed), f"{out}-{rank}.pt")
+    finally:
+        distributed.teardown()
+
+
+@pytest.mark.slow
+def test_a_torchvision_student_with_batch_norm_gets_the_one_process_gradients_and_statistics(tmp_path):
+    """tv:resnet18 in float64: the gradients of a PC step, the batch-norm running statistics and the
+    recomputed ones (precise BN) on 2 processes are the one-process ones. What is left between a
+    2-process and a 1-process run in float32 is rounding (README, several GPUs)."""
+    port = _free_port()
+    mp.start_processes(_tv_worker, args=(2, port, str(tmp_path / "tv")), nprocs=2, join=True, start_method="spawn")
+    got = [torch.load(tmp_path / f"tv-{r}.pt", weights_only=False) for r in range(2)]
+    x, teacher, student, loss = _tv_problem()
+    ref_grads, ref_stepped, ref_recomputed = _tv_step(x, teacher, student, loss, torch.arange(len(x)))
+    assert any("bn" in k for k in ref_stepped) and ref_grads
+    for grads, stepped, recomputed in got:
+        assert grads.keys() == ref_grads.keys()
+        for k, ref in ref_grads.items():
+            torch.testing.assert_close(grads[k], ref, atol=1e-9, rtol=1e-7, msg=k)
+        for mine, ref_all in ((stepped, ref_stepped), (recomputed, ref_recomputed)):
+            for k, ref in ref_all.items():
+                torch.testing.assert_close(mine[k], ref, atol=1e-9, rtol=1e-7, msg=k)
+
+
 def test_one_process_changes_nothing(monkeypatch):
     """Without torchrun or with WORLD_SIZE=1, nothing is initialised and helpers are identities."""
     for env in ({}, {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
@@ -347,3 +412,4 @@ def _environ(pid) -> dict:
 
 def _rank_of(pid) -> int:
     return int(_environ(pid)["RANK"])
+

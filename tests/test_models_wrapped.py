@@ -200,3 +200,73 @@ def test_wrapped_models_in_the_main_job(digits, tmp_path):
     assert list(first.results["student"]) == [cfg.teacher, cfg.students[0]]
     assert all(run.cached for run in second.students.values()) and second.teacher.cached
     assert first.results["pc_n"].tolist() == second.results["pc_n"].tolist()
+
+
+# ----------------------------------------------------------------------------- the whole definition in the name
+class _Scaled(nn.Module):
+    """A plain attribute and a non-persistent buffer, which a state dict does not hold."""
+
+    def __init__(self, scale=1.0, shift=0.0):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4, 3)
+        self.scale = scale
+        self.register_buffer("shift", torch.full((4,), float(shift)), persistent=False)
+
+    def forward(self, x):
+        return self.fc(self.scale * self.conv(x).mean(dim=(2, 3)) + self.shift)
+
+
+def _scaled(**kwargs):
+    torch.manual_seed(0)
+    return _Scaled(**kwargs)
+
+
+def test_a_plain_attribute_or_a_non_persistent_buffer_changes_the_name():
+    base = wrap(_scaled(), image_size=8).name
+    scaled = wrap(_scaled(scale=2.0), image_size=8)
+    shifted = wrap(_scaled(shift=1.0), image_size=8)
+    assert len({base, scaled.name, shifted.name}) == 3
+    assert wrap(_scaled(), image_size=8).name == base  # the same definition: the same name
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():  # create(name) builds the module of that name, not the first one wrapped
+        torch.testing.assert_close(models.create(scaled.name, num_classes=3, in_channels=1, image_size=8)(x).logits,
+                                   _scaled(scale=2.0)(x))
+
+
+def _exec_class(code: str, filename: str):
+    """A class defined the way a notebook cell defines it: compiled from a string, its text in linecache."""
+    import linecache
+
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    namespace = {"nn": nn, "torch": torch, "__name__": "__main__"}
+    exec(compile(code, filename, "exec"), namespace)
+    return namespace["Cell"]
+
+
+_CELL = """
+class Cell(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).{reduce}(dim=(2, 3)))
+"""
+
+
+def test_a_class_edited_in_a_notebook_cell_gets_a_new_name():
+    names = []
+    for i, reduce in enumerate(("mean", "amax")):
+        cls = _exec_class(_CELL.format(reduce=reduce), f"<ipython-input-{i}-cell>")
+        torch.manual_seed(0)
+        names.append(wrap(cls(), image_size=8).name)
+    assert names[0] != names[1]
+
+
+def test_a_class_whose_code_cannot_be_read_is_refused_naming_it():
+    namespace = {"nn": nn, "torch": torch, "__name__": "__main__"}
+    exec(compile(_CELL.format(reduce="mean"), "<nowhere>", "exec"), namespace)  # no text kept anywhere
+    with pytest.raises(ValueError, match=r"__main__\.Cell.*cannot be read"):
+        wrap(namespace["Cell"](), image_size=8)

@@ -862,3 +862,74 @@ def test_a_lasting_problem_names_what_to_fix_instead_of_resume(tmp_path, capsys)
     _record("a run's lock path is a folder", survived=survived, traceback="Traceback" in err)
     assert code in (1, 2) and len(_lines(err)) == 1, err
     assert "resume" not in err and ".lock" in err, err
+
+
+# ----------------------------------------------------------------------------- 9: a result answers for what produced it
+def _student_runs(root: Path) -> set:
+    return {p.name for p in (root / "runs").glob("student-*")}
+
+
+def test_a_teacher_checkpoint_replaced_in_place_retrains_the_students(tmp_path, capsys):
+    path = _teacher_file(tmp_path)
+    argv = _small(tmp_path, "--teacher-checkpoint", str(path))
+    assert _main(argv) == 0, capsys.readouterr().err
+    first = _student_runs(tmp_path / "data")
+    st = path.stat()
+    other = models.create("mlp", num_classes=10, in_channels=1, image_size=8, seed=1).state_dict()
+    torch.save({"model": other, "epoch": 3}, path)  # another teacher, same path, same size, same time
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    same_look = (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    code = _main(argv)
+    err = capsys.readouterr().err
+    second = _student_runs(tmp_path / "data")
+    survived = code == 0 and len(second) == 2 * len(first)
+    _record("teacher checkpoint replaced in place (same size and time)", survived=survived,
+            traceback="Traceback" in err)
+    assert code == 0, err
+    assert same_look
+    assert first and len(second) == 2 * len(first) and first < second  # new students, the old ones kept
+
+
+def test_the_same_teacher_checkpoint_under_another_path_is_the_same_teacher(tmp_path):
+    a = _teacher_file(tmp_path)
+    b = tmp_path / "elsewhere" / "copy.pt"
+    b.parent.mkdir()
+    shutil.copy(a, b)
+    keys = {T.TeacherSpec("digits", "mlp", checkpoint=str(p)).key() for p in (a, b)}
+    assert len(keys) == 1
+    assert T.TeacherSpec("digits", "mlp", checkpoint=str(a)).key() != T.TeacherSpec("digits", "mlp").key()
+
+
+def _png_folder(root: Path) -> Path:
+    D.write_image_folder(root, torch.rand(12, 1, 8, 8).numpy(), [k % 2 for k in range(12)])
+    return root
+
+
+@pytest.mark.parametrize("inside", ["--output", "--figures", "--cache"])
+def test_an_output_inside_the_image_folder_exits_2_before_training(tmp_path, capsys, inside):
+    images = _png_folder(tmp_path / "images")
+    before = sorted(p.relative_to(images) for p in images.rglob("*"))
+    folders = {"--output": tmp_path / "out", "--figures": tmp_path / "fig", "--cache": tmp_path / "cache"}
+    folders[inside] = images / "written"
+    argv = ["--dataset", "image_folder", "--root", str(images), "--teacher", "mlp", "--students", "mlp",
+            "--methods", "pc", "--modes", "class-unaware", "--seeds", "1", "--epochs", "1", "--teacher-epochs", "1",
+            "--quiet", "--device", "cpu", *[str(x) for kv in folders.items() for x in kv]]
+    code = _main(argv)
+    err = capsys.readouterr().err
+    after = sorted(p.relative_to(images) for p in images.rglob("*"))
+    survived = code == 2 and len(_lines(err)) == 1 and after == before
+    _record(f"{inside} inside the image folder (--root)", survived=survived, traceback="Traceback" in err)
+    assert code == 2 and len(_lines(err)) == 1 and "inside the image folder" in err, err
+    assert after == before  # nothing written there
+
+
+def test_amp_on_a_cpu_is_the_float32_run(tmp_path, capsys):
+    assert _main(_small(tmp_path)) == 0
+    before = sorted(p.name for p in (tmp_path / "data" / "runs").iterdir())
+    capsys.readouterr()
+    code = _main(_small(tmp_path, "--amp"))
+    err = capsys.readouterr().err
+    after = sorted(p.name for p in (tmp_path / "data" / "runs").iterdir())
+    _record("--amp on a CPU", survived=code == 0 and after == before, traceback="Traceback" in err)
+    assert code == 0 and "CUDA only" in err, err
+    assert after == before  # nothing new trained: the same runs, the same keys

@@ -1,4 +1,5 @@
 """The run cache (pcoh.runs): atomic writes, safe loading, quarantine, locks, signals."""
+import copy
 import errno
 import hashlib
 import json
@@ -299,3 +300,116 @@ def test_every_torch_load_in_the_package_is_weights_only():
     assert calls, "expected at least the one in pcoh/runs.py"
     for name, call in calls:
         assert "weights_only=True" in call, f"{name}: {call}"
+
+
+# ----------------------------------------------------------------------------- one commit point
+_KILLED_WRITER = r"""
+import os, sys
+from pathlib import Path
+from pcoh import files
+folder = Path(sys.argv[1])
+real = os.replace
+count = [0]
+def replace(src, dst):
+    real(src, dst)
+    if Path(dst).parent == folder and not Path(dst).name.startswith(files.JOURNAL_PREFIX):
+        count[0] += 1
+        if count[0] == 1:
+            os._exit(137)  # as kill -9 between two renames: nothing runs after this
+os.replace = replace
+files.write_files({folder / "results.csv": b"run 2 table", folder / "summary.md": b"run 2 summary"})
+"""
+
+
+def test_a_set_of_files_killed_between_two_renames_is_completed_never_mixed(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "out"
+    files.write_files({folder / "results.csv": b"run 1 table", folder / "summary.md": b"run 1 summary"})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(folder)], env=env, capture_output=True)
+    assert done.returncode == 137, done.stderr
+    on_disk = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
+    assert on_disk == {"results.csv": b"run 2 table", "summary.md": b"run 1 summary"}  # what kill -9 left
+    with runs.output_lock(folder):  # the next job to write here completes the committed set first
+        pass
+    on_disk = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != runs.OUTPUT_LOCK}
+    assert on_disk == {"results.csv": b"run 2 table", "summary.md": b"run 2 summary"}
+    assert files.recover(folder) == 0
+
+
+def test_a_set_interrupted_before_its_commit_point_keeps_the_previous_files(tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    files.write_files({folder / "a": b"1", folder / "b": b"1"})
+    real = files._atomic_write
+
+    def fail(path, write):
+        if Path(path).name.startswith(files.JOURNAL_PREFIX):
+            raise OSError(28, "No space left on device")
+        return real(path, write)
+
+    monkeypatch.setattr(files, "_atomic_write", fail)
+    with pytest.raises(OSError):
+        files.write_files({folder / "a": b"2", folder / "b": b"2"})
+    assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
+    assert (folder / "a").read_bytes() == (folder / "b").read_bytes() == b"1"
+
+
+# ----------------------------------------------------------------------------- a folder holds its own run
+def test_a_run_folder_holding_another_run_is_trained_again_not_loaded(tmp_path):
+    path = tmp_path / "runs" / "teacher-abc"
+    torch.manual_seed(0)
+    other = nn.Linear(3, 2)
+    runs.cached_run(path, {"model": "other"}, other, "cpu", True, lambda: [{"epoch": 1}])
+    assert files.read_json(path / "config.json") == {"model": "other"}
+    torch.manual_seed(1)
+    mine = nn.Linear(3, 2)
+    initial = copy.deepcopy(mine.state_dict())
+    calls = []
+
+    def train():
+        calls.append(1)
+        return [{"epoch": 1, "mine": True}]
+
+    with pytest.warns(files.CacheWarning, match="holds another run"):
+        history, cached = runs.cached_run(path, {"model": "mine"}, mine, "cpu", True, train)
+    assert calls and not cached and history == [{"epoch": 1, "mine": True}]
+    assert all(torch.equal(mine.state_dict()[k], initial[k]) for k in initial)  # never the other run's weights
+    assert files.read_json(path / "config.json") == {"model": "mine"}
+    assert (path / "final.pt.corrupt").exists()  # the other run is kept, aside
+    # The same folder asked for again: its own run, loaded.
+    history, cached = runs.cached_run(path, {"model": "mine"}, nn.Linear(3, 2), "cpu", True, train)
+    assert cached and len(calls) == 1
+
+
+def test_a_run_finished_before_final_pt_held_its_configuration_is_checked_by_config_json(tmp_path):
+    path = tmp_path / "runs" / "teacher-abc"
+    net = nn.Linear(3, 2)
+    runs.finish(path, net, [{"epoch": 1}])  # the older layout: no configuration inside
+    files.write_json({"model": "mine"}, path / "config.json")
+    assert runs.cached_run(path, {"model": "mine"}, nn.Linear(3, 2), "cpu", True, lambda: [])[1]
+    files.write_json({"model": "other"}, path / "config.json")
+    with pytest.warns(files.CacheWarning, match="another run"):
+        assert not runs.cached_run(path, {"model": "mine"}, nn.Linear(3, 2), "cpu", True, lambda: [])[1]
+
+
+# ----------------------------------------------------------------------------- files by content
+def test_a_file_is_hashed_once_per_version_and_again_when_replaced_in_place(tmp_path, monkeypatch):
+    from pcoh import digests
+
+    path = tmp_path / "teacher.pt"
+    path.write_bytes(b"A" * 1000)
+    expected = hashlib.sha256(b"A" * 1000).hexdigest()
+    assert digests.file_sha256(path, cache=tmp_path / "cache") == expected
+    digests._MEMO.clear()  # a new process: the table in the cache answers
+    reads = []
+    real = digests._hash_file
+    monkeypatch.setattr(digests, "_hash_file", lambda p: reads.append(p) or real(p))
+    assert digests.file_sha256(path, cache=tmp_path / "cache") == expected and not reads
+    st = path.stat()
+    path.write_bytes(b"B" * 1000)  # in place: same inode, same size, time set back (cp -p)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_ino, path.stat().st_size, path.stat().st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    assert digests.file_sha256(path, cache=tmp_path / "cache") == hashlib.sha256(b"B" * 1000).hexdigest()
+    assert len(reads) == 1

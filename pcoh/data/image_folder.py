@@ -43,29 +43,103 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _walk(folder: PathLike):
-    """Image files below ``folder`` in a fixed order; hidden folders and files are skipped."""
-    for here, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
-            if _is_image(f):
-                yield os.path.join(here, f)
+class _Scan:
+    """What one reading of an image folder has seen: the folders and files already read (by device
+    and inode, links followed), and every entry it skipped, with the reason."""
+
+    def __init__(self):
+        self.folders: set = set()
+        self.files: dict = {}  # (device, inode) -> the path it was first read under
+        self.skipped: dict = {}  # reason -> [paths]
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped.setdefault(reason, []).append(path)
+
+    def report(self, folder: Path) -> None:
+        if not self.skipped:
+            return
+        import warnings
+
+        count = sum(map(len, self.skipped.values()))
+        parts = [f"{len(paths)} {why}: {', '.join(_shown(p) for p in paths)}" for why, paths in self.skipped.items()]
+        warnings.warn(f"image folder {folder}: {count} file(s) or folder(s) not read; " + "; ".join(parts),
+                      ImageFolderWarning, stacklevel=4)
 
 
-def _class_folders(folder: Path) -> tuple:
+def _shown(path: str) -> str:
+    """A path as text that prints whatever bytes its name holds (undecodable ones as ``\\x..``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _walk(folder: PathLike, scan: Optional[_Scan] = None):
+    """Image files below ``folder`` in a fixed order, each file and folder once (links followed:
+    a folder or file reached a second time, by a link or a loop, is skipped); hidden entries,
+    files of other types and broken links are skipped and recorded in ``scan``."""
+    scan = _Scan() if scan is None else scan
+    stack = [os.fspath(folder)]
+    while stack:
+        here = stack.pop()
+        try:
+            st = os.stat(here)
+        except OSError:
+            scan.skip(here, "folder(s) that cannot be opened")
+            continue
+        if (st.st_dev, st.st_ino) in scan.folders:
+            scan.skip(here, "folder(s) already read through another path (a link)")
+            continue
+        scan.folders.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError:
+            scan.skip(here, "folder(s) that cannot be opened")
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # links followed
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                if entry.name.startswith("."):
+                    scan.skip(entry.path, "hidden folder(s)")
+                else:
+                    subfolders.append(entry.path)
+                continue
+            if not is_file:
+                reason = "broken link(s)" if entry.is_symlink() else "entries that are not files"
+                scan.skip(entry.path, reason)
+            elif entry.name.startswith("."):
+                scan.skip(entry.path, "hidden file(s)")
+            elif not _is_image(entry.name):
+                scan.skip(entry.path, f"file(s) not of an image type ({', '.join(IMAGE_EXTENSIONS)})")
+            else:
+                fst = os.stat(entry.path)
+                first = scan.files.setdefault((fst.st_dev, fst.st_ino), entry.path)
+                if first != entry.path:
+                    scan.skip(entry.path, f"file(s) already read under another name (as {_shown(first)})")
+                else:
+                    yield entry.path
+        stack.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _class_folders(folder: Path, scan: Optional[_Scan] = None) -> tuple:
     """``(classes, skipped, loose)``: sub-folders holding images, the others with the reason, and the
     number of image files lying directly in ``folder``."""
     classes, skipped, loose = [], {}, 0
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_dir():
             if entry.name.startswith("."):
-                skipped[entry.name] = "hidden"
+                skipped[_shown(entry.name)] = "hidden"
             elif next(_walk(entry.path), None) is None:
-                skipped[entry.name] = "no image files"
+                skipped[_shown(entry.name)] = "no image files"
             else:
                 classes.append(entry.name)
         elif _is_image(entry.name):
             loose += 1
+        elif scan is not None and entry.name not in ("train", "test", "val"):
+            scan.skip(entry.path, f"file(s) not of an image type ({', '.join(IMAGE_EXTENSIONS)})"
+                      if entry.is_file() else "entries that are not files or folders")
     return classes, skipped, loose
 
 
@@ -90,8 +164,12 @@ def _split_folders(folder: Path) -> Optional[tuple]:
 
 
 def _read_image(path: str):
-    """An image file as an RGB PIL image: EXIF orientation applied, 16-bit and float grey scaled to 8 bits,
-    palettes with transparency and alpha dropped, any other mode converted."""
+    """An image file as an RGB PIL image: EXIF orientation applied, 16- and 32-bit grey scaled to 8 bits
+    by a fixed rule (below), palettes with transparency and alpha dropped, any other mode converted.
+
+    The rule is one for every image, never set by an image's own values: integer grey (``I;16``,
+    ``I``: 16- and 32-bit) is read in the 16-bit range, 0 to 65535, divided by 257; float grey
+    (``F``) in the range 0 to 1, times 255; values outside the range are clipped."""
     from PIL import Image, ImageOps
 
     try:
@@ -99,10 +177,7 @@ def _read_image(path: str):
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
                 a = np.asarray(img, dtype=np.float64)
-                if img.mode == "F":
-                    a = a * 255 if a.size and a.max() <= 1 else a
-                elif img.mode.startswith("I;16") or (a.size and a.max() > 255):
-                    a = a / 257  # 16-bit range
+                a = a * 255 if img.mode == "F" else a / 257  # fixed ranges: [0, 1] and [0, 65535]
                 img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
             elif img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")
@@ -158,16 +233,19 @@ class ImageFiles(Dataset):
         return (self.transform(image) if self.transform is not None else image), label
 
 
-def _samples(folder: Path, classes: Sequence[str], class_to_idx: dict) -> list:
-    return [(p, class_to_idx[c]) for c in classes for p in _walk(folder / c)]
+def _samples(folder: Path, classes: Sequence[str], class_to_idx: dict, scan: _Scan) -> list:
+    return [(p, class_to_idx[c]) for c in classes for p in _walk(folder / c, scan)]
 
 
-def _listing(samples: Sequence, base: Path) -> str:
-    """SHA-256 of the files' paths (relative to ``base``), labels, sizes and modification times."""
+def _listing(samples: Sequence, cache=None) -> str:
+    """SHA-256 of the files' contents and labels, in order (:mod:`pcoh.digests`: each file is read
+    once per version of it; with ``cache``, across processes too). Not their names or times: files
+    swapped between classes with their names, sizes and times kept give another listing."""
+    from ..digests import files_sha256
+
     h = hashlib.sha256()
-    for path, label in samples:
-        st = os.stat(path)
-        h.update(f"{os.path.relpath(path, base)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for (path, label), digest in zip(samples, files_sha256([p for p, _ in samples], cache, name="image_folder")):
+        h.update(f"{label}\0{digest}\n".encode())
     return h.hexdigest()
 
 
@@ -276,7 +354,8 @@ def _load_image_folder(
 
     split = _split_folders(folder)
     class_root = split[0] if split else folder
-    classes, skipped, loose = _class_folders(class_root)
+    scan = _Scan()
+    classes, skipped, loose = _class_folders(class_root, scan)
     if split:
         others = {e.name: "not a split: the folder holds train/ and test/" for e in os.scandir(folder)
                   if e.is_dir() and e.name not in (split[0].name, split[1].name) and not e.name.startswith(".")}
@@ -290,23 +369,27 @@ def _load_image_folder(
         raise ValueError(f"image_folder needs at least 2 class folders in {class_root}, found {classes}")
     class_to_idx = {c: k for k, c in enumerate(classes)}
     if split:
-        test_classes, test_skipped, test_loose = _class_folders(split[1])
+        test_classes, test_skipped, test_loose = _class_folders(split[1], scan)
         _report(split[1], test_skipped, test_loose)
         extra = sorted(set(test_classes) - set(classes))
         if extra:
             raise ValueError(f"the test folder {split[1]} has classes that {split[0]} does not have: {extra}")
-        train_samples = _samples(split[0], classes, class_to_idx)
-        test_samples = _samples(split[1], test_classes, class_to_idx)
+        train_samples = _samples(split[0], classes, class_to_idx, scan)
+        test_samples = _samples(split[1], test_classes, class_to_idx, scan)
+        scan.report(folder)
         if not test_samples:
             raise DatasetNotFoundError(f"no images in the test folder {split[1]}", split[1])
-        listing = _listing(train_samples, folder) + _listing(test_samples, folder)
+        train_listing = _listing(train_samples, cache)
+        listing = train_listing + _listing(test_samples, cache)
         tr = te = None
     else:
-        samples = _samples(folder, classes, class_to_idx)
+        samples = _samples(folder, classes, class_to_idx, scan)
+        scan.report(folder)
         tr, te = _stratified_indices(np.asarray([y for _, y in samples], dtype=np.int64), test_size, seed)
         train_samples = [samples[i] for i in tr]
         test_samples = [samples[i] for i in te]
-        listing = _listing(samples, folder)
+        listing = _listing(samples, cache)
+        train_listing = None
 
     if resize is None:
         geometry = [T.Resize((image_size, image_size), interpolation=T.InterpolationMode(interpolation))]
@@ -326,7 +409,8 @@ def _load_image_folder(
         if images is not None:  # in the DataLoader's batches: the same sums in the same order as item by item
             mean, std = _channel_stats(images[0].split(256))
         else:
-            key = hashlib.sha256(f"{_listing(train_samples, folder)}\0{geometry!r}".encode()).hexdigest()
+            train_listing = train_listing or _listing(train_samples, cache)
+            key = hashlib.sha256(f"{train_listing}\0{geometry!r}".encode()).hexdigest()
             train_plain = ImageFiles(train_samples, classes, T.Compose(base))
             mean, std = _cached_stats(cache, key, lambda: _channel_stats(
                 xb for xb, _ in DataLoader(train_plain, batch_size=256, shuffle=False, num_workers=0)))
@@ -388,8 +472,8 @@ def write_image_folder(folder: PathLike, images: Any, labels: Any, *, class_name
     -----
     File ``i`` is named ``<i>.png`` with ``i`` zero-padded to the width of ``n - 1``. A file that
     already holds exactly the bytes to be written is left alone (its modification time too), so
-    writing the same images again leaves the folder as it was, and the run cache, which keys image
-    folders by their files' names, sizes and times, still finds its runs.
+    writing the same images again leaves the folder as it was (the run cache keys image folders by
+    their files' contents, and does not read a file again whose size and times are unchanged).
 
     Raises
     ------

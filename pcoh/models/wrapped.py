@@ -35,8 +35,12 @@ A model is built for a data set's ``in_channels`` and ``num_classes``:
 Registry and cache key
 ----------------------
 :func:`wrap` keeps a copy of the module as it is (architecture and weights) under the name
-``wrap:<Class>-<digest>``, the digest a SHA-256 of the classes' source code, the module's
-``repr``, its state dict (names, dtypes, shapes, bytes), the feature node and the input channels.
+``wrap:<Class>-<digest>``, the digest a SHA-256 of the module's whole definition: the source code
+of every class in it that is not PyTorch's (a class whose code cannot be read is refused, naming
+it; IPython keeps the code of notebook cells, so classes defined in a notebook are read), every
+submodule's plain attributes (a ``scale`` set in ``__init__``), its ``repr``, its parameters and
+buffers, non-persistent ones included (names, dtypes, shapes, bytes), the feature node and the
+input channels. PyTorch's own layers are named by their class, not their code.
 ``pcoh.models.create(name, ...)`` builds fresh copies from it (every run starts from the same
 weights), and the run cache, which hashes model names, gives a changed architecture or changed
 weights a new run. The registry lives in the process: a script or notebook wraps its module before
@@ -352,28 +356,115 @@ _REGISTRY: dict[str, _Entry] = {}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_MODULE_FIELDS = frozenset(vars(nn.Module()))  # what every module holds: parameters, buffers, hooks, mode
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _class_source(cls: type, where: str) -> str:
+    """``module.qualname`` and the source code of a class that is not PyTorch's; a class whose code
+    cannot be read is refused (its name alone would let two different classes share a digest)."""
+    text = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "torch" or cls.__module__.startswith("torch."):
+        return text  # PyTorch's own layers: named by their class (the installed version is not in the key)
+    try:
+        return text + "\n" + inspect.getsource(cls)
+    except (OSError, TypeError) as err:
+        code = _cell_source(cls)
+        if code is not None:
+            return text + "\n" + code
+        raise ValueError(
+            f"cannot wrap {where}: the source code of its class {text} cannot be read ({err}), so the run cache "
+            "could not tell it from another class of that name. Define the class in a file (a module you import) "
+            "or in a notebook cell run by IPython, which keeps cells' code") from None
+
+
+def _cell_source(cls: type) -> Optional[str]:
+    """The code of a class defined where :func:`inspect.getsource` finds no file (a notebook cell, an
+    ``exec``): the ``class`` statement that holds its methods' code, in the text ``linecache`` keeps
+    for their file (IPython keeps every cell's). None when no such text is kept."""
+    import ast
+    import linecache
+
+    codes = [f.__code__ for f in vars(cls).values() if inspect.isfunction(f)]
+    for fn in dict.fromkeys(c.co_filename for c in codes):
+        text = "".join(linecache.getlines(fn))
+        if not text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        lines = [c.co_firstlineno for c in codes if c.co_filename == fn]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__ \
+                    and all(node.lineno <= n <= (node.end_lineno or n) for n in lines):
+                return ast.get_source_segment(text, node, padded=True)
+    return None
+
+
+def _value_text(value, where: str, depth: int = 0) -> str:
+    """A plain attribute as text that changes when it does: tensors by bytes, containers item by item,
+    functions and classes by their code, other objects by their type and ``repr`` (addresses dropped)."""
+    if depth > 8:
+        return "..."
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        return (f"tensor({t.dtype},{tuple(t.shape)},"
+                f"{hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()})")
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return repr(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_value_text(v, where, depth + 1) for v in value]
+        if isinstance(value, (set, frozenset)):
+            items.sort()
+        return f"{type(value).__name__}[{', '.join(items)}]"
+    if isinstance(value, dict):
+        items = sorted(f"{_value_text(k, where, depth + 1)}: {_value_text(v, where, depth + 1)}"
+                       for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, type):
+        return _class_source(value, where)
+    if inspect.isfunction(value) or inspect.ismethod(value):
+        func = getattr(value, "__func__", value)
+        try:
+            code = inspect.getsource(func)
+        except (OSError, TypeError):
+            code = f"{func.__code__.co_code.hex()}{func.__code__.co_consts!r}"
+        return f"function {func.__module__}.{func.__qualname__}\n{_ADDRESS.sub('', code)}"
+    return f"{type(value).__module__}.{type(value).__qualname__}:{_ADDRESS.sub('', repr(value))}"
+
+
 def _sources(module: nn.Module) -> list:
     """Source code of the classes in ``module`` that are not PyTorch's (their forward is the architecture)."""
+    where = type(module).__name__
+    return [_class_source(cls, where) for cls in
+            sorted({type(m) for m in module.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}")]
+
+
+def _attributes(module: nn.Module) -> list:
+    """Every submodule's plain attributes (what ``__init__`` set besides parameters, buffers and
+    submodules: a ``scale``, a kernel size, an activation function), by name."""
     out = []
-    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
-        text = f"{cls.__module__}.{cls.__qualname__}"
-        if not cls.__module__.startswith("torch."):
-            try:
-                text += "\n" + inspect.getsource(cls)
-            except (OSError, TypeError):  # defined where no source is kept
-                pass
-        out.append(text)
+    for name, sub in module.named_modules():
+        where = f"{type(module).__name__} (submodule {name or 'itself'}: {type(sub).__name__})"
+        fields = {k: v for k, v in vars(sub).items() if k not in _MODULE_FIELDS and k not in (_CAPTURED, _ARMED)}
+        out.append(f"{name}:" + ";".join(f"{k}={_value_text(v, where)}" for k, v in sorted(fields.items())))
     return out
 
 
 def _digest(module: nn.Module, features: Optional[str], in_channels: int) -> str:
+    """SHA-256 of the whole definition: classes' code, plain attributes, ``repr``, parameters and
+    buffers (non-persistent ones too) with names, dtypes, shapes and bytes, the feature node and
+    the input channels."""
     h = hashlib.sha256()
-    for part in (*_sources(module), repr(module), f"features={features};in={in_channels}"):
-        h.update(part.encode())
+    for part in (*_sources(module), *_attributes(module), repr(module), f"features={features};in={in_channels}"):
+        h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
-    for key, value in module.state_dict().items():
+    tensors = [("parameter", k, v) for k, v in module.named_parameters(remove_duplicate=False)]
+    tensors += [("buffer", k, v) for k, v in module.named_buffers(remove_duplicate=False)]
+    for kind, key, value in tensors:
         t = value.detach().cpu().contiguous()
-        h.update(f"{key};{t.dtype};{tuple(t.shape)};".encode())
+        h.update(f"{kind};{key};{t.dtype};{tuple(t.shape)};".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:12]
 
