@@ -22,7 +22,7 @@ from . import batchnorm as _batchnorm
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_choice
+from ._checks import check_choice, check_count
 from .runs import run_key as _hash
 
 __all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
@@ -88,8 +88,8 @@ class TrainConfig:
     num_workers: Optional[int] = None
 
     def __post_init__(self):
-        _positive_int(self.epochs, "epochs", allow_zero=True)
-        _positive_int(self.batch_size, "batch_size")
+        check_count(self.epochs, "epochs", 0)
+        check_count(self.batch_size, "batch_size")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         for name, low in (("lr", "positive"), ("gamma", "positive"), ("momentum", "non-negative"),
@@ -105,9 +105,9 @@ class TrainConfig:
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
             raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
         for m in milestones:
-            _positive_int(m, "each of milestones")
+            check_count(m, "each of milestones")
         object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
-        _positive_int(self.seed, "seed", allow_zero=True)
+        check_count(self.seed, "seed", 0)
         if self.seed >= MAX_SEED:  # torch seeds are 64-bit; each epoch's seed is derived from this one
             raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
         for name in ("amp", "channels_last", "compile"):
@@ -116,7 +116,7 @@ class TrainConfig:
                                 f"{getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
         if self.num_workers is not None:
-            _positive_int(self.num_workers, "num_workers", allow_zero=True)
+            check_count(self.num_workers, "num_workers", 0)
 
 
 #: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
@@ -226,14 +226,6 @@ class StudentSpec:
         d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
         defaults = _loss_defaults(self.method)
         return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
-
-
-def _positive_int(value, name: str, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _loss_defaults(method: str) -> dict:

@@ -629,7 +629,7 @@ TABLE: dict[str, tuple] = {
         ("dataset", 3, NA), ("batch_size", 4.0, 0), ("device", 3, "nope"), ("shuffle", "yes", NA),
         ("drop_last", 1, NA), ("seed", 1.5, -1), ("num_workers", "2", -1), ("augment", "no", NA)),
     # --- training helpers
-    "pcoh.train.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
+    "pcoh.devices.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
     "pcoh.train.build_model": entry(
         lambda: call("mlp", tiny_data(), 0, {"hidden": 8}),
         ("name", 3, "nope"), ("data", "digits", NA), ("seed", 1.5, -1), ("model_kwargs", [1], NA)),

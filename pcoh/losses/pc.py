@@ -10,11 +10,11 @@ import warnings
 
 import torch
 
-from .._checks import check_choice, check_float
+from .._checks import check_choice, check_float, check_positive
 from ..distributed import world_size
 from ..dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from ..ranking import rank, soft_rank
-from .base import TransferLoss, _check_dim, _check_indices, _check_positive, off_diagonal
+from .base import TransferLoss, _check_dim, _check_indices, off_diagonal
 
 
 def _exclude_self(matrix: torch.Tensor, offset: int) -> torch.Tensor:
@@ -336,7 +336,7 @@ class PerceptionCoherenceLoss(TransferLoss):
         # Validate at construction too: a bad name should fail before any training starts.
         get_metric(teacher_metric, "teacher_metric")
         get_metric(student_metric, "student_metric")
-        _check_positive(regularization_strength, "regularization_strength")
+        check_positive(regularization_strength, "regularization_strength")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int):
             raise TypeError(f"queue_size must be a non-negative int, got {type(queue_size).__name__}")
         if queue_size < 0:
