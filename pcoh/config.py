@@ -8,7 +8,6 @@ Configuration files (``--config FILE``, YAML or TOML) hold the fields of
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from .dissimilarity import get_metric
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, explicit_loss_kwargs, method_allows_mode,
 )
+from .methods import CLASS_UNAWARE
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
            "DEFAULT_OUTPUT", "DEFAULT_FIGURES"]
@@ -221,7 +221,7 @@ class ExperimentConfig:
             train = dataclasses.replace(self.student_train, seed=seed)
             for student in self.students:
                 if self.include_untrained:
-                    specs.append(StudentSpec(student, UNTRAINED, "class-unaware", train=train))
+                    specs.append(StudentSpec(student, UNTRAINED, CLASS_UNAWARE, train=train))
                 for mode in self.modes:
                     for method in self.methods:
                         if not method_allows_mode(method, mode):
@@ -235,7 +235,7 @@ class ExperimentConfig:
         them) and the method's ``loss_kwargs``."""
         kwargs = {}
         if method in _losses.LOSSES:
-            accepted = inspect.signature(_losses.LOSSES[method].__init__).parameters
+            accepted = _losses.arguments(method)
             for name in ("teacher_metric", "student_metric"):
                 if name in accepted:
                     kwargs[name] = getattr(self, name)

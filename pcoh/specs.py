@@ -24,6 +24,7 @@ from . import methods as _methods
 from . import models as _models
 from ._checks import check_choice, check_count
 from .runs import run_key as _hash
+from .methods import CLASS_UNAWARE
 
 __all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
            "SPEED_FIELDS", "method_allows_mode", "explicit_loss_kwargs", "as_dict"]
@@ -194,7 +195,7 @@ class StudentSpec:
 
     model: str = "digits_cnn"
     method: str = "pc"
-    mode: str = "class-unaware"
+    mode: str = CLASS_UNAWARE
     weight: Optional[float] = None
     loss_kwargs: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)

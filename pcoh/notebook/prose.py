@@ -10,6 +10,7 @@ from .. import methods as _methods
 from .. import stats as _stats
 from .._checks import check_choice, check_columns, check_int, check_names, check_optional_str
 from ..experiment import ExperimentResult
+from ..methods import CLASS_AWARE, CLASS_UNAWARE, MODES
 
 __all__ = ["ranked_baselines", "versus_best_baseline", "describe_versus", "describe_focus_study", "order_by",
            "agreeing_pairs", "intervals_overlap", "format_interval", "describe_transfer", "parameter_count",
@@ -24,7 +25,7 @@ def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
     return results[(results["mode"] == mode) & ~results["method"].isin(list(_methods.REFERENCES))]
 
 
-def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metric: str = "pc_n",
+def ranked_baselines(results: pd.DataFrame, *, mode: str = CLASS_UNAWARE, metric: str = "pc_n",
                      method: str = "pc") -> list:
     """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
     frame = _trained(results, mode)
@@ -35,7 +36,7 @@ def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metr
     return sorted(means.index, key=lambda m: -means[m])
 
 
-def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = "class-unaware",
+def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = CLASS_UNAWARE,
                          metric: str = "pc_n", level: float = 0.95) -> dict:
     """One method against the best other method of its mode, paired by seed (:mod:`pcoh.stats`).
 
@@ -93,7 +94,7 @@ def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
             f"{interval}; {verdict}.")
 
 
-def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
+def describe_focus_study(summary, *, mode: str = CLASS_UNAWARE, settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
     """One sentence per cell (data, batch) of the focus study, from its ``summary.csv``.
 
     Each sentence gives the change in top-k overlap and kNN accuracy of ``settings`` against
@@ -214,7 +215,7 @@ def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", di
             f"{scores.at[name, f'{column}_high']:{f}}]")
 
 
-def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-unaware", "class-aware"),
+def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = MODES,
                       seeds: Optional[int] = None, epochs: Optional[int] = None) -> str:
     """The *Reading* paragraph of notebook 03 (Markdown), every number from ``results``.
 
@@ -241,7 +242,7 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
         check_choice(mode, "modes", _methods.MODES)
     seeds = None if seeds is None else check_int(seeds, "seeds", minimum=1)
     epochs = None if epochs is None else check_int(epochs, "epochs", minimum=1)
-    if "class-unaware" not in modes:
+    if CLASS_UNAWARE not in modes:
         raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
     columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
     missing = [c for c in ["mode", "method", *columns] if c not in results.columns]
@@ -250,9 +251,9 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
     students = results[results["method"] != "teacher"]
     means = students.groupby(["mode", "method"], sort=False)[columns].mean()
     versus = {mode: versus_best_baseline(results, mode=mode) for mode in modes}
-    knn = versus_best_baseline(results, mode="class-unaware", metric="knn_accuracy")
-    order = ranked_baselines(results, mode="class-unaware")
-    unaware = means.loc["class-unaware"]
+    knn = versus_best_baseline(results, mode=CLASS_UNAWARE, metric="knn_accuracy")
+    order = ranked_baselines(results, mode=CLASS_UNAWARE)
+    unaware = means.loc[CLASS_UNAWARE]
     trained = unaware.drop(index=list(_methods.REFERENCES), errors="ignore")
     others_cka = trained.drop(index="pc")["cka"]
     run = ", ".join(part for part in (f"{seeds} seed(s)" if seeds is not None else "",
