@@ -4,17 +4,18 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import methods as _methods
 from .. import stats as _stats
-from .._checks import check_choice, check_columns, check_int, check_names, check_optional_str
+from .._checks import as_array, check_choice, check_float, check_columns, check_int, check_names, check_optional_str
 from ..experiment import ExperimentResult
 from ..methods import CLASS_AWARE, CLASS_UNAWARE, MODES
 
 __all__ = ["ranked_baselines", "versus_best_baseline", "describe_versus", "describe_focus_study", "order_by",
            "agreeing_pairs", "intervals_overlap", "format_interval", "describe_transfer", "parameter_count",
-           "describe_sizes"]
+           "describe_sizes", "uniformity_departure", "describe_uniformity"]
 
 
 def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -303,3 +304,66 @@ def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -
     return (f"The `{name}` student has {n_student:,} parameters, the teacher {n_teacher:,}: "
             f"{n_teacher / n_student:.0f}× fewer. Students are trained on the {len(t['train']):,} training digits "
             f"and evaluated on the {len(t['test']):,} held-out digits.")
+
+
+def uniformity_departure(u, *, bins: int = 25) -> dict:
+    """Where pooled probabilistic ranks ``u`` (any shape, values in [0, 1]) depart from Uniform(0, 1).
+
+    Parameters
+    ----------
+    u : array-like
+        Probabilistic ranks, e.g. of :func:`pcoh.diagnostics.heldout_probabilistic_ranks`.
+    bins : int, default 25
+        Bins of the density histogram over [0, 1] (those of the figure it describes).
+
+    Returns
+    -------
+    dict
+        ``ks``: the largest gap between the empirical distribution function and the identity,
+        ``max_i |u_(i) - i/n|``, and ``ks_at``: the ``u`` where it lies; ``excess_at`` /
+        ``excess``: the centre and density of the fullest bin; ``deficit_at`` / ``deficit``: those
+        of the emptiest bin (a uniform sample has density 1 in every bin).
+    """
+    values = np.sort(as_array(u, "u").ravel())
+    bins = check_int(bins, "bins", minimum=2)
+    if values.size == 0:
+        raise ValueError("u must hold at least one value")
+    if values[0] < 0 or values[-1] > 1:
+        raise ValueError(f"u must hold probabilistic ranks in [0, 1], got values in [{values[0]}, {values[-1]}]")
+    gaps = np.abs(values - np.arange(1, values.size + 1) / values.size)
+    density, edges = np.histogram(values, bins=bins, range=(0.0, 1.0), density=True)
+    centres = (edges[:-1] + edges[1:]) / 2
+    full, empty = int(np.argmax(density)), int(np.argmin(density))
+    return {"ks": float(gaps.max()), "ks_at": float(values[np.argmax(gaps)]),
+            "excess_at": float(centres[full]), "excess": float(density[full]),
+            "deficit_at": float(centres[empty]), "deficit": float(density[empty])}
+
+
+def describe_uniformity(u_by_model: dict, *, bins: int = 25, class_step: Optional[float] = None) -> str:
+    """A sentence per model saying where its held-out probabilistic ranks depart most from uniform,
+    with the numbers of :func:`uniformity_departure`, the most uniform model first.
+
+    ``class_step`` (optional, in (0, 1)): the height of the class step (the mean share of inputs of
+    the reference's class); each model's fullest bin is then said to lie at it (within one bin) or
+    away from it.
+    """
+    if not isinstance(u_by_model, dict):
+        raise TypeError(f"u_by_model must be a dict of model name -> ranks, got {type(u_by_model).__name__}")
+    if not u_by_model:
+        raise ValueError("u_by_model must name at least one model")
+    if class_step is not None:
+        class_step = check_float(class_step, "class_step", minimum=0.0, maximum=1.0, strict=True)
+    found = {name: uniformity_departure(u, bins=bins) for name, u in u_by_model.items()}
+
+    def where(d):
+        if class_step is None:
+            return ""
+        near = abs(d["excess_at"] - class_step) <= 1.0 / bins
+        return f", {'at' if near else 'away from'} the class step (u = {class_step:.2f})"
+
+    parts = [f"`{name}`: sup|F - id| = {d['ks']:.3f} at u = {d['ks_at']:.2f}; fullest bin at u = "
+             f"{d['excess_at']:.2f} (density {d['excess']:.2f}{where(d)}), emptiest at u = {d['deficit_at']:.2f} "
+             f"(density {d['deficit']:.2f})"
+             for name, d in sorted(found.items(), key=lambda kv: kv[1]["ks"])]
+    return ("**Reading** (this run; a uniform sample has density 1 in every bin). Where the held-out ranks depart "
+            "most from uniform, the most uniform model first: " + "; ".join(parts) + ".")
