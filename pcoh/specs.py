@@ -224,7 +224,7 @@ class StudentSpec:
         # The loss's own defaults are part of the run: changing one must not reuse stale runs.
         # An argument given at its default value is the same run as one left out.
         d = _key_dict(self)
-        d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
+        d["loss_kwargs"] = _without_defaults(self.method, d.get("loss_kwargs", {}))
         defaults = _loss_defaults(self.method)
         return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
 
@@ -245,6 +245,11 @@ def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
     check_choice(method, "method", [*_losses.available(), LABEL_ONLY, UNTRAINED])
     if not isinstance(kwargs, dict):
         raise TypeError(f"kwargs must be a dict of the loss's keyword arguments, got {type(kwargs).__name__}")
+    return _without_defaults(method, kwargs)
+
+
+def _without_defaults(method: str, kwargs: dict) -> dict:
+    """:func:`explicit_loss_kwargs` of values a spec has checked already."""
     defaults = _loss_defaults(method)
     return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
 
