@@ -140,7 +140,7 @@ def _estimate(cfg, data, quiet: bool) -> int:
 
     from .experiment import estimate
     from .tables import estimate_table
-    from .train import resolve_device
+    from .devices import resolve_device
 
     dev = resolve_device(cfg.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
@@ -184,7 +184,7 @@ def _signals_and_warnings():
 def _distributed_setup(cfg) -> None:
     """Join torchrun's process group (if any), each process on its own GPU; check batch sizes."""
     from . import distributed as _dist
-    from .train import resolve_device
+    from .devices import resolve_device
 
     dev = resolve_device(cfg.device)
     if not _dist.init(dev):

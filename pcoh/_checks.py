@@ -34,6 +34,14 @@ __all__ = [
     "check_columns",
     "check_names",
     "check_index",
+    "check_count",
+    "check_positive",
+    "check_str",
+    "check_path",
+    "check_name_list",
+    "check_table",
+    "typed_repr",
+    "name_list",
 ]
 
 
@@ -116,11 +124,97 @@ def check_optional_str(value, name: str) -> Optional[str]:
     return value
 
 
-def check_seed(seed, name: str = "seed") -> Optional[int]:
-    """A random seed: a non-negative integer (what numpy's generators take) or ``None``."""
-    if seed is None:
+def check_seed(seed, name: str = "seed", *, optional: bool = True, maximum: Optional[int] = None) -> Optional[int]:
+    """A random seed: a non-negative integer (what numpy's generators take), at most ``maximum``,
+    or ``None`` when ``optional``."""
+    if seed is None and optional:
         return None
-    return check_int(seed, name, minimum=0)
+    return check_int(seed, name, minimum=0, maximum=maximum)
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an ``int`` ``>= minimum`` (a size, a number of layers or epochs); booleans are
+    not integers here (``num_classes=True`` is always a mistake)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
+    """``value`` as a finite ``float`` ``> 0`` (``>= 0`` with ``allow_zero``): a temperature, a
+    strength, a margin. Python numbers only, booleans excluded."""
+    kind = "non-negative" if allow_zero else "positive"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a {kind} number, got {type(value).__name__}")
+    if not ((value >= 0 if allow_zero else value > 0) and value < float("inf")):
+        raise ValueError(f"{name} must be a {kind} finite number, got {value}")
+    return float(value)
+
+
+def typed_repr(value, limit: int = 60) -> str:
+    """``type value`` for an error message, the value's repr cut to ``limit`` characters."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def name_list(names, limit: int = 5) -> str:
+    """At most ``limit`` names (each cut to 40 characters) and how many more: an error message
+    stays one short line."""
+    names = [str(n)[:40] for n in names]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{names[:limit]}{more}"
+
+
+def check_str(value, name: str, *, empty: bool = False) -> str:
+    """``value`` if it is a string (non-empty unless ``empty``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {typed_repr(value)}")
+    if not value and not empty:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def check_path(value, name: str):
+    """``value`` unchanged if it is a non-empty path (str or os.PathLike) without NUL characters.
+    :func:`as_path` converts to a ``Path`` instead."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (a string), got {typed_repr(value)}")
+    text = os.fspath(value)
+    if not text or "\0" in str(text):
+        raise ValueError(f"{name} must be a non-empty path without NUL characters, got {text!r}")
+    return value
+
+
+def check_name_list(value, name: str) -> tuple:
+    """A name or a list of names (students, methods, modes) as a tuple: at least one, each once.
+    :func:`check_names` takes column names instead (any sequence, repeats allowed)."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a name or a list of names, got {typed_repr(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold names (strings), got {typed_repr(item)}")
+    if not value:
+        raise ValueError(f"{name} must name at least one entry")
+    repeated = sorted({item for item in value if value.count(item) > 1})
+    if repeated:
+        raise ValueError(f"{name}: {name_list(repeated)} given more than once; name each once")
+    return tuple(value)
+
+
+def check_table(value, name: str) -> dict:
+    """A mapping with string keys (a table of a config file), as a new ``dict``."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a table (a mapping of names to values), got {typed_repr(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} must have names (strings) as keys, got {typed_repr(key)}")
+    return dict(value)
 
 
 def as_array(x, name: str, *, ndim: Optional[int] = None, columns: Optional[int] = None,

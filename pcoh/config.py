@@ -8,7 +8,6 @@ Configuration files (``--config FILE``, YAML or TOML) hold the fields of
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,13 +20,15 @@ from . import data as _data
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
+from ._checks import check_name_list, check_path, check_str, check_table, name_list, typed_repr
 from .data.registry import _load_defaults as _data_defaults
+from .devices import resolve_device
 from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, _same_value, explicit_loss_kwargs,
     method_allows_mode,
 )
-from .train import resolve_device
+from .methods import CLASS_UNAWARE
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
            "DEFAULT_OUTPUT", "DEFAULT_FIGURES"]
@@ -135,10 +136,10 @@ class ExperimentConfig:
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
         # naming the field: TypeError for a wrong type, ValueError for a wrong value.
-        self.dataset = _check_str(self.dataset, "dataset")
+        self.dataset = check_str(self.dataset, "dataset")
         if self.dataset not in _data.available():
             raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
-        _check_path(self.output, "output")
+        check_path(self.output, "output")
         # A config file's `~/...` is the home folder, as in a shell (never a folder named `~`).
         for name in ("root", "cache", "output", "figures", "teacher_checkpoint"):
             value = getattr(self, name)
@@ -148,11 +149,11 @@ class ExperimentConfig:
             same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
             self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
         for name in ("root", "cache", "output", "figures"):
-            _check_path(getattr(self, name), name)
+            check_path(getattr(self, name), name)
         for name in ("download", "include_untrained"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be true or false, got {_show(getattr(self, name))}")
-        self.data = _check_table(self.data, "data")
+                raise TypeError(f"{name} must be true or false, got {typed_repr(getattr(self, name))}")
+        self.data = check_table(self.data, "data")
         # An option at its default is the same data as one left out: same runs, same cache keys.
         given_defaults = _data_defaults(self.dataset)
         self.data = {k: v for k, v in self.data.items()
@@ -162,13 +163,13 @@ class ExperimentConfig:
         if isinstance(self.students, (list, tuple)):
             self.students = tuple(_models.check_name(s, "students") if isinstance(s, nn.Module) else s
                                   for s in self.students)
-        self.teacher = _check_str(self.teacher, "teacher")
+        self.teacher = check_str(self.teacher, "teacher")
         if self.teacher_checkpoint is not None:
-            _check_path(self.teacher_checkpoint, "teacher_checkpoint")
+            check_path(self.teacher_checkpoint, "teacher_checkpoint")
         for name in ("students", "methods", "modes"):
             if name == "methods" and self.methods is None:
                 continue
-            setattr(self, name, _check_names(getattr(self, name), name))
+            setattr(self, name, check_name_list(getattr(self, name), name))
         if self.methods is None:
             self.methods = tuple(m for m in DEFAULT_METHODS
                                  if any(mode not in MODES or method_allows_mode(m, mode) for mode in self.modes))
@@ -176,7 +177,7 @@ class ExperimentConfig:
             for value in values:
                 _models.check_name(value, name)
         if self.teacher_weights is not None:
-            _check_str(self.teacher_weights, "teacher_weights")
+            check_str(self.teacher_weights, "teacher_weights")
             try:
                 _models.tv.weights_enum(self.teacher, self.teacher_weights)  # a known name; nothing is downloaded
             except ValueError as err:
@@ -189,7 +190,7 @@ class ExperimentConfig:
             if m not in MODES:
                 raise ValueError(f"modes: unknown mode {m!r}; expected one of {list(MODES)}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int):
-            raise TypeError(f"seeds must be a positive integer, got {_show(self.seeds)}")
+            raise TypeError(f"seeds must be a positive integer, got {typed_repr(self.seeds)}")
         if not 1 <= self.seeds <= MAX_SEED:
             raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
         for name in ("teacher_metric", "student_metric"):
@@ -200,38 +201,38 @@ class ExperimentConfig:
                 # Runs are cached under their settings, so a metric must be named: a function has no
                 # name that says what it computes (pcoh.perception_coherence and the measures take one).
                 raise TypeError(f"{name} must be one of {sorted(METRICS)} in an experiment (its runs are cached "
-                                f"by the metric's name), got {_show(value)}; a callable metric works with "
+                                f"by the metric's name), got {typed_repr(value)}; a callable metric works with "
                                 "pcoh.perception_coherence and the measures directly")
-            get_metric(_check_str(value, name), name)
+            get_metric(check_str(value, name), name)
             setattr(self, name, value)
-        self.loss_kwargs = _check_table(self.loss_kwargs, "loss_kwargs")
+        self.loss_kwargs = check_table(self.loss_kwargs, "loss_kwargs")
         for method, kwargs in self.loss_kwargs.items():
             if method not in _losses.LOSSES:
                 raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
-            _check_table(kwargs, f"loss_kwargs.{method}")
+            check_table(kwargs, f"loss_kwargs.{method}")
         self.loss_kwargs = {m: explicit_loss_kwargs(m, kw) for m, kw in self.loss_kwargs.items()}
         self.loss_kwargs = {m: kw for m, kw in self.loss_kwargs.items() if kw}
-        self.weights = _check_table(self.weights, "weights")
+        self.weights = check_table(self.weights, "weights")
         for method, weight in self.weights.items():
             if method not in _losses.LOSSES:
                 raise ValueError(f"weights: unknown loss {method!r}; expected some of {_losses.available()}")
             if weight is not None:
                 if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                    raise TypeError(f"weights.{method} must be a positive number, got {_show(weight)}")
+                    raise TypeError(f"weights.{method} must be a positive number, got {typed_repr(weight)}")
                 if not (math.isfinite(weight) and weight > 0):
                     raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
         # A weight at the loss's default is the same run as one left out: same cache key.
         self.weights = {m: w for m, w in self.weights.items()
                         if w is not None and not _same_value(w, _losses.LOSSES[m].default_weight)}
         if self.device is not None:
-            _check_str(self.device, "device")
+            check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device
         for name, default in (("teacher_train", TEACHER_TRAIN), ("student_train", STUDENT_TRAIN)):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, _train_config(value, name, default))
             elif not isinstance(value, TrainConfig):
-                raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {_show(value)}")
+                raise TypeError(f"{name} must be a TrainConfig or a table of its fields, got {typed_repr(value)}")
         if self.student_train.epochs < 1:
             raise ValueError("student_train.epochs must be at least 1 (a student trained for 0 epochs is the "
                              "'untrained' reference, which the job evaluates anyway)")
@@ -249,7 +250,7 @@ class ExperimentConfig:
             train = dataclasses.replace(self.student_train, seed=seed)
             for student in self.students:
                 if self.include_untrained:
-                    specs.append(StudentSpec(student, UNTRAINED, "class-unaware", train=train))
+                    specs.append(StudentSpec(student, UNTRAINED, CLASS_UNAWARE, train=train))
                 for mode in self.modes:
                     for method in self.methods:
                         if not method_allows_mode(method, mode):
@@ -263,7 +264,7 @@ class ExperimentConfig:
         them) and the method's ``loss_kwargs``."""
         kwargs = {}
         if method in _losses.LOSSES:
-            accepted = inspect.signature(_losses.LOSSES[method].__init__).parameters
+            accepted = _losses.arguments(method)
             for name in ("teacher_metric", "student_metric"):
                 if name in accepted:
                     kwargs[name] = getattr(self, name)
@@ -272,70 +273,13 @@ class ExperimentConfig:
 
 
 
-def _show(value, limit: int = 60) -> str:
-    """``type value`` for an error message, cut to one short line."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def _check_str(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {_show(value)}")
-    if not value:
-        raise ValueError(f"{name} must not be empty")
-    return value
-
-
-def _check_path(value, name: str):
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (a string), got {_show(value)}")
-    text = os.fspath(value)
-    if not text or "\0" in str(text):
-        raise ValueError(f"{name} must be a non-empty path without NUL characters, got {text!r}")
-    return value
-
-
-def _check_names(value, name: str) -> tuple:
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)):
-        raise TypeError(f"{name} must be a name or a list of names, got {_show(value)}")
-    for item in value:
-        if not isinstance(item, str):
-            raise TypeError(f"{name} must hold names (strings), got {_show(item)}")
-    if not value:
-        raise ValueError(f"{name} must name at least one entry")
-    repeated = sorted({item for item in value if value.count(item) > 1})
-    if repeated:
-        raise ValueError(f"{name}: {_some(repeated)} given more than once; name each once")
-    return tuple(value)
-
-
-def _check_table(value, name: str) -> dict:
-    if not isinstance(value, dict):
-        raise TypeError(f"{name} must be a table (a mapping of names to values), got {_show(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise TypeError(f"{name} must have names (strings) as keys, got {_show(key)}")
-    return dict(value)
-
-
-def _some(names, limit: int = 5) -> str:
-    """At most ``limit`` names, and how many more: error messages stay one short line."""
-    names = [str(n)[:40] for n in names]
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"{names[:limit]}{more}"
-
-
 def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:
     """``default`` with the fields ``table`` names replaced (and checked)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    _check_table(table, name)
+    check_table(table, name)
     unknown = sorted(set(table) - fields)
     if unknown:
-        raise ValueError(f"{name} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
+        raise ValueError(f"{name} has unknown keys {name_list(unknown)}; expected some of {sorted(fields)}")
     try:
         return dataclasses.replace(default, **table)
     except (TypeError, ValueError) as err:
@@ -380,7 +324,7 @@ def load_config(path) -> dict:
         checked by :class:`ExperimentConfig`.
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"config must be a path, got {_show(path)}")
+        raise TypeError(f"config must be a path, got {typed_repr(path)}")
     p = Path(path)
     if not p.exists() and not p.suffix:
         for ext in (".yaml", ".toml"):
@@ -429,8 +373,8 @@ def load_config(path) -> dict:
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     bad_keys = [k for k in table if not isinstance(k, str)]
     if bad_keys:
-        raise ValueError(f"config file {p} has keys that are not names: {_some(map(repr, bad_keys))}")
+        raise ValueError(f"config file {p} has keys that are not names: {name_list(map(repr, bad_keys))}")
     unknown = sorted(set(table) - fields)
     if unknown:
-        raise ValueError(f"config file {p} has unknown keys {_some(unknown)}; expected some of {sorted(fields)}")
+        raise ValueError(f"config file {p} has unknown keys {name_list(unknown)}; expected some of {sorted(fields)}")
     return table

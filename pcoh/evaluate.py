@@ -1,4 +1,5 @@
-"""Evaluation of teachers and students on the held-out split.
+"""The evaluation measures of teachers and students on the held-out split: what is computed
+(nothing is cached here; :mod:`pcoh.evaluations` stores the results per run and settings).
 
 For every model: kNN and linear-probe accuracy of its frozen features, and how well it keeps the
 teacher's rankings (``PC_n`` with a bootstrap interval, global Spearman, mean Kendall tau,

@@ -1,4 +1,5 @@
 """The evaluation cache: one JSON file per run and measure settings, under ``<cache>/evaluations``.
+It stores what :mod:`pcoh.evaluate` computes and computes nothing itself.
 
 :func:`pcoh.experiment.run_experiment` reads an evaluation from here when the same run was
 evaluated before with the same settings and features, and computes and writes it otherwise.

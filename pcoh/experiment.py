@@ -1,8 +1,8 @@
 """The main job: one teacher, students trained with every method in both modes, evaluated.
 
 :func:`run_experiment` is what ``python -m pcoh`` runs and what the notebooks call with smaller
-budgets. Every training run is cached under ``<cache>/runs/`` (see :mod:`pcoh.train`), so a second
-call with the same settings only evaluates (the evaluations are cached by :mod:`pcoh.evaluations`).
+budgets. Every training run is cached under ``<cache>/runs/`` (the run cache, :mod:`pcoh.runs`), so a
+second call with the same settings only evaluates (the evaluations are cached by :mod:`pcoh.evaluations`).
 
 The configuration (:class:`ExperimentConfig`, :func:`load_config`) is in :mod:`pcoh.config`, the
 summary tables in :mod:`pcoh.tables`; both are re-exported here.
@@ -32,8 +32,9 @@ from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
-from .specs import UNTRAINED, TeacherSpec
+from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
+from .methods import CLASS_AWARE, CLASS_UNAWARE
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
@@ -145,7 +146,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     pcoh.data.DatasetIntegrityError
         Data files that fail their checks.
     """
-    from .train import build_model
+    from .train import build_model, build_run
 
     _check_config(cfg, "cfg")
     write = check_bool(write, "write")
@@ -185,15 +186,13 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
         for method in cfg.methods:
             if method not in _losses.LOSSES:
                 continue
-            cls = _losses.LOSSES[method]
-            kwargs = dict(cfg.method_loss_kwargs(method), student_dim=net.feature_dim, teacher_dim=teacher.feature_dim)
-            if "num_samples" in inspect.signature(cls.__init__).parameters:
-                kwargs["num_samples"] = len(data.train)
+            mode = next(m for m in cfg.modes if method_allows_mode(method, m))
+            spec = StudentSpec(student, method, mode, loss_kwargs=cfg.method_loss_kwargs(method), train=cfg.student_train)
             try:
-                _losses.get(method, **kwargs)
+                build_run(spec, data, teacher, "cpu")  # the loss as training builds it
             except (TypeError, ValueError) as err:
                 raise type(err)(f"loss_kwargs.{method}: {err}") from None
-            needs[method] = cls
+            needs[method] = _losses.LOSSES[method]
         _check_batch("student_train", cfg.student_train.batch_size, len(data.train), needs, _min_batch(net), student)
     return data
 
@@ -393,7 +392,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
         key = (spec.model, spec.method, spec.mode, spec.train.seed)
         students[key] = trained
         feats[key] = f = _features(trained.model, data, cfg.device)
-        logits = f["test_logits"] if spec.mode == "class-aware" else None
+        logits = f["test_logits"] if spec.mode == CLASS_AWARE else None
         rows.append({"student": spec.model, "method": spec.method, "mode": spec.mode, "seed": spec.train.seed,
                      "params": _models.count_parameters(trained.model),
                      **evaluate(key, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits)})
@@ -497,7 +496,7 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     add_figure("main-metrics", fig)
     # One seed's per-reference distributions, class-unaware students.
     # Named by method alone for one student; by student and method for several (none overwritten).
-    shown = [k for k in result.per_reference if isinstance(k, tuple) and k[2] == "class-unaware" and k[3] == 0]
+    shown = [k for k in result.per_reference if isinstance(k, tuple) and k[2] == CLASS_UNAWARE and k[3] == 0]
     several = len({k[0] for k in shown}) > 1
     values = {(f"{k[0]} {k[1]}" if several else f"{k[1]}"): result.per_reference[k] for k in shown}
     if values:

@@ -20,11 +20,14 @@ from typing import Optional
 from . import losses as _losses
 from ._checks import check_choice
 
-__all__ = ["Method", "MODES", "METHODS", "REFERENCES", "get", "available", "default_methods", "colors",
+__all__ = ["Method", "MODES", "CLASS_AWARE", "CLASS_UNAWARE", "METHODS", "REFERENCES", "get", "available", "default_methods", "colors",
            "color", "allows_mode"]
 
-#: Training modes: the transfer loss alone (no labels), or ``CE + weight * loss``.
-MODES = ("class-unaware", "class-aware")
+#: The two training modes: the transfer loss alone, no label used; or ``CE + weight * loss``. Every
+#: module names a mode through these constants.
+CLASS_UNAWARE = "class-unaware"
+CLASS_AWARE = "class-aware"
+MODES = (CLASS_UNAWARE, CLASS_AWARE)
 
 
 @dataclass(frozen=True)
@@ -62,31 +65,46 @@ class Method:
 
 
 _BOTH = MODES
-_AWARE = ("class-aware",)
+_AWARE = (CLASS_AWARE,)
 
 #: Every method, in the order of the tables and figures.
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("pc", "perception coherence: rank dissimilarities as the teacher does", "#d62728", _BOTH, True, "pc",
-           "the teacher's ranking of dissimilarities seen from every reference (perception coherence)",
-           "Nguyen et al. (arXiv 2505.06595); our formulation: docs/method.md"),
-    Method("rkd", "relational KD: distances and angles (Park et al. 2019)", "#1f77b4", _BOTH, True, "rkd",
-           "mean-normalised pairwise distances and angles (relational KD)", "Park et al. 2019"),
-    Method("pkt", "probabilistic knowledge transfer (Passalis & Tefas 2018)", "#2ca02c", _BOTH, True, "pkt",
-           "conditional probabilities from cosine similarities (probabilistic knowledge transfer)",
-           "Passalis & Tefas 2018"),
-    Method("sp", "similarity-preserving KD (Tung & Mori 2019)", "#9467bd", _BOTH, True, "sp",
-           "row-normalised batch Gram matrices (similarity preserving)", "Tung & Mori 2019"),
-    Method("cc", "correlation congruence (Peng et al. 2019)", "#8c564b", _BOTH, True, "cc",
-           "batch kernel correlation matrices (correlation congruence)", "Peng et al. 2019"),
-    Method("fitnet", "FitNet hint on regressed features (Romero et al. 2015)", "#e377c2", _BOTH, True, "fitnet",
-           "the teacher's features through a learned linear regressor (hint)", "Romero et al. 2015"),
-    Method("crd", "contrastive representation distillation (Tian et al. 2020)", "#ff7f0e", _BOTH, True, "crd",
-           "the teacher's feature of the same sample against a memory of the others (contrastive)",
-           "Tian et al. 2020"),
-    Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd",
-           "temperature-softened logits", "Hinton et al. 2015"),
-    Method("ce", "cross-entropy on labels alone, no teacher", "#7f7f7f", _AWARE, True, None,
-           "labels only, no teacher", "-"),
+    Method(name="pc", loss="pc", modes=_BOTH, color="#d62728",
+           description="perception coherence: rank dissimilarities as the teacher does",
+           matches="the teacher's ranking of dissimilarities seen from every reference (perception coherence)",
+           paper="Nguyen et al. (arXiv 2505.06595); our formulation: docs/method.md"),
+    Method(name="rkd", loss="rkd", modes=_BOTH, color="#1f77b4",
+           description="relational KD: distances and angles (Park et al. 2019)",
+           matches="mean-normalised pairwise distances and angles (relational KD)",
+           paper="Park et al. 2019"),
+    Method(name="pkt", loss="pkt", modes=_BOTH, color="#2ca02c",
+           description="probabilistic knowledge transfer (Passalis & Tefas 2018)",
+           matches="conditional probabilities from cosine similarities (probabilistic knowledge transfer)",
+           paper="Passalis & Tefas 2018"),
+    Method(name="sp", loss="sp", modes=_BOTH, color="#9467bd",
+           description="similarity-preserving KD (Tung & Mori 2019)",
+           matches="row-normalised batch Gram matrices (similarity preserving)",
+           paper="Tung & Mori 2019"),
+    Method(name="cc", loss="cc", modes=_BOTH, color="#8c564b",
+           description="correlation congruence (Peng et al. 2019)",
+           matches="batch kernel correlation matrices (correlation congruence)",
+           paper="Peng et al. 2019"),
+    Method(name="fitnet", loss="fitnet", modes=_BOTH, color="#e377c2",
+           description="FitNet hint on regressed features (Romero et al. 2015)",
+           matches="the teacher's features through a learned linear regressor (hint)",
+           paper="Romero et al. 2015"),
+    Method(name="crd", loss="crd", modes=_BOTH, color="#ff7f0e",
+           description="contrastive representation distillation (Tian et al. 2020)",
+           matches="the teacher's feature of the same sample against a memory of the others (contrastive)",
+           paper="Tian et al. 2020"),
+    Method(name="kd", loss="kd", modes=_AWARE, color="#17becf",
+           description="Hinton's KD on temperature-softened logits",
+           matches="temperature-softened logits",
+           paper="Hinton et al. 2015"),
+    Method(name="ce", loss=None, modes=_AWARE, color="#7f7f7f",
+           description="cross-entropy on labels alone, no teacher",
+           matches="labels only, no teacher",
+           paper="-"),
 )}
 
 #: Rows of the result tables that are not trained methods, with their colours.
@@ -142,7 +160,7 @@ def allows_mode(method: str, mode: str) -> bool:
     if method in METHODS:
         return mode in METHODS[method].modes
     loss = _losses.LOSSES.get(method)
-    return mode == "class-aware" or not (loss is not None and loss.class_aware_only)
+    return mode == CLASS_AWARE or not (loss is not None and loss.class_aware_only)
 
 
 def table(fmt: str = "markdown") -> str:

@@ -23,8 +23,9 @@ from . import batchnorm as _batchnorm
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_choice
+from ._checks import check_choice, check_count
 from .runs import run_key as _hash
+from .methods import CLASS_UNAWARE
 
 __all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
            "SPEED_FIELDS", "method_allows_mode", "explicit_loss_kwargs", "as_dict"]
@@ -90,8 +91,8 @@ class TrainConfig:
     num_workers: Optional[int] = None
 
     def __post_init__(self):
-        _positive_int(self.epochs, "epochs", allow_zero=True)
-        _positive_int(self.batch_size, "batch_size")
+        check_count(self.epochs, "epochs", 0)
+        check_count(self.batch_size, "batch_size")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         for name, low in (("lr", "positive"), ("gamma", "positive"), ("momentum", "non-negative"),
@@ -107,9 +108,9 @@ class TrainConfig:
         if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (list, tuple)):
             raise TypeError(f"milestones must be a list of epoch numbers, got {type(milestones).__name__} {milestones!r}")
         for m in milestones:
-            _positive_int(m, "each of milestones")
+            check_count(m, "each of milestones")
         object.__setattr__(self, "milestones", tuple(int(m) for m in milestones))
-        _positive_int(self.seed, "seed", allow_zero=True)
+        check_count(self.seed, "seed", 0)
         if self.seed >= MAX_SEED:  # torch seeds are 64-bit; each epoch's seed is derived from this one
             raise ValueError(f"seed must be below {MAX_SEED}, got {self.seed}")
         for name in ("amp", "channels_last", "compile"):
@@ -118,7 +119,7 @@ class TrainConfig:
                                 f"{getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
         if self.num_workers is not None:
-            _positive_int(self.num_workers, "num_workers", allow_zero=True)
+            check_count(self.num_workers, "num_workers", 0)
 
 
 #: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
@@ -228,7 +229,7 @@ class StudentSpec:
 
     model: str = "digits_cnn"
     method: str = "pc"
-    mode: str = "class-unaware"
+    mode: str = CLASS_UNAWARE
     weight: Optional[float] = None
     loss_kwargs: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -257,17 +258,9 @@ class StudentSpec:
         # The loss's own defaults are part of the run: changing one must not reuse stale runs.
         # An argument given at its default value is the same run as one left out.
         d = _key_dict(self)
-        d["loss_kwargs"] = explicit_loss_kwargs(self.method, d.get("loss_kwargs", {}))
+        d["loss_kwargs"] = _without_defaults(self.method, d.get("loss_kwargs", {}))
         defaults = _loss_defaults(self.method)
         return _hash({"kind": "student", "teacher": teacher_key, "loss_defaults": defaults, **d})
-
-
-def _positive_int(value, name: str, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _loss_defaults(method: str) -> dict:
@@ -286,6 +279,11 @@ def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
     check_choice(method, "method", [*_losses.available(), LABEL_ONLY, UNTRAINED])
     if not isinstance(kwargs, dict):
         raise TypeError(f"kwargs must be a dict of the loss's keyword arguments, got {type(kwargs).__name__}")
+    return _without_defaults(method, kwargs)
+
+
+def _without_defaults(method: str, kwargs: dict) -> dict:
+    """:func:`explicit_loss_kwargs` of values a spec has checked already."""
     defaults = _loss_defaults(method)
     return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
 

@@ -45,13 +45,13 @@ from . import runs as _runs
 from ._checks import check_int
 from .batches import BatchSource
 from .data import DataSplit
-# The run cache lives in pcoh.runs; these names stay importable from here.
+from .devices import resolve_device
 from .runs import run_dir
-# The specifications live in pcoh.specs; these names stay importable from here.
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, SPEED_FIELDS, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, as_dict,
     explicit_loss_kwargs, method_allows_mode,
 )
+from .methods import CLASS_AWARE
 
 __all__ = [
     "TrainConfig",
@@ -92,35 +92,6 @@ def without_idle_amp(spec, device):
     warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU, the run of amp off",
                   stacklevel=3)
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, amp=False))
-
-
-def resolve_device(device: Optional[str] = None) -> torch.device:
-    """``None`` or ``"auto"``: CUDA when present, else CPU; otherwise ``torch.device(device)``.
-
-    ``"cpu:N"`` is the CPU (there is one); ``"cuda:N"`` must name a GPU that exists.
-    """
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cuda:0' or a torch.device, got {type(device).__name__}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
-    if dev.type == "cpu":
-        return torch.device("cpu")
-    if dev.type not in ("cuda", "mps", "xpu"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r} was asked for but MPS (Apple's GPU) is not available on this machine")
-    if dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
-        raise ValueError(f"device {device!r} was asked for but no Intel GPU (XPU) is available on this machine")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
-                         f"numbered from 0")
-    return dev
 
 
 def _make_optimizer(params, cfg: TrainConfig):
@@ -180,8 +151,6 @@ def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
 
 
 # ----------------------------------------------------------------------------- the loop
-#: What a training checkpoint holds; "loss" is the transfer loss's state_dict (parameters and
-#: buffers such as a feature queue or a memory bank), so a resumed run continues exactly.
 def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], dataset: Dataset, cfg: TrainConfig,
                path: Path, *, desc: str, **kwargs) -> list:
     """:func:`_fit` with SIGINT/SIGTERM turned into :class:`pcoh.interrupts.TrainingInterrupted`.
@@ -237,8 +206,10 @@ def _fit(
     """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
     ``transfer`` (the transfer loss, or ``None``) is trained along with the model and its state
-    is checkpointed. Writes ``checkpoint.pt`` atomically after each epoch and, with ``resume``,
-    continues from it when present. A non-finite epoch loss raises
+    is checkpointed. Writes ``checkpoint.pt`` atomically after each epoch (the model, the optimiser,
+    the scheduler, the RNG state, the history and, as ``"loss"``, the transfer loss's state dict:
+    its parameters and buffers such as a feature queue or a memory bank, so a resumed run continues
+    exactly) and, with ``resume``, continues from it when present. A non-finite epoch loss raises
     :class:`pcoh.runs.TrainingDiverged` before that epoch is saved. Under ``torchrun``
     (:mod:`pcoh.distributed`) every process trains on its shard of each global batch of
     ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes. With
@@ -480,7 +451,7 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
     The teacher runs under ``torch.inference_mode()``; for in-memory data without augmentation
     its outputs are computed once and looked up by ``idx``.
     """
-    class_aware = spec.mode == "class-aware"
+    class_aware = spec.mode == CLASS_AWARE
     weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
     ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
     ce = nn.CrossEntropyLoss()
@@ -541,6 +512,34 @@ def _make_transfer(spec: StudentSpec, student: nn.Module, teacher_net: nn.Module
         ).to(dev)
 
 
+@dataclass
+class StudentRun:
+    """What one student run trains, on its device: the student (fresh weights from the run's seed),
+    the frozen teacher (eval mode, no gradient) and the transfer loss (``None`` for ``ce`` and
+    ``untrained``)."""
+
+    model: nn.Module
+    teacher: Optional[nn.Module]
+    loss: Optional[nn.Module]
+    device: torch.device
+
+
+def build_run(spec: StudentSpec, data: DataSplit, teacher: Optional[nn.Module], device=None) -> StudentRun:
+    """The one constructor of a student run, shared by :func:`train_student`, :func:`estimate_run`
+    and :func:`pcoh.experiment.check_experiment`: the model, the frozen teacher and the loss, built
+    as training builds them. ``teacher`` may be ``None`` for a method without a transfer loss."""
+    dev = resolve_device(device)
+    if teacher is not None:
+        teacher = teacher.to(dev).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    student = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
+    transfer = None
+    if spec.method not in (LABEL_ONLY, UNTRAINED):
+        transfer = _make_transfer(spec, student, teacher, data, dev)
+    return StudentRun(student, teacher, transfer, dev)
+
+
 def train_student(
     spec: StudentSpec,
     teacher: TrainedModel | nn.Module,
@@ -572,16 +571,9 @@ def train_student(
         The student in eval mode; ``history`` has per-epoch means of ``loss``, ``transfer``
         and (class-aware) ``ce``, and ``test_accuracy``.
     """
-    dev = resolve_device(device)
-    spec = without_idle_amp(spec, dev)
-    teacher_net = teacher.model if isinstance(teacher, TrainedModel) else teacher
-    teacher_net = teacher_net.to(dev).eval()
-    for p in teacher_net.parameters():
-        p.requires_grad_(False)
-    student = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
-    transfer = None
-    if spec.method not in (LABEL_ONLY, UNTRAINED):
-        transfer = _make_transfer(spec, student, teacher_net, data, dev)
+    spec = without_idle_amp(spec, device)
+    run = build_run(spec, data, teacher.model if isinstance(teacher, TrainedModel) else teacher, device)
+    student, transfer, teacher_net, dev = run.model, run.loss, run.teacher, run.device
     if spec.method == UNTRAINED:
         return TrainedModel(student.eval(), [], None, False)
     path = run_dir(root, "student", spec.key(teacher_key))
@@ -594,7 +586,7 @@ def train_student(
 def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net: nn.Module, data: DataSplit,
                    path: Path, dev, *, quiet: bool, resume: bool) -> list:
     """The student's objective and training loop, run with the run folder locked; its history."""
-    class_aware = spec.mode == "class-aware"
+    class_aware = spec.mode == CLASS_AWARE
     objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
 
     torch.manual_seed(spec.train.seed)
@@ -651,18 +643,13 @@ def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, 
     elif isinstance(spec, StudentSpec):
         if spec.method == UNTRAINED:
             return dict(step_s=0.0, steps_per_epoch=0, eval_s=0.0, setup_s=0.0, epoch_s=0.0, epochs=0, total_s=0.0)
-        model = build_model(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
-        transfer = None
-        if spec.method != LABEL_ONLY:
-            if teacher is None:
-                raise ValueError(f"estimate_run needs the teacher network for method {spec.method!r}")
-            teacher = teacher.to(dev).eval()
-            for p in teacher.parameters():
-                p.requires_grad_(False)
-            transfer = _make_transfer(spec, model, teacher, data, dev)
-            extra = list(transfer.parameters())
+        if spec.method != LABEL_ONLY and teacher is None:
+            raise ValueError(f"estimate_run needs the teacher network for method {spec.method!r}")
+        run = build_run(spec, data, teacher if spec.method != LABEL_ONLY else None, dev)
+        model, transfer, teacher = run.model, run.loss, run.teacher
+        extra = list(transfer.parameters()) if transfer is not None else []
         objective = _student_objective(spec, transfer, teacher, data.train, dev)
-        eval_data = data.test if spec.mode == "class-aware" else None
+        eval_data = data.test if spec.mode == CLASS_AWARE else None
     opt, _ = _make_optimizer(list(model.parameters()) + extra, cfg)
     source = _source(data.train, cfg, dev)
     step = _train_step(model, objective, opt, cfg, dev)

@@ -118,3 +118,48 @@ def test_check_names():
     for bad in (3, ["a", 1], {"a": 1}, b"a"):
         with pytest.raises(TypeError, match="by must be a column name or a sequence of column names"):
             C.check_names(bad, "by")
+
+
+def test_check_count_and_check_positive():
+    from pcoh._checks import check_count, check_positive
+
+    assert check_count(np.int64(3), "n", 2) == 3 and type(check_count(np.int64(3), "n", 2)) is int
+    with pytest.raises(TypeError, match=r"n must be an integer >= 1, got bool True"):
+        check_count(True, "n")
+    with pytest.raises(ValueError, match=r"n must be an integer >= 2, got 1"):
+        check_count(1, "n", 2)
+    assert check_positive(2, "t") == 2.0 and check_positive(0, "w", allow_zero=True) == 0.0
+    with pytest.raises(ValueError, match="t must be a positive finite number, got 0"):
+        check_positive(0, "t")
+    with pytest.raises(ValueError, match="w must be a non-negative finite number, got inf"):
+        check_positive(float("inf"), "w", allow_zero=True)
+    with pytest.raises(TypeError, match="t must be a positive number, got str"):
+        check_positive("1", "t")
+
+
+def test_config_rules():
+    from pcoh._checks import check_name_list, check_path, check_seed, check_str, check_table, name_list
+
+    assert check_str("a", "s") == "a" and check_str("", "s", empty=True) == ""
+    with pytest.raises(ValueError, match="s must not be empty"):
+        check_str("", "s")
+    with pytest.raises(TypeError, match="s must be a string, got int 3"):
+        check_str(3, "s")
+    with pytest.raises(ValueError, match="without NUL"):
+        check_path("a\0b", "p")
+    with pytest.raises(TypeError, match=r"p must be a path \(a string\), got int 3"):
+        check_path(3, "p")
+    assert check_name_list("pc", "m") == ("pc",) and check_name_list(["a", "b"], "m") == ("a", "b")
+    with pytest.raises(ValueError, match=r"m: \['a'\] given more than once"):
+        check_name_list(["a", "b", "a"], "m")
+    with pytest.raises(ValueError, match="m must name at least one entry"):
+        check_name_list([], "m")
+    assert check_table({"a": 1}, "t") == {"a": 1}
+    with pytest.raises(TypeError, match="t must have names"):
+        check_table({1: 2}, "t")
+    assert name_list(range(7), limit=5) == "['0', '1', '2', '3', '4'] and 2 more"
+    assert check_seed(None) is None and check_seed(2**32 - 1, maximum=2**32 - 1) == 2**32 - 1
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        check_seed(None, optional=False)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 4294967295\]"):
+        check_seed(2**32, maximum=2**32 - 1)

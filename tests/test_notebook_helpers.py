@@ -397,3 +397,34 @@ def test_focus_neighbors_rows_are_teacher_focus_student_and_baseline():
     with pytest.raises(ValueError, match="baseline must be one of"):
         notebook.focus_neighbors(result, focus, 4, reference=2, baseline="pc")
     plt.close("all")
+
+
+def test_uniformity_departure_finds_a_pile_up():
+    rng = np.random.default_rng(0)
+    uniform = rng.uniform(size=20_000)
+    flat = notebook.uniformity_departure(uniform, bins=20)
+    assert flat["ks"] < 0.02 and 0.9 < flat["deficit"] <= flat["excess"] < 1.1
+    # 1000 extra values at u = 0.12: the fullest of 20 bins is [0.10, 0.15), centre 0.125, density
+    # (1000 + 1000) / 21000 * 20 = 1.90 (about 1000 uniform values per bin)
+    piled = notebook.uniformity_departure(np.r_[uniform, np.full(1000, 0.12)], bins=20)
+    assert piled["excess_at"] == pytest.approx(0.125)
+    assert piled["excess"] == pytest.approx(20 * (np.sum((uniform >= 0.10) & (uniform < 0.15)) + 1000) / 21000)
+    # the distribution function's largest gap against an independent computation (scipy's KS statistic
+    # is sup|F - id| over both sides of each step; ours takes the upper side, i/n)
+    assert piled["ks"] <= sps.kstest(np.r_[uniform, np.full(1000, 0.12)], "uniform").statistic + 1e-12
+    assert piled["ks"] > 0.04 and abs(piled["ks_at"] - 0.12) < 0.05
+    with pytest.raises(ValueError, match=r"u must hold probabilistic ranks in \[0, 1\]"):
+        notebook.uniformity_departure([0.5, 1.5])
+
+
+def test_describe_uniformity_says_where():
+    rng = np.random.default_rng(1)
+    uniform = rng.uniform(size=5000)
+    text = notebook.describe_uniformity({"flat": uniform, "piled": np.r_[uniform, np.full(500, 0.9)]},
+                                        bins=10, class_step=0.1)
+    assert text.index("`flat`") < text.index("`piled`")  # the most uniform first
+    piled = text[text.index("`piled`"):]
+    assert "fullest bin at u = 0.95" in piled and "away from the class step (u = 0.10)" in piled
+    near = notebook.describe_uniformity({"m": np.r_[uniform, np.full(500, 0.12)]}, bins=10, class_step=0.1)
+    assert "fullest bin at u = 0.15" in near and "at the class step" in near and "away" not in near
+

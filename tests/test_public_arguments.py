@@ -629,7 +629,7 @@ TABLE: dict[str, tuple] = {
         ("dataset", 3, NA), ("batch_size", 4.0, 0), ("device", 3, "nope"), ("shuffle", "yes", NA),
         ("drop_last", 1, NA), ("seed", 1.5, -1), ("num_workers", "2", -1), ("augment", "no", NA)),
     # --- training helpers
-    "pcoh.train.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
+    "pcoh.devices.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
     "pcoh.train.build_model": entry(
         lambda: call("mlp", tiny_data(), 0, {"hidden": 8}),
         ("name", 3, "nope"), ("data", "digits", NA), ("seed", 1.5, -1), ("model_kwargs", [1], NA)),
@@ -789,6 +789,11 @@ TABLE: dict[str, tuple] = {
         lambda: call(1.0, 0.1, 10.0),
         ("value", "1", 100.0), ("low", "0.1", 0.0), ("high", [10.0], 0.5), ("per_decade", 1.5, 0),
         ("description", 3, NA), ("digits", 1.5, 0)),
+    "pcoh.notebook.prose.uniformity_departure": entry(
+        lambda: call(np.linspace(0.01, 0.99, 50)), ("u", "abc", [2.0]), ("bins", 1.5, 1)),
+    "pcoh.notebook.prose.describe_uniformity": entry(
+        lambda: call({"a": np.linspace(0.01, 0.99, 50)}, class_step=0.1),
+        ("u_by_model", [1.0], {}), ("bins", 1.5, 1), ("class_step", "0.1", 1.5)),
     "pcoh.notebook.prose.describe_focus_study": entry(
         lambda: call(focus_summary()),
         ("summary", [1.0], pd.DataFrame({"a": [1]})), ("mode", NA, "nope"), ("settings", 3, ["nope"])),

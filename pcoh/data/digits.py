@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from .. import _checks
-from .split import DataSplit, _as_inputs, _as_labels, _check_seed, _check_test_size, _stratified_indices
+from .split import SPLIT_SEEDS, DataSplit, _as_inputs, _as_labels, _check_test_size, _stratified_indices
 
 __all__ = ["from_arrays"]
 
@@ -74,7 +74,7 @@ def from_arrays(
         raise ValueError(f"x_train and y_train must have the same length, got {len(Xtr)} and {len(ytr)}")
     if x_test is None:
         test_size = _check_test_size(test_size)
-        seed = _check_seed(seed)
+        seed = _checks.check_seed(seed, optional=False, maximum=SPLIT_SEEDS - 1)
         if len(np.unique(ytr)) < 2:
             raise ValueError(f"need at least 2 classes, y_train has {len(np.unique(ytr))}: {np.unique(ytr).tolist()}")
         tr, te = _stratified_indices(ytr, test_size, seed)

@@ -6,8 +6,8 @@ from typing import Any
 
 from .digits import _load_digits
 from .image_folder import _load_image_folder
-from .._checks import as_path, check_bool
-from .split import DataSplit, PathLike, _check_kwargs, _check_seed, _check_test_size
+from .._checks import as_path, check_bool, check_seed
+from .split import SPLIT_SEEDS, DataSplit, PathLike, _check_kwargs, _check_test_size
 from .torchvision_sets import _TV_SPECS, _load_torchvision
 
 __all__ = ["available", "dataset_folder", "load"]
@@ -181,7 +181,7 @@ def load(
     """
     key = _canonical(name)
     test_size = _check_test_size(test_size)
-    seed = _check_seed(seed)
+    seed = check_seed(seed, optional=False, maximum=SPLIT_SEEDS - 1)
     download = check_bool(download, "download")
     as_path(root, "root")
     if key == "digits":

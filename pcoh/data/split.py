@@ -124,13 +124,12 @@ class DataSplit:
 
 
 # ----------------------------------------------------------------------- validation
+#: A split's seed lies in [0, SPLIT_SEEDS): what scikit-learn's ``random_state`` takes.
+SPLIT_SEEDS = 2**32
+
+
 def _check_test_size(test_size: Any) -> float:
     return _checks.check_float(test_size, "test_size", minimum=0.0, maximum=1.0, strict=True)
-
-
-def _check_seed(seed: Any) -> int:
-    """The seed of a split: an integer in [0, 2**32) (what scikit-learn's ``random_state`` takes)."""
-    return _checks.check_int(seed, "seed", minimum=0, maximum=2**32 - 1)
 
 
 def _check_kwargs(name: str, kwargs: dict, allowed: dict) -> dict:

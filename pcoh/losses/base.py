@@ -56,22 +56,6 @@ def _check_batch(student: torch.Tensor, teacher: torch.Tensor, min_samples: int 
         )
 
 
-def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
-    if not (value > 0 and value < float("inf")):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return float(value)
-
-
-def _check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__}")
-    if not (value >= 0 and value < float("inf")):
-        raise ValueError(f"{name} must be a non-negative finite number, got {value}")
-    return float(value)
-
-
 def _check_dim(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dissimilarity import pairwise
-from .base import TransferLoss, _check_dim, _check_nonnegative, _check_positive, _normalize_rows
+from .._checks import check_positive
+from .base import TransferLoss, _check_dim, _normalize_rows
 
 
 class _RelationLoss(TransferLoss):
@@ -135,8 +136,8 @@ class RKDLoss(_RelationLoss):
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0):
         super().__init__()
-        self.distance_weight = _check_nonnegative(distance_weight, "distance_weight")
-        self.angle_weight = _check_nonnegative(angle_weight, "angle_weight")
+        self.distance_weight = check_positive(distance_weight, "distance_weight", allow_zero=True)
+        self.angle_weight = check_positive(angle_weight, "angle_weight", allow_zero=True)
 
     def extra_repr(self) -> str:
         return f"distance_weight={self.distance_weight}, angle_weight={self.angle_weight}"
@@ -206,7 +207,7 @@ class PKTLoss(_RelationLoss):
 
     def __init__(self, eps: float = 1e-7):
         super().__init__()
-        self.eps = _check_positive(eps, "eps")
+        self.eps = check_positive(eps, "eps")
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"
@@ -285,7 +286,7 @@ class CCLoss(_RelationLoss):
 
     def __init__(self, gamma: float = 0.4, p_order: int = 2):
         super().__init__()
-        self.gamma = _check_positive(gamma, "gamma")
+        self.gamma = check_positive(gamma, "gamma")
         if isinstance(p_order, bool) or not isinstance(p_order, int):
             raise TypeError(f"p_order must be a non-negative int, got {type(p_order).__name__}")
         if p_order < 0:
@@ -340,7 +341,7 @@ class KDLoss(TransferLoss):
 
     def __init__(self, temperature: float = 4.0):
         super().__init__()
-        self.temperature = _check_positive(temperature, "temperature")
+        self.temperature = check_positive(temperature, "temperature")
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

@@ -6,7 +6,8 @@ import math
 import torch
 from torch import nn
 
-from .base import TransferLoss, _check_dim, _check_fraction, _check_indices, _check_positive, _NORM_EPS, _normalize_rows
+from .._checks import check_positive
+from .base import TransferLoss, _check_dim, _check_fraction, _check_indices, _NORM_EPS, _normalize_rows
 
 _CRD_EPS = 1e-7  # eps of the reference's NCE ratios
 
@@ -121,7 +122,7 @@ class CRDLoss(TransferLoss):
         self.num_samples = _check_dim(num_samples, "num_samples")
         self.embed_dim = _check_dim(embed_dim, "embed_dim")
         self.num_negatives = _check_dim(num_negatives, "num_negatives")
-        self.temperature = _check_positive(temperature, "temperature")
+        self.temperature = check_positive(temperature, "temperature")
         self.momentum = _check_fraction(momentum, "momentum")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"seed must be None or a non-negative int, got {type(seed).__name__}")

@@ -10,11 +10,11 @@ import warnings
 
 import torch
 
-from .._checks import check_choice, check_float
+from .._checks import check_choice, check_float, check_positive
 from ..distributed import world_size
 from ..dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from ..ranking import rank, soft_rank
-from .base import TransferLoss, _check_dim, _check_indices, _check_positive, off_diagonal
+from .base import TransferLoss, _check_dim, _check_indices, off_diagonal
 
 
 def _exclude_self(matrix: torch.Tensor, offset: int) -> torch.Tensor:
@@ -78,8 +78,7 @@ def _pc_correlations(
     With ``focus > 0`` the correlation is the weighted Pearson correlation :math:`\operatorname{corr}_w`
     under per-row weights :math:`w_{ij} \propto g(u^T_{ij})` on the teacher's probabilistic ranks
     :math:`u^T_{ij} = (r^T_i(j) - 1/2) / m` (see :func:`_focus_weights` and
-    :class:`PerceptionCoherenceLoss`); ``focus = 0`` is the plain correlation, computed by the
-    same code as before the weights existed.
+    :class:`PerceptionCoherenceLoss`); ``focus = 0`` is the plain, unweighted correlation.
 
     The function behind :class:`PerceptionCoherenceLoss` (batch, or batch + feature queue) and
     reusable wherever local references are ranked against a larger set (a gathered global batch).
@@ -141,7 +140,7 @@ def _pc_correlations(
 FOCUS_KINDS = ("exp", "top")
 
 
-def _g(u: torch.Tensor, focus: float, kind: str, fraction: float, lowest: float = 0.0) -> torch.Tensor:
+def _rank_weight(u: torch.Tensor, focus: float, kind: str, fraction: float, lowest: float = 0.0) -> torch.Tensor:
     r"""The weight family :math:`g(u)` of probabilistic ranks ``u`` (any shape), up to a factor.
 
     ``"exp"``: :math:`g(u) = e^{-\kappa u}`, computed as :math:`e^{-\kappa (u - u_0)}` with
@@ -157,15 +156,15 @@ def _g(u: torch.Tensor, focus: float, kind: str, fraction: float, lowest: float 
 
 @torch.no_grad()
 def _focus_weights(target, d_s, m: int, focus: float, kind: str, fraction: float, symmetric: bool) -> torch.Tensor:
-    """(n, m) row weights, each row summing to 1: :func:`_g` of the teacher's probabilistic ranks
+    """(n, m) row weights, each row summing to 1: :func:`_rank_weight` of the teacher's probabilistic ranks
     ``u = (r - 1/2) / m``, from the centred teacher ranks ``target`` (= r - (m + 1) / 2);
-    ``symmetric``: the mean of that and :func:`_g` of the student's hard ranks of ``d_s``.
+    ``symmetric``: the mean of that and :func:`_rank_weight` of the student's hard ranks of ``d_s``.
     No gradient: the weights are functions of ranks only."""
     lowest = 0.5 / m  # u of rank 1; the same factor on both sides keeps their average exact
-    w = _g(target / m + 0.5, focus, kind, fraction, lowest)
+    w = _rank_weight(target / m + 0.5, focus, kind, fraction, lowest)
     if symmetric:
         u_s = rank(d_s.detach()).to(target.dtype).sub_(0.5).div_(m)
-        w = w.add_(_g(u_s, focus, kind, fraction, lowest)).mul_(0.5)
+        w = w.add_(_rank_weight(u_s, focus, kind, fraction, lowest)).mul_(0.5)
     return w.div_(w.sum(dim=1, keepdim=True))
 
 
@@ -336,7 +335,7 @@ class PerceptionCoherenceLoss(TransferLoss):
         # Validate at construction too: a bad name should fail before any training starts.
         get_metric(teacher_metric, "teacher_metric")
         get_metric(student_metric, "student_metric")
-        _check_positive(regularization_strength, "regularization_strength")
+        check_positive(regularization_strength, "regularization_strength")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int):
             raise TypeError(f"queue_size must be a non-negative int, got {type(queue_size).__name__}")
         if queue_size < 0:

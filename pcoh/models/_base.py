@@ -7,17 +7,17 @@ blocks several model families share (3x3 / 1x1 convolutions, the residual :class
 """
 from __future__ import annotations
 
-import numbers
 from typing import Iterable, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._checks import check_count
+
 __all__ = [
     "ModelOutput",
     "Backbone",
-    "check_positive_int",
     "global_pool",
     "init_weights",
     "as_list",
@@ -44,37 +44,6 @@ class ModelOutput(NamedTuple):
 
     features: torch.Tensor
     logits: torch.Tensor
-
-
-def check_positive_int(value, argument: str, minimum: int) -> int:
-    """Return ``value`` as an ``int`` after checking it is an integer ``>= minimum``.
-
-    Parameters
-    ----------
-    value : object
-        The value to check. ``bool`` is rejected although it is an ``int`` subclass,
-        because ``num_classes=True`` is always a mistake.
-    argument : str
-        The argument's name, used in the error message.
-    minimum : int
-        Smallest allowed value.
-
-    Returns
-    -------
-    int
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not an integer.
-    ValueError
-        If ``value`` is smaller than ``minimum``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argument} must be an integer >= {minimum}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def global_pool(x: torch.Tensor) -> torch.Tensor:
@@ -161,10 +130,10 @@ class Backbone(nn.Module):
     ) -> None:
         super().__init__()
         self.name = str(name)
-        self.num_classes = check_positive_int(num_classes, "num_classes", 2)
-        self.in_channels = check_positive_int(in_channels, "in_channels", 1)
-        self.image_size = check_positive_int(image_size, "image_size", 8)
-        self.feature_dim = check_positive_int(feature_dim, "feature_dim", 1)
+        self.num_classes = check_count(num_classes, "num_classes", 2)
+        self.in_channels = check_count(in_channels, "in_channels", 1)
+        self.image_size = check_count(image_size, "image_size", 8)
+        self.feature_dim = check_count(feature_dim, "feature_dim", 1)
 
     def extra_repr(self) -> str:
         return (
@@ -231,7 +200,7 @@ class Backbone(nn.Module):
 
 def check_sizes(**sizes) -> list[int]:
     """Positive integer sizes of a block (channels, stride, groups), in the order given."""
-    return [check_positive_int(value, name, 1) for name, value in sizes.items()]
+    return [check_count(value, name, 1) for name, value in sizes.items()]
 
 
 def as_list(values, argument: str) -> list:
@@ -251,7 +220,7 @@ def check_len(values, length: int, argument: str) -> list:
 
 def check_widths(values, length: int, argument: str = "widths") -> list[int]:
     """``length`` positive integer channel widths."""
-    return [check_positive_int(v, argument, 1) for v in check_len(values, length, argument)]
+    return [check_count(v, argument, 1) for v in check_len(values, length, argument)]
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

@@ -44,9 +44,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_float
+from .._checks import check_count, check_float
 from ._base import (
-    BasicBlock, Backbone, check_len, check_positive_int, check_sizes, check_widths, conv1x1, conv3x3, global_pool,
+    BasicBlock, Backbone, check_len, check_sizes, check_widths, conv1x1, conv3x3, global_pool,
     init_weights,
 )
 
@@ -120,7 +120,7 @@ class CifarResNet(Backbone):
         image_size: int = 32,
         name: str = "cifar_resnet",
     ) -> None:
-        depth = check_positive_int(depth, "depth", 8)
+        depth = check_count(depth, "depth", 8)
         if (depth - 2) % 6 != 0:
             raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, 32, ...), got {depth}")
         widths = check_widths(widths, 4)
@@ -213,7 +213,7 @@ class BottleneckResNet(Backbone):
         image_size: int = 32,
         name: str = "resnet50",
     ) -> None:
-        blocks = [check_positive_int(b, "blocks", 1) for b in check_len(blocks, 4, "blocks")]
+        blocks = [check_count(b, "blocks", 1) for b in check_len(blocks, 4, "blocks")]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=512 * Bottleneck.expansion)
         self.conv1 = conv3x3(self.in_channels, 64)
         self.bn1 = nn.BatchNorm2d(64)
@@ -330,10 +330,10 @@ class WideResNet(Backbone):
         image_size: int = 32,
         name: str = "wide_resnet",
     ) -> None:
-        depth = check_positive_int(depth, "depth", 10)
+        depth = check_count(depth, "depth", 10)
         if (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6 n + 4 (10, 16, 22, 28, 40, ...), got {depth}")
-        widen = check_positive_int(widen, "widen", 1)
+        widen = check_count(widen, "widen", 1)
         dropout = _check_dropout(dropout)
         channels = [16, 16 * widen, 32 * widen, 64 * widen]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
@@ -526,7 +526,7 @@ class MobileNetV2(Backbone):
         name: str = "mobilenetv2",
     ) -> None:
         width = check_float(width, "width", minimum=0.0, strict=True)
-        expand = check_positive_int(expand, "expand", 1)
+        expand = check_count(expand, "expand", 1)
         last = _make_divisible(1280 * width) if width > 1.0 else 1280
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=last)
         c = int(32 * width)
@@ -678,7 +678,7 @@ class ShuffleNetV2(Backbone):
         channels = check_widths(channels, 4, "channels")
         if any(c % 2 for c in channels[:3]):
             raise ValueError(f"channels[:3] must be even (split in halves), got {channels}")
-        blocks = [check_positive_int(b, "blocks", 0) for b in check_len(blocks, 3, "blocks")]
+        blocks = [check_count(b, "blocks", 0) for b in check_len(blocks, 3, "blocks")]
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[3])
         self.conv1 = conv1x1(self.in_channels, 24)
         self.bn1 = nn.BatchNorm2d(24)
@@ -784,8 +784,8 @@ class ShuffleNetV1(Backbone):
         name: str = "shufflenetv1",
     ) -> None:
         channels = check_widths(channels, 3, "channels")
-        blocks = [check_positive_int(b, "blocks", 1) for b in check_len(blocks, 3, "blocks")]
-        groups = check_positive_int(groups, "groups", 1)
+        blocks = [check_count(b, "blocks", 1) for b in check_len(blocks, 3, "blocks")]
+        groups = check_count(groups, "groups", 1)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=channels[2])
         self.conv1 = conv1x1(self.in_channels, 24)
         self.bn1 = nn.BatchNorm2d(24)

@@ -17,7 +17,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._base import BasicBlock, Backbone, as_list, check_positive_int, check_widths, conv3x3, global_pool, init_weights
+from .._checks import check_count
+from ._base import BasicBlock, Backbone, as_list, check_widths, conv3x3, global_pool, init_weights
 
 __all__ = ["DigitsResNet", "DigitsCNN", "MLP", "digits_resnet", "digits_cnn", "mlp"]
 
@@ -155,7 +156,7 @@ class MLP(Backbone):
         image_size: int = 8,
         name: str = "mlp",
     ) -> None:
-        hidden = check_positive_int(hidden, "hidden", 1)
+        hidden = check_count(hidden, "hidden", 1)
         super().__init__(name, num_classes, in_channels, image_size, feature_dim=feature_dim)
         self.input_dim = self.in_channels * self.image_size**2
         self.layers = nn.Sequential(

@@ -45,7 +45,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from ._base import check_positive_int
+from .._checks import check_count, check_str
 from .wrapped import Wrapped, adapt_in_channels, adapt_num_classes
 
 __all__ = ["PREFIX", "WeightsNotFoundError", "available", "is_tv", "check_name", "weights_enum", "weights_path",
@@ -103,11 +103,6 @@ def _split(name: str) -> tuple:
     return arch, (node or None)
 
 
-def _check_str(value, name: str) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
-
-
 def check_name(name: str) -> str:
     """``name`` if it is ``tv:<torchvision classification model>[@<layer>]``.
 
@@ -118,7 +113,7 @@ def check_name(name: str) -> str:
     TypeError
         ``name`` is not a string.
     """
-    _check_str(name, "name")
+    check_str(name, "name", empty=True)
     arch, node = _split(name)
     if arch not in _names():
         close = difflib.get_close_matches(arch, _names(), n=3)
@@ -146,7 +141,7 @@ def weights_enum(name: str, weights):
     TypeError
         ``weights`` is not a string or a weights enum.
     """
-    _check_str(name, "name")
+    check_str(name, "name", empty=True)
     import torchvision.models as tvm
 
     arch = _split(name)[0] if is_tv(name) else name
@@ -264,9 +259,9 @@ def build(name: str, num_classes: int = 10, in_channels: int = 3, image_size: in
     import torchvision.models as tvm
 
     check_name(name)
-    num_classes = check_positive_int(num_classes, "num_classes", 2)
-    in_channels = check_positive_int(in_channels, "in_channels", 1)
-    image_size = check_positive_int(image_size, "image_size", 8)
+    num_classes = check_count(num_classes, "num_classes", 2)
+    in_channels = check_count(in_channels, "in_channels", 1)
+    image_size = check_count(image_size, "image_size", 8)
     arch, node = _split(name)
     if features is not None and node is not None and features != node:
         raise ValueError(f"model {name!r}: the features layer is named twice ({node!r} and features={features!r})")

@@ -58,8 +58,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._checks import check_choice
-from ._base import Backbone, ModelOutput, check_positive_int
+from .._checks import check_choice, check_count
+from ._base import Backbone, ModelOutput
 
 __all__ = ["PREFIX", "Wrapped", "wrap", "is_wrapped", "registered", "build", "adapt_in_channels", "adapt_num_classes", "classifier_of"]
 
@@ -150,7 +150,7 @@ def adapt_in_channels(net: nn.Module, in_channels: int, *, rule: str = "mean") -
         ``net`` has no ``nn.Conv2d``, or its first one is grouped.
     """
     _check_net(net)
-    in_channels = check_positive_int(in_channels, "in_channels", 1)
+    in_channels = check_count(in_channels, "in_channels", 1)
     check_choice(rule, "rule", ("mean", "cycle"))
     found = _first_conv(net)
     if found is None:
@@ -189,7 +189,7 @@ def adapt_num_classes(net: nn.Module, num_classes: int) -> nn.Module:
         ``net`` has no ``nn.Linear`` or 1x1 ``nn.Conv2d``.
     """
     _check_net(net)
-    num_classes = check_positive_int(num_classes, "num_classes", 2)
+    num_classes = check_count(num_classes, "num_classes", 2)
     found = classifier_of(net)
     if found is None:
         raise ValueError(f"cannot give {type(net).__name__} {num_classes} classes: it has no nn.Linear "
@@ -527,14 +527,14 @@ def wrap(module: nn.Module, features: Optional[str] = None, *, name: Optional[st
         raise TypeError(f"name must be a string, got {type(name).__name__} {name!r}")
     if not _NAME.match(name):
         raise ValueError(f"name must be letters, digits and '_' (not starting with a digit), got {name!r}")
-    image_size = check_positive_int(image_size, "image_size", 8)
+    image_size = check_count(image_size, "image_size", 8)
     if in_channels is None:
         found = _first_conv(module)
         if found is None:
             raise ValueError(f"{type(module).__name__} has no nn.Conv2d to read its input channels from; "
                              "give in_channels=")
         in_channels = found[1].in_channels
-    in_channels = check_positive_int(in_channels, "in_channels", 1)
+    in_channels = check_count(in_channels, "in_channels", 1)
     snapshot = copy.deepcopy(module).cpu()  # before any hook of ours is registered on module
     full = f"{PREFIX}{name}-{_digest(snapshot, features, in_channels)}"
     model = Wrapped(module, name=full, features=features, in_channels=in_channels, image_size=image_size)

@@ -11,6 +11,7 @@ from ..experiment import ExperimentResult, run_experiment
 from .prose import ranked_baselines
 from .selection import pick_runs
 from .workspace import experiment_config
+from ..methods import CLASS_UNAWARE
 
 __all__ = ["FOCUS_VALUES", "focus_loss_kwargs", "focus_students", "focus_neighbors"]
 
@@ -59,12 +60,12 @@ def focus_students(focus_values: Sequence[float] = FOCUS_VALUES, *, seed: int = 
     for focus in focus_values:
         kwargs = focus_loss_kwargs(focus)
         if not kwargs and result is not None:
-            out[focus] = result.features[pick_runs(result, "class-unaware", seed)["pc"]]["test"]
+            out[focus] = result.features[pick_runs(result, CLASS_UNAWARE, seed)["pc"]]["test"]
             continue
-        config = dataclasses.replace(base, methods=("pc",), modes=("class-unaware",), seeds=seed + 1,
+        config = dataclasses.replace(base, methods=("pc",), modes=(CLASS_UNAWARE,), seeds=seed + 1,
                                      include_untrained=False, loss_kwargs={"pc": kwargs} if kwargs else {})
         result = run_experiment(config, quiet=True, write=False)
-        out[focus] = result.features[(config.students[0], "pc", "class-unaware", seed)]["test"]
+        out[focus] = result.features[(config.students[0], "pc", CLASS_UNAWARE, seed)]["test"]
     return out
 
 
@@ -110,8 +111,8 @@ def focus_neighbors(result: ExperimentResult, focus_features: dict, focus: float
     get_metric(student_metric, "student_metric")
     check_optional_str(baseline, "baseline")
     if baseline is None:
-        baseline = ranked_baselines(result.results, mode="class-unaware")[0]
-    runs = pick_runs(result, "class-unaware", seed)
+        baseline = ranked_baselines(result.results, mode=CLASS_UNAWARE)[0]
+    runs = pick_runs(result, CLASS_UNAWARE, seed)
     check_choice(baseline, "baseline", [m for m in runs if m != "pc"])
     images, labels = result.data.tensors("test")
     features = {"teacher": result.features["teacher"]["test"], f"pc, focus {focus:g}": focus_features[focus],

@@ -4,16 +4,18 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import methods as _methods
 from .. import stats as _stats
-from .._checks import check_choice, check_columns, check_int, check_names, check_optional_str
+from .._checks import as_array, check_choice, check_float, check_columns, check_int, check_names, check_optional_str
 from ..experiment import ExperimentResult
+from ..methods import CLASS_AWARE, CLASS_UNAWARE, MODES
 
 __all__ = ["ranked_baselines", "versus_best_baseline", "describe_versus", "describe_focus_study", "order_by",
            "agreeing_pairs", "intervals_overlap", "format_interval", "describe_transfer", "parameter_count",
-           "describe_sizes"]
+           "describe_sizes", "uniformity_departure", "describe_uniformity"]
 
 
 def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
@@ -24,7 +26,7 @@ def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
     return results[(results["mode"] == mode) & ~results["method"].isin(list(_methods.REFERENCES))]
 
 
-def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metric: str = "pc_n",
+def ranked_baselines(results: pd.DataFrame, *, mode: str = CLASS_UNAWARE, metric: str = "pc_n",
                      method: str = "pc") -> list:
     """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
     frame = _trained(results, mode)
@@ -35,7 +37,7 @@ def ranked_baselines(results: pd.DataFrame, *, mode: str = "class-unaware", metr
     return sorted(means.index, key=lambda m: -means[m])
 
 
-def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = "class-unaware",
+def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = CLASS_UNAWARE,
                          metric: str = "pc_n", level: float = 0.95) -> dict:
     """One method against the best other method of its mode, paired by seed (:mod:`pcoh.stats`).
 
@@ -93,7 +95,7 @@ def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
             f"{interval}; {verdict}.")
 
 
-def describe_focus_study(summary, *, mode: str = "class-unaware", settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
+def describe_focus_study(summary, *, mode: str = CLASS_UNAWARE, settings=("pc exp-sym 4", "pc exp-sym 8")) -> str:
     """One sentence per cell (data, batch) of the focus study, from its ``summary.csv``.
 
     Each sentence gives the change in top-k overlap and kNN accuracy of ``settings`` against
@@ -214,7 +216,7 @@ def format_interval(scores: pd.DataFrame, name: str, *, column: str = "pc_n", di
             f"{scores.at[name, f'{column}_high']:{f}}]")
 
 
-def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-unaware", "class-aware"),
+def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = MODES,
                       seeds: Optional[int] = None, epochs: Optional[int] = None) -> str:
     """The *Reading* paragraph of notebook 03 (Markdown), every number from ``results``.
 
@@ -241,7 +243,7 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
         check_choice(mode, "modes", _methods.MODES)
     seeds = None if seeds is None else check_int(seeds, "seeds", minimum=1)
     epochs = None if epochs is None else check_int(epochs, "epochs", minimum=1)
-    if "class-unaware" not in modes:
+    if CLASS_UNAWARE not in modes:
         raise ValueError(f"modes must include 'class-unaware', got {list(modes)}")
     columns = ["pc_n", "cka", "knn_accuracy", "linear_probe"]
     missing = [c for c in ["mode", "method", *columns] if c not in results.columns]
@@ -250,9 +252,9 @@ def describe_transfer(results: pd.DataFrame, *, modes: Sequence[str] = ("class-u
     students = results[results["method"] != "teacher"]
     means = students.groupby(["mode", "method"], sort=False)[columns].mean()
     versus = {mode: versus_best_baseline(results, mode=mode) for mode in modes}
-    knn = versus_best_baseline(results, mode="class-unaware", metric="knn_accuracy")
-    order = ranked_baselines(results, mode="class-unaware")
-    unaware = means.loc["class-unaware"]
+    knn = versus_best_baseline(results, mode=CLASS_UNAWARE, metric="knn_accuracy")
+    order = ranked_baselines(results, mode=CLASS_UNAWARE)
+    unaware = means.loc[CLASS_UNAWARE]
     trained = unaware.drop(index=list(_methods.REFERENCES), errors="ignore")
     others_cka = trained.drop(index="pc")["cka"]
     run = ", ".join(part for part in (f"{seeds} seed(s)" if seeds is not None else "",
@@ -302,3 +304,66 @@ def describe_sizes(result: ExperimentResult, *, student: Optional[str] = None) -
     return (f"The `{name}` student has {n_student:,} parameters, the teacher {n_teacher:,}: "
             f"{n_teacher / n_student:.0f}× fewer. Students are trained on the {len(t['train']):,} training digits "
             f"and evaluated on the {len(t['test']):,} held-out digits.")
+
+
+def uniformity_departure(u, *, bins: int = 25) -> dict:
+    """Where pooled probabilistic ranks ``u`` (any shape, values in [0, 1]) depart from Uniform(0, 1).
+
+    Parameters
+    ----------
+    u : array-like
+        Probabilistic ranks, e.g. of :func:`pcoh.diagnostics.heldout_probabilistic_ranks`.
+    bins : int, default 25
+        Bins of the density histogram over [0, 1] (those of the figure it describes).
+
+    Returns
+    -------
+    dict
+        ``ks``: the largest gap between the empirical distribution function and the identity,
+        ``max_i |u_(i) - i/n|``, and ``ks_at``: the ``u`` where it lies; ``excess_at`` /
+        ``excess``: the centre and density of the fullest bin; ``deficit_at`` / ``deficit``: those
+        of the emptiest bin (a uniform sample has density 1 in every bin).
+    """
+    values = np.sort(as_array(u, "u").ravel())
+    bins = check_int(bins, "bins", minimum=2)
+    if values.size == 0:
+        raise ValueError("u must hold at least one value")
+    if values[0] < 0 or values[-1] > 1:
+        raise ValueError(f"u must hold probabilistic ranks in [0, 1], got values in [{values[0]}, {values[-1]}]")
+    gaps = np.abs(values - np.arange(1, values.size + 1) / values.size)
+    density, edges = np.histogram(values, bins=bins, range=(0.0, 1.0), density=True)
+    centres = (edges[:-1] + edges[1:]) / 2
+    full, empty = int(np.argmax(density)), int(np.argmin(density))
+    return {"ks": float(gaps.max()), "ks_at": float(values[np.argmax(gaps)]),
+            "excess_at": float(centres[full]), "excess": float(density[full]),
+            "deficit_at": float(centres[empty]), "deficit": float(density[empty])}
+
+
+def describe_uniformity(u_by_model: dict, *, bins: int = 25, class_step: Optional[float] = None) -> str:
+    """A sentence per model saying where its held-out probabilistic ranks depart most from uniform,
+    with the numbers of :func:`uniformity_departure`, the most uniform model first.
+
+    ``class_step`` (optional, in (0, 1)): the height of the class step (the mean share of inputs of
+    the reference's class); each model's fullest bin is then said to lie at it (within one bin) or
+    away from it.
+    """
+    if not isinstance(u_by_model, dict):
+        raise TypeError(f"u_by_model must be a dict of model name -> ranks, got {type(u_by_model).__name__}")
+    if not u_by_model:
+        raise ValueError("u_by_model must name at least one model")
+    if class_step is not None:
+        class_step = check_float(class_step, "class_step", minimum=0.0, maximum=1.0, strict=True)
+    found = {name: uniformity_departure(u, bins=bins) for name, u in u_by_model.items()}
+
+    def where(d):
+        if class_step is None:
+            return ""
+        near = abs(d["excess_at"] - class_step) <= 1.0 / bins
+        return f", {'at' if near else 'away from'} the class step (u = {class_step:.2f})"
+
+    parts = [f"`{name}`: sup|F - id| = {d['ks']:.3f} at u = {d['ks_at']:.2f}; fullest bin at u = "
+             f"{d['excess_at']:.2f} (density {d['excess']:.2f}{where(d)}), emptiest at u = {d['deficit_at']:.2f} "
+             f"(density {d['deficit']:.2f})"
+             for name, d in sorted(found.items(), key=lambda kv: kv[1]["ks"])]
+    return ("**Reading** (this run; a uniform sample has density 1 in every bin). Where the held-out ranks depart "
+            "most from uniform, the most uniform model first: " + "; ".join(parts) + ".")

@@ -10,11 +10,12 @@ from .. import methods as _methods
 from .._checks import (as_array, check_bool, check_choice, check_columns, check_int, check_names, check_optional_str,
                        check_seed)
 from ..experiment import ExperimentResult
+from ..methods import CLASS_UNAWARE
 
 __all__ = ["pick_runs", "run_features", "median_reference", "sample_rows", "embedding_titles", "umap_panels"]
 
 
-def pick_runs(result: ExperimentResult, mode: str = "class-unaware", seed: int = 0, *,
+def pick_runs(result: ExperimentResult, mode: str = CLASS_UNAWARE, seed: int = 0, *,
               student: Optional[str] = None) -> dict:
     """The student runs of one mode and seed: method -> run key ``(student, method, mode, seed)``.
 
@@ -49,7 +50,7 @@ def pick_runs(result: ExperimentResult, mode: str = "class-unaware", seed: int =
     return runs
 
 
-def run_features(result: ExperimentResult, mode: str = "class-unaware", seed: int = 0, *, split: str = "test",
+def run_features(result: ExperimentResult, mode: str = CLASS_UNAWARE, seed: int = 0, *, split: str = "test",
                  teacher: bool = False, student: Optional[str] = None) -> dict:
     """Features of the runs of one mode and seed: method -> ``(n, d)`` array (see :func:`pick_runs`).
 
@@ -94,7 +95,7 @@ def sample_rows(n: int, n_points: Optional[int] = None, seed: int = 0) -> np.nda
     return np.sort(np.random.default_rng(seed).choice(n, n_points, replace=False))
 
 
-def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str = "class-unaware", seed: int = 0,
+def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str = CLASS_UNAWARE, seed: int = 0,
                      teacher: str = "teacher\n(reference)") -> dict:
     """Panel titles: each method with its trustworthiness T and continuity C against the teacher.
 
@@ -119,7 +120,7 @@ def embedding_titles(results: pd.DataFrame, methods: Sequence[str], *, mode: str
     return titles
 
 
-def umap_panels(result: ExperimentResult, methods: Optional[Sequence[str]] = None, *, mode: str = "class-unaware",
+def umap_panels(result: ExperimentResult, methods: Optional[Sequence[str]] = None, *, mode: str = CLASS_UNAWARE,
                 seed: int = 0, n_points: Optional[int] = None, **umap_settings):
     """UMAP maps of the teacher and students of one mode and seed, aligned to the teacher, with titles.
 

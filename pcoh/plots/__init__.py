@@ -18,8 +18,8 @@ presentation style (text of at least 14 pt on a 1920 x 1080 slide), :func:`slide
 :func:`slide_grid` make figures of a 16:9 slide or half of one (grids with exactly one panel per
 item drawn), and :func:`savefig` writes PNG and SVG side by side, deterministically (the same
 figure gives the same bytes), after checking the figure against that rule (:func:`slide_problems`). Every name is also available here,
-as ``pcoh.plots.<name>``. Tables moved to :mod:`pcoh.tables`; ``per_reference_frame`` and
-``style_results`` are re-exported here for existing code.
+as ``pcoh.plots.<name>``. The tables are made by :mod:`pcoh.tables`; two of its functions,
+``per_reference_frame`` and ``style_results``, are offered here too.
 """
 from ..tables import per_reference_frame, style_results
 from ._base import (METHOD_COLORS, MIN_FONT_PT, SLIDE_DPI, SLIDE_SIZES, contrast_ratio, grid_rows, render, savefig,

@@ -13,6 +13,7 @@ import pandas as pd
 from .._checks import check_choice, check_columns, check_int, check_names
 from ..methods import color as method_color
 from ._base import _axes, check_column, check_nonempty_dict, check_texts, slide_figure
+from ..methods import CLASS_AWARE, CLASS_UNAWARE, MODES
 
 __all__ = [
     "plot_metric_bars",
@@ -44,7 +45,7 @@ def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, ti
     check_columns(results, ("method", "mode"), "results")
     check_column(results, metric, "metric", "results")
     ax = _axes(ax)
-    modes = [m for m in ("class-unaware", "class-aware") if m in set(results["mode"])]
+    modes = [m for m in MODES if m in set(results["mode"])]
     width = 0.8 / max(len(modes), 1)
     methods = list(dict.fromkeys(results.loc[results["mode"].isin(modes), "method"]))
     x = np.arange(len(methods))
@@ -53,7 +54,7 @@ def plot_metric_bars(results: pd.DataFrame, metric: str = "pc_n", *, ax=None, ti
         mean, std = sub.mean().reindex(methods), sub.std().reindex(methods).fillna(0.0)
         ax.bar(x + (k - (len(modes) - 1) / 2) * width, mean.values, width, yerr=std.values,
                color=[method_color(m, "#999999") for m in methods],
-               alpha=1.0 if mode == "class-unaware" else 0.55, edgecolor="black", linewidth=0.6,
+               alpha=1.0 if mode == CLASS_UNAWARE else 0.55, edgecolor="black", linewidth=0.6,
                label=mode, capsize=3)
     _method_ticks(ax, x, methods)
     ax.set_ylabel(metric)
@@ -99,8 +100,8 @@ def plot_metric_panels(results: pd.DataFrame, metrics: Sequence[str] = ("pc_n", 
         plot_metric_bars(results, metric, ax=ax, title=titles[k] if titles else metric)
         if ylabels:
             ax.set_ylabel(ylabels[k])
-    modes = [m for m in ("class-unaware", "class-aware") if m in set(results["mode"])]
-    fig.legend(handles=[Patch(facecolor="#777777", edgecolor="black", alpha=1.0 if m == "class-unaware" else 0.55,
+    modes = [m for m in MODES if m in set(results["mode"])]
+    fig.legend(handles=[Patch(facecolor="#777777", edgecolor="black", alpha=1.0 if m == CLASS_UNAWARE else 0.55,
                               label=m) for m in modes], loc="outside upper center", ncol=len(modes))
     return fig
 
@@ -177,7 +178,7 @@ def plot_per_reference_distributions(frame: pd.DataFrame, *, value: str = "spear
     return ax
 
 
-def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("class-unaware", "class-aware"), *,
+def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = MODES, *,
                                size: str = "full", kind: str = "violin"):
     """One :func:`plot_per_reference_distributions` panel per mode, side by side, sharing the y axis.
 
@@ -216,7 +217,7 @@ def plot_per_reference_by_mode(per_reference: dict, modes: Sequence[str] = ("cla
     return fig
 
 
-_MODE_MARKERS = {"class-unaware": "o", "class-aware": "^"}
+_MODE_MARKERS = {CLASS_UNAWARE: "o", CLASS_AWARE: "^"}
 
 
 def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spearman", y: str = "pc_n",
@@ -277,7 +278,7 @@ def plot_global_vs_per_reference(results: pd.DataFrame, *, x: str = "global_spea
 _FOCUS_STYLES = {"exp": "--", "exp-sym": "-"}
 
 
-def plot_frontier(summary: pd.DataFrame, *, data: str = "digits", batch: int = 256, mode: str = "class-unaware",
+def plot_frontier(summary: pd.DataFrame, *, data: str = "digits", batch: int = 256, mode: str = CLASS_UNAWARE,
                   families: Sequence[str] = ("exp", "exp-sym"), ax=None, title: Optional[str] = None):
     """$PC_n$ against kNN accuracy: every baseline a point, the PC loss a curve over its focus values.
 
