@@ -89,7 +89,7 @@ def _check_outside_root(cfg: "ExperimentConfig", write: bool) -> None:
 
 def _without_idle_amp(cfg: "ExperimentConfig") -> "ExperimentConfig":
     """``cfg`` with ``amp`` off where it changes nothing (not on CUDA): the float32 runs and their keys."""
-    from .train import resolve_device
+    from .devices import resolve_device
 
     if not (cfg.teacher_train.amp or cfg.student_train.amp) or resolve_device(cfg.device).type == "cuda":
         return cfg
