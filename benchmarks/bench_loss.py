@@ -59,7 +59,8 @@ from _reference_pc import soft_rank as reference_soft_rank  # noqa: E402
 from pcoh import coherence  # noqa: E402
 from pcoh.dissimilarity import pairwise  # noqa: E402
 from pcoh.losses import PerceptionCoherenceLoss, PKTLoss, off_diagonal  # noqa: E402
-from pcoh.ranking import _row_pearson, rank, soft_rank  # noqa: E402
+from pcoh.ranking import rank, soft_rank  # noqa: E402
+from pcoh.rowwise import row_pearson as _row_pearson  # noqa: E402
 
 try:  # optional comparison; not a dependency of the project
     import torchsort  # type: ignore

@@ -14,6 +14,7 @@ from .._checks import check_choice, check_float
 from ..distributed import world_size
 from ..dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from ..ranking import rank, soft_rank
+from . import _pc_cpu
 from .base import TransferLoss, _check_dim, _check_indices, _check_positive, off_diagonal
 
 
@@ -117,6 +118,9 @@ def _pc_correlations(
         target = rank(d_t).to(d_s.dtype).sub_(0.5 * (m + 1))  # in place: a fresh tensor, no grad
         tiny = torch.finfo(d_s.dtype).eps
         target_norm = torch.linalg.vector_norm(target, dim=1).clamp_min(tiny)
+    if not focus and _pc_cpu.supported(d_s):  # one compiled sweep per row, analytic backward
+        corr = _pc_cpu.pc_correlations_cpu(d_s, target, self_offset, regularization_strength)
+        return corr
     if self_offset is not None:
         d_s = _exclude_self(d_s, self_offset)
     var, mean = torch.var_mean(d_s, dim=1, correction=0, keepdim=True)

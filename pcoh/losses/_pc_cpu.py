@@ -1,0 +1,292 @@
+r"""The plain perception-coherence correlation on the CPU in one compiled sweep per row.
+
+:func:`pc_correlations_cpu` computes, for each reference row of the student's dissimilarities,
+what :func:`pcoh.losses.pc._pc_correlations` computes with tensor operations for ``focus = 0``:
+the row without its self-pair, standardised and stretched to the spread of the ranks, its soft
+rank (sort, pool-adjacent-violators, un-permutation), and the Pearson correlation with the
+teacher's centred hard ranks. The backward pass is analytic: the correlation's gradient, the
+soft rank's exact Jacobian (block means subtracted in sorted order) and the standardisation's,
+scattered back to the row's columns. Rows run in parallel for large batches.
+
+One sweep per row replaces some twenty tensor operations and their autograd nodes: on small
+batches (64 to 256, what CPU users train with) those operations' dispatch, allocations and
+passes over memory cost more than the arithmetic.
+"""
+from __future__ import annotations
+
+import math
+import types
+
+import numba
+import numpy as np
+import torch
+
+_njit = numba.njit(cache=True, nogil=True)
+_njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
+_prange = numba.prange
+
+# Rows in parallel only when there is enough work to share out (waking the pool costs more than
+# a small batch's whole pass, more still on a busy machine).
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+@numba.njit(nogil=True, cache=True)
+def _column(k, i, offset, n, has_self):
+    """Column of the full (n, M) row ``i`` that position ``k`` of its compacted row reads.
+
+    The compacted layout is the one of ``pcoh.losses.pc._exclude_self``: the references' block
+    without the self-pair first, then the columns before the block, then those after it.
+    """
+    if not has_self:
+        return k
+    if k < n - 1:
+        return offset + k + (1 if k >= i else 0)
+    if k < n - 1 + offset:
+        return k - (n - 1)
+    return k + 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _argsort(keys, nbytes, perm, tmp_keys, tmp_perm, hist):
+    """Ascending stable argsort of signed-sortable int64 ``keys`` of ``nbytes`` bytes into ``perm``.
+
+    Least-significant-digit radix sort on bytes: one pass builds every digit's histogram, then
+    one scatter per byte, skipping the bytes on which all keys agree (often the exponent's). The
+    top byte has its sign bit flipped so that negative keys come first. ``keys`` is overwritten.
+    """
+    m = keys.shape[0]
+    hist[:, :] = 0
+    top = nbytes - 1
+    for j in range(m):
+        k = keys[j]
+        for p in range(top):
+            hist[p, (k >> (8 * p)) & 255] += 1
+        hist[top, ((k >> (8 * top)) & 255) ^ 128] += 1
+    for j in range(m):
+        perm[j] = j
+    src_k, src_p, dst_k, dst_p = keys, perm, tmp_keys, tmp_perm
+    swaps = 0
+    for p in range(nbytes):
+        flip = 128 if p == top else 0
+        first = ((src_k[0] >> (8 * p)) & 255) ^ flip
+        if hist[p, first] == m:
+            continue
+        total = 0
+        for d in range(256):
+            c = hist[p, d]
+            hist[p, d] = total
+            total += c
+        for j in range(m):
+            k = src_k[j]
+            d = ((k >> (8 * p)) & 255) ^ flip
+            q = hist[p, d]
+            hist[p, d] = q + 1
+            dst_k[q] = k
+            dst_p[q] = src_p[j]
+        src_k, dst_k = dst_k, src_k
+        src_p, dst_p = dst_p, src_p
+        swaps += 1
+    if swaps % 2 == 1:  # the result lies in the scratch buffer
+        for j in range(m):
+            perm[j] = src_p[j]
+
+
+def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, bad):
+    """Forward of every row ``r``: writes the centred soft ranks ``a[r]``, the decreasing order
+    ``perm[r]``, each sorted position's block end ``bend[r]``, ``stats[r] = (mean, scale, ok,
+    ||a||, ||b||)`` and ``corr[r]``; ``bad[r] = 1`` when the row holds a NaN or an infinity."""
+    n = ds.shape[0]
+    m = target.shape[1]
+    half = 0.5 * (m + 1)
+    signed_max = np.int64(0x7FFFFFFF) if ds.itemsize == 4 else np.int64(0x7FFFFFFFFFFFFFFF)
+    nbytes = ds.itemsize
+    for r in _prange(n):
+        x = np.empty(m, np.float64)
+        total = 0.0
+        for k in range(m):
+            v = np.float64(ds[r, _column(k, r, offset, n, has_self)])
+            x[k] = v
+            total += v
+        if not np.isfinite(total):
+            bad[r] = 1
+            continue
+        mean = total / m
+        var = 0.0
+        for k in range(m):
+            d = x[k] - mean
+            var += d * d
+        var /= m
+        bnorm = 0.0
+        for k in range(m):
+            bnorm += np.float64(target[r, k]) ** 2
+        bnorm = max(math.sqrt(bnorm), tiny)
+        stats[r, 4] = bnorm
+        if not var > tiny * tiny:  # all dissimilarities equal: correlation 0, no gradient
+            stats[r, 0] = mean
+            stats[r, 1] = 0.0
+            stats[r, 2] = 0.0
+            corr[r] = 0.0
+            continue
+        scale = spread / math.sqrt(var)
+        # The scaled row in the features' dtype (the values the soft rank ranks and pools).
+        zs = np.empty(m, ds.dtype)
+        for k in range(m):
+            zs[k] = (x[k] - mean) * scale * inv_eps + 0.0  # + 0.0: -0.0 ties with +0.0
+        keys = zs.view(np.int32).astype(np.int64) if nbytes == 4 else zs.view(np.int64).copy()
+        for k in range(m):
+            if keys[k] < 0:
+                keys[k] ^= signed_max
+        order = np.empty(m, np.int64)
+        _argsort(keys, nbytes, order, np.empty(m, np.int64), np.empty(m, np.int64), np.empty((nbytes, 256), np.int64))
+        # Pool-adjacent-violators of y_i = s_i - (m - i), s decreasing, in float64.
+        starts = np.empty(m, np.int64)
+        sums = np.empty(m, np.float64)
+        counts = np.empty(m, np.float64)
+        top = -1
+        for i in range(m):
+            p = order[m - 1 - i]
+            perm[r, i] = p
+            top += 1
+            starts[top] = i
+            sums[top] = np.float64(zs[p]) - (m - i)
+            counts[top] = 1.0
+            while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
+                sums[top - 1] += sums[top]
+                counts[top - 1] += counts[top]
+                top -= 1
+        anorm = 0.0
+        dot = 0.0
+        for blk in range(top + 1):
+            bmean = sums[blk] / counts[blk]
+            lo = starts[blk]
+            hi = starts[blk + 1] if blk < top else m
+            for i in range(lo, hi):
+                p = perm[r, i]
+                v = np.float64(zs[p]) - bmean - half
+                a[r, p] = v
+                anorm += v * v
+                dot += v * np.float64(target[r, p])
+                bend[r, i] = hi
+        anorm = math.sqrt(anorm)
+        stats[r, 0] = mean
+        stats[r, 1] = scale
+        stats[r, 2] = 1.0
+        stats[r, 3] = anorm
+        corr[r] = dot / (max(anorm, tiny) * bnorm)
+
+
+def _backward_rows(grad, ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out):
+    """Gradient ``out`` (n, M, zero-filled) of ``sum_r grad[r] * corr[r]`` with respect to ``ds``."""
+    n = ds.shape[0]
+    m = target.shape[1]
+    spread2 = spread * spread
+    for r in _prange(n):
+        g = grad[r]
+        if stats[r, 2] == 0.0 or g == 0.0:
+            continue
+        anorm, bnorm = stats[r, 3], stats[r, 4]
+        # d corr / d a: the cosine's gradient (the clamped norm has none below tiny).
+        if anorm > tiny:
+            ca = g / (anorm * bnorm)
+            cc = g * corr[r] / (anorm * anorm)
+        else:
+            ca = g / (tiny * bnorm)
+            cc = 0.0
+        ga = np.empty(m, np.float64)
+        for k in range(m):
+            ga[k] = ca * np.float64(target[r, k]) - cc * a[r, k]
+        # Soft rank: (g - block mean of g) / eps in sorted order.
+        gz = np.empty(m, np.float64)
+        i = 0
+        while i < m:
+            hi = bend[r, i]
+            acc = 0.0
+            for q in range(i, hi):
+                acc += ga[perm[r, q]]
+            bm = acc / (hi - i)
+            for q in range(i, hi):
+                p = perm[r, q]
+                gz[p] = (ga[p] - bm) * inv_eps
+            i = hi
+        # Standardisation z = (x - mean) * scale, scale = spread / std(x).
+        mean, scale = stats[r, 0], stats[r, 1]
+        z = np.empty(m, np.float64)
+        gsum = 0.0
+        gdot = 0.0
+        for k in range(m):
+            zk = (np.float64(ds[r, _column(k, r, offset, n, has_self)]) - mean) * scale
+            z[k] = zk
+            gsum += gz[k]
+            gdot += gz[k] * zk
+        gmean = gsum / m
+        proj = gdot / (m * spread2)
+        for k in range(m):
+            out[r, _column(k, r, offset, n, has_self)] = scale * (gz[k] - gmean - z[k] * proj)
+
+
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` under another name (numba's disk cache is keyed by the name)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+_forward_serial = _njit(_forward_rows)
+_forward_parallel = _njit_parallel(_renamed(_forward_rows, "_parallel"))
+_backward_serial = _njit(_backward_rows)
+_backward_parallel = _njit_parallel(_renamed(_backward_rows, "_parallel"))
+
+
+def supported(d_s: torch.Tensor) -> bool:
+    """Whether :func:`pc_correlations_cpu` handles these student dissimilarities."""
+    return d_s.device.type == "cpu" and d_s.dtype in (torch.float32, torch.float64)
+
+
+class _PCCorrelations(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, d_s, target, offset, strength):
+        ds = d_s.detach().contiguous()
+        tgt = target.contiguous()
+        n, big_m = ds.shape
+        m = tgt.shape[1]
+        has_self = offset is not None
+        off = int(offset) if has_self else 0
+        inv_eps = 1.0 / strength
+        tiny = float(torch.finfo(ds.dtype).eps)
+        spread = math.sqrt((m * m - 1) / 12.0)
+        a = np.zeros((n, m), np.float64)
+        perm = np.empty((n, m), np.int64)
+        bend = np.empty((n, m), np.int64)
+        stats = np.zeros((n, 5), np.float64)
+        corr = np.zeros(n, np.float64)
+        bad = np.zeros(n, np.uint8)
+        parallel = n * m >= PARALLEL_MIN_ELEMENTS
+        kernel = _forward_parallel if parallel else _forward_serial
+        dsn, tn = ds.numpy(), tgt.numpy()
+        kernel(dsn, tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, bad)
+        if bad.any():
+            raise ValueError("the student's dissimilarities contain NaN or Inf values")
+        ctx.args = (tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel)
+        ctx.save_for_backward(ds)
+        return torch.from_numpy(corr).to(ds.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_corr):
+        (ds,) = ctx.saved_tensors
+        tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel = ctx.args
+        g = grad_corr.detach().to(torch.float64).contiguous().numpy()
+        out = torch.zeros_like(ds)
+        kernel = _backward_parallel if parallel else _backward_serial
+        kernel(g, ds.numpy(), tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out.numpy())
+        return out, None, None, None
+
+
+def pc_correlations_cpu(d_s: torch.Tensor, target: torch.Tensor, offset: int | None, strength: float) -> torch.Tensor:
+    """(n,) correlations of the plain PC loss from the student's (n, M) dissimilarities ``d_s``.
+
+    ``target`` (n, m) are the teacher's hard ranks centred on ``(m + 1) / 2``, in the compacted
+    layout of ``_exclude_self`` (``m = M - 1`` when ``offset`` is the column of reference 0's
+    self-pair, ``m = M`` when ``offset`` is None); ``d_s`` is float32 or float64 on the CPU.
+    """
+    return _PCCorrelations.apply(d_s, target.to(d_s.dtype), offset, float(strength))
