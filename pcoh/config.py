@@ -25,6 +25,7 @@ from .dissimilarity import get_metric
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, explicit_loss_kwargs, method_allows_mode,
 )
+from .threads import choose_threads
 from .train import resolve_device
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
@@ -98,6 +99,9 @@ class ExperimentConfig:
     figures : str, optional
         Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
         (the figures go with the tables).
+    threads : int, optional
+        Threads of each pool (torch, numba, BLAS); default ``OMP_NUM_THREADS`` if set, else the
+        cores in the process's CPU affinity (:mod:`pcoh.threads`). Not part of any cache key.
     """
 
     dataset: str = "digits"
@@ -122,6 +126,7 @@ class ExperimentConfig:
     device: Optional[str] = None
     output: str = DEFAULT_OUTPUT
     figures: Optional[str] = None
+    threads: Optional[int] = None
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -194,6 +199,8 @@ class ExperimentConfig:
                     raise TypeError(f"weights.{method} must be a positive number, got {_show(weight)}")
                 if not (math.isfinite(weight) and weight > 0):
                     raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
+        if self.threads is not None:
+            self.threads = choose_threads(self.threads)  # a positive int, or TypeError/ValueError
         if self.device is not None:
             _check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device
