@@ -21,6 +21,8 @@ import numba
 import numpy as np
 import torch
 
+from ..radix import argsort_keys, sortable_keys
+
 _njit = numba.njit(cache=True, nogil=True)
 _njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
 _prange = numba.prange
@@ -46,51 +48,6 @@ def _column(k, i, offset, n, has_self):
     return k + 1
 
 
-@numba.njit(nogil=True, cache=True)
-def _argsort(keys, nbytes, perm, tmp_keys, tmp_perm, hist):
-    """Ascending stable argsort of signed-sortable int64 ``keys`` of ``nbytes`` bytes into ``perm``.
-
-    Least-significant-digit radix sort on bytes: one pass builds every digit's histogram, then
-    one scatter per byte, skipping the bytes on which all keys agree (often the exponent's). The
-    top byte has its sign bit flipped so that negative keys come first. ``keys`` is overwritten.
-    """
-    m = keys.shape[0]
-    hist[:, :] = 0
-    top = nbytes - 1
-    for j in range(m):
-        k = keys[j]
-        for p in range(top):
-            hist[p, (k >> (8 * p)) & 255] += 1
-        hist[top, ((k >> (8 * top)) & 255) ^ 128] += 1
-    for j in range(m):
-        perm[j] = j
-    src_k, src_p, dst_k, dst_p = keys, perm, tmp_keys, tmp_perm
-    swaps = 0
-    for p in range(nbytes):
-        flip = 128 if p == top else 0
-        first = ((src_k[0] >> (8 * p)) & 255) ^ flip
-        if hist[p, first] == m:
-            continue
-        total = 0
-        for d in range(256):
-            c = hist[p, d]
-            hist[p, d] = total
-            total += c
-        for j in range(m):
-            k = src_k[j]
-            d = ((k >> (8 * p)) & 255) ^ flip
-            q = hist[p, d]
-            hist[p, d] = q + 1
-            dst_k[q] = k
-            dst_p[q] = src_p[j]
-        src_k, dst_k = dst_k, src_k
-        src_p, dst_p = dst_p, src_p
-        swaps += 1
-    if swaps % 2 == 1:  # the result lies in the scratch buffer
-        for j in range(m):
-            perm[j] = src_p[j]
-
-
 def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, bad):
     """Forward of every row ``r``: writes the centred soft ranks ``a[r]``, the decreasing order
     ``perm[r]``, each sorted position's block end ``bend[r]``, ``stats[r] = (mean, scale, ok,
@@ -98,7 +55,6 @@ def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, 
     n = ds.shape[0]
     m = target.shape[1]
     half = 0.5 * (m + 1)
-    signed_max = np.int64(0x7FFFFFFF) if ds.itemsize == 4 else np.int64(0x7FFFFFFFFFFFFFFF)
     nbytes = ds.itemsize
     for r in _prange(n):
         x = np.empty(m, np.float64)
@@ -132,12 +88,10 @@ def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, 
         zs = np.empty(m, ds.dtype)
         for k in range(m):
             zs[k] = (x[k] - mean) * scale * inv_eps + 0.0  # + 0.0: -0.0 ties with +0.0
-        keys = zs.view(np.int32).astype(np.int64) if nbytes == 4 else zs.view(np.int64).copy()
-        for k in range(m):
-            if keys[k] < 0:
-                keys[k] ^= signed_max
+        keys = np.empty(m, np.int64)
+        sortable_keys(zs, keys)
         order = np.empty(m, np.int64)
-        _argsort(keys, nbytes, order, np.empty(m, np.int64), np.empty(m, np.int64), np.empty((nbytes, 256), np.int64))
+        argsort_keys(keys, nbytes, order, np.empty(m, np.int64), np.empty(m, np.int64), np.empty((nbytes, 256), np.int64))
         # Pool-adjacent-violators of y_i = s_i - (m - i), s decreasing, in float64.
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
