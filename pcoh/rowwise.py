@@ -8,6 +8,7 @@ They also hold the checks of the features and chunk sizes the measures take.
 """
 from __future__ import annotations
 
+import types
 from typing import Iterator
 
 import numba
@@ -133,6 +134,15 @@ def row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1) / norm
 
 
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` under another name: numba's disk cache is keyed by the function's name,
+    so the parallel and serial builds of one function need different names."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
 @numba.njit(nogil=True, cache=True)
 def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
     """Average ranks (1..m) of ``row`` without its column ``skip`` (-1: none) into ``out``."""
@@ -155,8 +165,8 @@ def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
         lo = hi
 
 
-@numba.njit(nogil=True, cache=True, parallel=True)
 def _spearman_rows(ds, dt, lo, out):
+    """The kernel of :func:`spearman_rows` (``lo`` -1: no self-pair); compiled twice below."""
     c, n = ds.shape
     m = n - 1 if lo >= 0 else n
     centre = 0.5 * (m + 1)
@@ -185,6 +195,13 @@ def _spearman_rows(ds, dt, lo, out):
         out[r] = dot / np.sqrt(na * nb) if na > 0.0 and nb > 0.0 else 0.0
 
 
+# Rows in parallel only when there is enough work to share out: on a small block, waking the
+# thread pool (and, on a busy machine, waiting for its slowest thread) costs more than the work.
+_PARALLEL_MIN_ELEMENTS = 1 << 17
+_spearman_rows_serial = numba.njit(nogil=True, cache=True)(_spearman_rows)
+_spearman_rows_parallel = numba.njit(nogil=True, cache=True, parallel=True)(_renamed(_spearman_rows, "_parallel"))
+
+
 def spearman_rows(ds: torch.Tensor, dt: torch.Tensor, lo: int | None) -> np.ndarray:
     """Spearman correlation of matching rows of ``ds`` and ``dt`` (c, N) on the CPU, in float64.
 
@@ -202,5 +219,6 @@ def spearman_rows(ds: torch.Tensor, dt: torch.Tensor, lo: int | None) -> np.ndar
     if a.dtype not in (torch.float32, torch.float64) or b.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"ds and dt must be float32 or float64, got {a.dtype} and {b.dtype}")
     out = np.empty(a.shape[0], np.float64)
-    _spearman_rows(a.numpy(), b.numpy(), -1 if lo is None else check_int(lo, "lo", minimum=0), out)
+    kernel = _spearman_rows_parallel if a.numel() >= _PARALLEL_MIN_ELEMENTS else _spearman_rows_serial
+    kernel(a.numpy(), b.numpy(), -1 if lo is None else check_int(lo, "lo", minimum=0), out)
     return out
