@@ -48,15 +48,42 @@ def _column(k, i, offset, n, has_self):
     return k + 1
 
 
-def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, bad):
-    """Forward of every row ``r``: writes the centred soft ranks ``a[r]``, the decreasing order
-    ``perm[r]``, each sorted position's block end ``bend[r]``, ``stats[r] = (mean, scale, ok,
-    ||a||, ||b||)`` and ``corr[r]``; ``bad[r] = 1`` when the row holds a NaN or an infinity."""
+def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, perm, bend, stats, corr, bad):
+    """Forward of every row ``r``: writes the teacher's centred hard ranks ``target[r]`` (ties
+    averaged), the centred soft ranks ``a[r]``, the decreasing order ``perm[r]``, each sorted
+    position's block end ``bend[r]``, ``stats[r] = (mean, scale, ok, ||a||, ||b||)`` and
+    ``corr[r]``; ``bad[r]`` 1 (student) or 2 (teacher) when the row holds a NaN or an infinity."""
     n = ds.shape[0]
     m = target.shape[1]
     half = 0.5 * (m + 1)
     nbytes = ds.itemsize
     for r in _prange(n):
+        keys = np.empty(m, np.int64)
+        order = np.empty(m, np.int64)
+        tmp_keys = np.empty(m, np.int64)
+        tmp_order = np.empty(m, np.int64)
+        hist = np.empty((8, 256), np.int64)
+        # The teacher's hard ranks of the row, average ranks for ties, centred.
+        xt = np.empty(m, dt.dtype)
+        ttotal = 0.0
+        for k in range(m):
+            v = dt[r, _column(k, r, offset, n, has_self)] + 0.0  # + 0.0: -0.0 ties with +0.0
+            xt[k] = v
+            ttotal += v
+        if not np.isfinite(ttotal):
+            bad[r] = 2
+            continue
+        argsort_keys(keys, sortable_keys(xt, keys), order, tmp_keys, tmp_order, hist)
+        lo = 0
+        while lo < m:
+            hi = lo + 1
+            v = xt[order[lo]]
+            while hi < m and xt[order[hi]] == v:
+                hi += 1
+            centred = 0.5 * (lo + hi + 1) - half  # the mean of positions lo + 1 .. hi, centred
+            for q in range(lo, hi):
+                target[r, order[q]] = centred
+            lo = hi
         x = np.empty(m, np.float64)
         total = 0.0
         for k in range(m):
@@ -88,10 +115,8 @@ def _forward_rows(ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, 
         zs = np.empty(m, ds.dtype)
         for k in range(m):
             zs[k] = (x[k] - mean) * scale * inv_eps + 0.0  # + 0.0: -0.0 ties with +0.0
-        keys = np.empty(m, np.int64)
         sortable_keys(zs, keys)
-        order = np.empty(m, np.int64)
-        argsort_keys(keys, nbytes, order, np.empty(m, np.int64), np.empty(m, np.int64), np.empty((nbytes, 256), np.int64))
+        argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
         # Pool-adjacent-violators of y_i = s_i - (m - i), s decreasing, in float64.
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
@@ -192,23 +217,27 @@ _backward_serial = _njit(_backward_rows)
 _backward_parallel = _njit_parallel(_renamed(_backward_rows, "_parallel"))
 
 
-def supported(d_s: torch.Tensor) -> bool:
-    """Whether :func:`pc_correlations_cpu` handles these student dissimilarities."""
-    return d_s.device.type == "cpu" and d_s.dtype in (torch.float32, torch.float64)
+def supported(d_s: torch.Tensor, d_t: torch.Tensor) -> bool:
+    """Whether :func:`pc_correlations_cpu` handles these dissimilarities (both on the CPU, the
+    student's in float32 or float64)."""
+    return d_s.device.type == "cpu" and d_t.device.type == "cpu" and d_s.dtype in (torch.float32, torch.float64)
 
 
 class _PCCorrelations(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, d_s, target, offset, strength):
+    def forward(ctx, d_s, d_t, offset, strength):
         ds = d_s.detach().contiguous()
-        tgt = target.contiguous()
+        dt = d_t.detach().contiguous()
+        if dt.dtype not in (torch.float32, torch.float64):
+            dt = dt.double()
         n, big_m = ds.shape
-        m = tgt.shape[1]
         has_self = offset is not None
+        m = big_m - 1 if has_self else big_m
         off = int(offset) if has_self else 0
         inv_eps = 1.0 / strength
         tiny = float(torch.finfo(ds.dtype).eps)
         spread = math.sqrt((m * m - 1) / 12.0)
+        tn = np.empty((n, m), np.float64)
         a = np.zeros((n, m), np.float64)
         perm = np.empty((n, m), np.int64)
         bend = np.empty((n, m), np.int64)
@@ -217,10 +246,10 @@ class _PCCorrelations(torch.autograd.Function):
         bad = np.zeros(n, np.uint8)
         parallel = n * m >= PARALLEL_MIN_ELEMENTS
         kernel = _forward_parallel if parallel else _forward_serial
-        dsn, tn = ds.numpy(), tgt.numpy()
-        kernel(dsn, tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, bad)
+        kernel(ds.numpy(), dt.numpy(), off, has_self, inv_eps, tiny, spread, tn, a, perm, bend, stats, corr, bad)
         if bad.any():
-            raise ValueError("the student's dissimilarities contain NaN or Inf values")
+            side = "student" if (bad == 1).any() else "teacher"
+            raise ValueError(f"the {side}'s dissimilarities contain NaN or Inf values")
         ctx.args = (tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel)
         ctx.save_for_backward(ds)
         return torch.from_numpy(corr).to(ds.dtype)
@@ -236,11 +265,11 @@ class _PCCorrelations(torch.autograd.Function):
         return out, None, None, None
 
 
-def pc_correlations_cpu(d_s: torch.Tensor, target: torch.Tensor, offset: int | None, strength: float) -> torch.Tensor:
-    """(n,) correlations of the plain PC loss from the student's (n, M) dissimilarities ``d_s``.
+def pc_correlations_cpu(d_s: torch.Tensor, d_t: torch.Tensor, offset: int | None, strength: float) -> torch.Tensor:
+    """(n,) correlations of the plain PC loss from the student's and the teacher's (n, M)
+    dissimilarities ``d_s`` (float32 or float64, CPU; gradients flow through it) and ``d_t``.
 
-    ``target`` (n, m) are the teacher's hard ranks centred on ``(m + 1) / 2``, in the compacted
-    layout of ``_exclude_self`` (``m = M - 1`` when ``offset`` is the column of reference 0's
-    self-pair, ``m = M`` when ``offset`` is None); ``d_s`` is float32 or float64 on the CPU.
+    Row ``i`` leaves out column ``offset + i`` (its self-pair) when ``offset`` is an int, none
+    when it is None. Returned in the dtype of ``d_s``.
     """
-    return _PCCorrelations.apply(d_s, target.to(d_s.dtype), offset, float(strength))
+    return _PCCorrelations.apply(d_s, d_t, offset, float(strength))

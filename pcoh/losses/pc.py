@@ -111,6 +111,9 @@ def _pc_correlations(
     d_s = _cross_dissimilarities(student_ref, student_compared, student_metric, self_offset)
     with torch.no_grad():
         d_t = _cross_dissimilarities(teacher_ref, teacher_compared, teacher_metric, self_offset)
+    if not focus and _pc_cpu.supported(d_s, d_t):  # one compiled sweep per row, analytic backward
+        return _pc_cpu.pc_correlations_cpu(d_s, d_t, self_offset, regularization_strength)
+    with torch.no_grad():
         if self_offset is not None:
             d_t = _exclude_self(d_t, self_offset)
         m = d_t.shape[1]
@@ -118,9 +121,6 @@ def _pc_correlations(
         target = rank(d_t).to(d_s.dtype).sub_(0.5 * (m + 1))  # in place: a fresh tensor, no grad
         tiny = torch.finfo(d_s.dtype).eps
         target_norm = torch.linalg.vector_norm(target, dim=1).clamp_min(tiny)
-    if not focus and _pc_cpu.supported(d_s):  # one compiled sweep per row, analytic backward
-        corr = _pc_cpu.pc_correlations_cpu(d_s, target, self_offset, regularization_strength)
-        return corr
     if self_offset is not None:
         d_s = _exclude_self(d_s, self_offset)
     var, mean = torch.var_mean(d_s, dim=1, correction=0, keepdim=True)
