@@ -52,12 +52,12 @@ def _from_environment(environ) -> int | None:
     return value
 
 
-def choose_threads(requested: int | None = None, environ=None, cores: int | None = None) -> int:
-    """The number of threads per pool: ``requested``, else ``OMP_NUM_THREADS``, else the cores.
+def choose_threads(threads: int | None = None, environ=None, cores: int | None = None) -> int:
+    """The number of threads per pool: ``threads``, else ``OMP_NUM_THREADS``, else the cores.
 
     Parameters
     ----------
-    requested : int, optional
+    threads : int, optional
         An explicit count (the ``--threads`` option or the ``threads`` setting); wins over the rest.
     environ : mapping, optional
         Where ``OMP_NUM_THREADS`` is read (default ``os.environ``).
@@ -67,10 +67,12 @@ def choose_threads(requested: int | None = None, environ=None, cores: int | None
     Raises
     ------
     TypeError, ValueError
-        ``requested`` not a positive int; ``OMP_NUM_THREADS`` set but not a positive integer.
+        ``threads`` not a positive int; ``OMP_NUM_THREADS`` set but not a positive integer.
     """
-    if requested is not None:
-        return _positive_int(requested, "threads")
+    if threads is not None:
+        return _positive_int(threads, "threads")
+    if environ is not None and not hasattr(environ, "get"):
+        raise TypeError(f"environ must be a mapping of environment variables, got {type(environ).__name__}")
     value = _from_environment(os.environ if environ is None else environ)
     if value is not None:
         return value
