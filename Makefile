@@ -40,8 +40,12 @@ trust: $(STAMP)
 lab: trust
 	$(VENV)/bin/jupyter lab notebooks
 
+# The CPU numbers in one run: the machine and thread counts, PC loss / PKT (n = 256, 1024), the
+# per-reference Spearman at N = 10,000 (warm, cosine and Euclidean; compile time apart), and two
+# tiny main jobs started together against one alone. Every script's --smoke runs in the tests.
 bench: $(STAMP)
-	$(PY) benchmarks/bench_loss.py
+	$(PY) benchmarks/bench_loss.py --sizes 256 1024 --naive-max-n 256 --spearman-only
+	$(PY) benchmarks/bench_threads.py
 
 # Every executed notebook as one self-contained HTML page in reports/ (converted, not re-run).
 report: $(STAMP)

@@ -10,6 +10,7 @@ cached apart under one root; :func:`prepare_teacher` trains or loads one and rep
 """
 from __future__ import annotations
 
+import tempfile
 import time
 
 import numpy as np
@@ -86,3 +87,13 @@ def prepare_teacher(name: str, epochs: int, root, device) -> dict:
           f"{'cached' if teacher.cached else 'trained'}, {time.perf_counter() - t0:.0f} s): test accuracy {acc:.4f}",
           flush=True)
     return {"split": split, "spec": spec, "teacher": teacher, "t_test": t_test}
+
+
+SMOKE_HELP = ("a smoke run: the digits only, 1 teacher epoch, 1 student epoch, one seed, one batch size, a "
+              "temporary cache unless --root is given; checks that the study starts and finishes, measures nothing")
+
+
+def smoke_root(args) -> None:
+    """Send a smoke run's cache to a fresh temporary folder unless ``--root`` was given."""
+    if args.root == "data":
+        args.root = tempfile.mkdtemp(prefix="pcoh-smoke-")

@@ -56,14 +56,15 @@ def _step(loss, n: int, num_samples: int, device):
     return run
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.repeats = 3
+    parser.add_argument("--smoke", action="store_true", help="--quick with one repetition: checks that it runs")
+    args = parser.parse_args(argv)
+    if args.quick or args.smoke:
+        args.quick, args.repeats = True, 1 if args.smoke else 3
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}, torch {torch.__version__}, threads {torch.get_num_threads()}")

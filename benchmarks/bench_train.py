@@ -197,7 +197,11 @@ def main(argv=None) -> int:
                    help="torch threads of the main process (default torch's); 1 steadies timings on a shared CPU")
     p.add_argument("--compile", action="store_true", help="also time pcoh with compile=True")
     p.add_argument("--teacher", action="store_true", help="also time a teacher epoch of the first pair's teacher")
+    p.add_argument("--smoke", action="store_true",
+                   help="64 images, the mlp pair, one repetition, no workers: checks that it runs, measures nothing")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.images, args.test_images, args.repeats, args.workers, args.pairs = 64, 32, 1, 0, ["mlp->mlp"]
     device = T.resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -2,6 +2,7 @@
 # The whole GPU check in one call (about 7 minutes on one H100), from the repository root:
 #
 #   bash benchmarks/device_check.sh     (logs go to $OUT, default: a temporary folder)
+#   bash benchmarks/device_check.sh --smoke   (versions and a tiny benchmark: checks that it starts)
 #
 # 1. versions of torch / triton and the GPU;
 # 2. the Triton PAV kernel against the numba PAV on the GPU (tests/triton_cases.py with
@@ -14,6 +15,8 @@
 #    the benchmark pair, a small pair, and the benchmark pair with --compile).
 # Every step runs even when an earlier one fails; the exit status is the number of failed steps.
 set -u
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1  # --smoke: the info step and a tiny benchmark only
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-$(mktemp -d)} PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
@@ -46,7 +49,13 @@ PYEOF
 
 if ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   echo "device_check: torch.cuda.is_available() is False here; nothing to check"
+  [ "$SMOKE" -eq 1 ] && exit "$fails"  # a smoke run only checks that the script starts
   exit 1
+fi
+if [ "$SMOKE" -eq 1 ]; then
+  step bench_smoke 300 "$PY" benchmarks/bench_loss.py --device cuda --smoke
+  echo "device_check --smoke: $fails failed step(s)"
+  exit "$fails"
 fi
 
 step kernel_tests 150 env PCOH_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider tests/triton_cases.py
@@ -71,7 +80,7 @@ torch.cuda.set_sync_debug_mode("default")
 # Keep the values only: a live output keeps its autograd graph, and with it the AccumulateGrad
 # node of x made on the default stream, which a later capture would reuse (and fail on).
 out = out.detach()
-ref = _SoftRank.apply(x.detach().cpu(), 0.03, "numba")
+ref = _SoftRank.apply(x.detach().cpu(), 0.03)
 print("no host sync in soft_rank forward + backward: OK; max |gpu - cpu| =",
       (out.cpu() - ref).abs().max().item())
 del out
@@ -95,7 +104,7 @@ with torch.no_grad():
 g.replay()
 torch.cuda.synchronize()
 xc = x.detach().cpu().requires_grad_(True)
-ref = _SoftRank.apply(xc, 0.03, "numba")
+ref = _SoftRank.apply(xc, 0.03)
 ref.mul(w.cpu()).sum().backward()
 print("CUDA graph capture + replay: OK; max |replay - cpu| =", (y.detach().cpu() - ref.detach()).abs().max().item(),
       "| grad:", (x.grad.cpu() - xc.grad).abs().max().item())

@@ -72,7 +72,7 @@ for _path in (str(ROOT), str(Path(__file__).resolve().parent)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from _studies import DATASETS, prepare_teacher  # noqa: E402
+from _studies import DATASETS, SMOKE_HELP, prepare_teacher, smoke_root  # noqa: E402
 
 from pcoh import coherence  # noqa: E402
 from pcoh import evaluate as peval  # noqa: E402
@@ -437,7 +437,15 @@ def main(argv=None) -> None:
     p.add_argument("--focus", nargs="+", default=list(DEFAULT_FOCUS), help="pc settings KIND:FOCUS[:FRACTION] "
                    f"(default {' '.join(DEFAULT_FOCUS)})")
     p.add_argument("--report-only", action="store_true", help="print the tables of runs.csv, train nothing")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + "; one mode, one baseline, two pc settings, "
+                   "the output in the temporary folder too")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.data, args.epochs, args.teacher_epochs, args.seeds, args.aware_seeds = ["digits"], 1, 1, 1, 1
+        args.batches, args.modes, args.baselines, args.focus = [64], ["class-unaware"], ["pkt"], ["exp:0", "exp:4"]
+        smoke_root(args)
+        if args.output == "results/study_focus":
+            args.output = str(Path(args.root) / "study_focus")
     args.aware_seeds = args.seeds if args.aware_seeds is None else args.aware_seeds
     settings = [parse_focus(tok) for tok in args.focus]
     if len({s["label"] for s in settings}) != len(settings):

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from study_strength import common_parser, header, prepare, run_jobs, table  # noqa: E402
+from study_strength import apply_smoke, common_parser, header, prepare, run_jobs, table  # noqa: E402
 
 from pcoh.losses import PerceptionCoherenceLoss  # noqa: E402
 
@@ -33,6 +33,9 @@ def main(argv=None) -> None:
     p.add_argument("--queues", type=int, nargs="+", default=[0, 256, 1024, 4096])
     p.set_defaults(strengths=[PerceptionCoherenceLoss().regularization_strength], batches=[128])
     args = p.parse_args(argv)
+    apply_smoke(args)
+    if args.smoke:
+        args.queues = [0, 128]
     header(args)
     warnings.filterwarnings("ignore", message="queue_size=.* is larger than the training set")
     print(f"strength {args.strengths}; queue sizes {args.queues} (capped at the training set)")

@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _studies import prepare_teacher  # noqa: E402
+from _studies import SMOKE_HELP, prepare_teacher, smoke_root  # noqa: E402
 
 from pcoh import models as pmodels  # noqa: E402
 from pcoh.coherence import perception_coherence  # noqa: E402
@@ -175,7 +175,16 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--teacher-epochs", type=int, default=15)
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes, one thread each (default 1)")
     p.add_argument("--root", default="data", help="folder of the cached teachers (<root>/runs/), default 'data'")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     return p
+
+
+def apply_smoke(args) -> None:
+    """Shrink the study to a smoke run (``--smoke``): see :data:`SMOKE_HELP`."""
+    if args.smoke:
+        args.data, args.epochs, args.teacher_epochs = ["digits"], 1, 1
+        args.seeds, args.batches, args.strengths, args.jobs = [0], [64], args.strengths[:1], 1
+        smoke_root(args)
 
 
 def header(args) -> None:
@@ -186,6 +195,7 @@ def header(args) -> None:
 
 def main(argv=None) -> None:
     args = common_parser(__doc__.split("\n\n")[0]).parse_args(argv)
+    apply_smoke(args)
     header(args)
     t_start = time.perf_counter()
     contexts = {name: prepare(name, args) for name in args.data}

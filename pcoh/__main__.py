@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch.compile the training step (CUDA graphs on CUDA)")
     p.add_argument("--num-workers", type=int,
                    help="worker processes for data read from files item by item (default: cores - 1, at most 8)")
+    p.add_argument("--threads", type=int,
+                   help="threads of torch, numba and BLAS each (default: OMP_NUM_THREADS if set, else the cores "
+                   "this process may use, from its CPU affinity)")
     p.add_argument("--check", action="store_true",
                    help="check the settings, data, teacher checkpoint and folders, then stop without training")
     return p
@@ -114,7 +117,7 @@ def _config(args: argparse.Namespace):
     given = vars(args)
     table = load_config(given.pop("config")) if "config" in given else {}
     for name in ("dataset", "root", "cache", "download", "teacher", "teacher_checkpoint", "teacher_weights",
-                 "students", "methods", "modes", "seeds", "device", "output", "figures"):
+                 "students", "methods", "modes", "seeds", "device", "output", "figures", "threads"):
         if name in given:
             table[name] = given[name]
     options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},
@@ -219,6 +222,9 @@ def main(argv=None) -> int:
 
     try:
         cfg = _config(args)
+        from .threads import choose_threads, set_threads
+
+        set_threads(choose_threads(cfg.threads))  # one count for every thread pool of the process
         # Under torchrun: join the process group (one process per GPU, or gloo on CPUs).
         _distributed_setup(cfg)
     except (ValueError, TypeError) as err:

@@ -38,7 +38,7 @@ import torch
 from ._checks import as_array, as_features, check_float, check_indices, check_int, check_pairs_option
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from .ranking import rank
-from .rowwise import CHUNK_ELEMENTS, Rows, check_chunk, check_pair, chunks, drop_self, generator, row_pearson
+from .rowwise import CHUNK_ELEMENTS, Rows, check_chunk, check_pair, chunks, drop_self, generator, row_pearson, spearman_rows
 
 __all__ = [
     "per_reference_spearman",
@@ -97,9 +97,7 @@ def per_reference_spearman(
     rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
     out = np.empty(n, dtype=np.float64)
     for lo, hi in chunks(n, chunk):
-        rs = rank(drop_self(rows_s(lo, hi), lo))
-        rt = rank(drop_self(rows_t(lo, hi), lo))
-        out[lo:hi] = row_pearson(rs, rt).double().numpy()
+        out[lo:hi] = spearman_rows(rows_s.block(lo, hi), rows_t.block(lo, hi), lo)
     return out
 
 

@@ -29,6 +29,7 @@ from .specs import (
     method_allows_mode,
 )
 from .methods import CLASS_UNAWARE
+from .threads import choose_threads
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
            "DEFAULT_OUTPUT", "DEFAULT_FIGURES"]
@@ -108,6 +109,9 @@ class ExperimentConfig:
     figures : str, optional
         Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
         (the figures go with the tables).
+    threads : int, optional
+        Threads of each pool (torch, numba, BLAS); default ``OMP_NUM_THREADS`` if set, else the
+        cores in the process's CPU affinity (:mod:`pcoh.threads`). Not part of any cache key.
     """
 
     dataset: str = "digits"
@@ -132,6 +136,7 @@ class ExperimentConfig:
     device: Optional[str] = None
     output: str = DEFAULT_OUTPUT
     figures: Optional[str] = None
+    threads: Optional[int] = None
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -224,6 +229,8 @@ class ExperimentConfig:
         # A weight at the loss's default is the same run as one left out: same cache key.
         self.weights = {m: w for m, w in self.weights.items()
                         if w is not None and not _same_value(w, _losses.LOSSES[m].default_weight)}
+        if self.threads is not None:
+            self.threads = choose_threads(self.threads)  # a positive int, or TypeError/ValueError
         if self.device is not None:
             check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device

@@ -8,15 +8,19 @@ They also hold the checks of the features and chunk sizes the measures take.
 """
 from __future__ import annotations
 
+import types
 from typing import Iterator
 
+import numba
 import numpy as np
 import torch
 
 from ._checks import as_features, check_int, check_seed
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
+from .radix import argsort_keys, sortable_keys
 
-__all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson"]
+__all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson",
+           "spearman_rows"]
 
 # Dissimilarities held per chunk (rows x N); about 64 MiB per float32 matrix.
 CHUNK_ELEMENTS = 1 << 24
@@ -60,6 +64,13 @@ class Rows:
 
     def __call__(self, lo: int, hi: int) -> torch.Tensor:
         return self.at(torch.arange(lo, hi))
+
+    def block(self, lo: int, hi: int) -> torch.Tensor:
+        """Rows ``lo .. hi - 1`` as computed, the self-pairs left as the formula rounds them
+        (for callers that leave them out)."""
+        if self.full is not None:
+            return self.full[lo:hi]
+        return self.fn.matrix(self.x[lo:hi], self.x)
 
     def at(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` of the matrix, (len(idx), N), with d(x_i, x_i) exactly 0."""
@@ -121,3 +132,93 @@ def row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     tiny = torch.finfo(a.dtype).eps
     norm = a.norm(dim=1).clamp_min(tiny) * b.norm(dim=1).clamp_min(tiny)
     return (a * b).sum(dim=1) / norm
+
+
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` under another name: numba's disk cache is keyed by the function's name,
+    so the parallel and serial builds of one function need different names."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+@numba.njit(nogil=True, cache=True)
+def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
+    """Average ranks (1..m) of ``row`` without its column ``skip`` (-1: none) into ``out``."""
+    m = 0
+    for j in range(row.shape[0]):
+        if j != skip:
+            x[m] = row[j] + 0.0  # + 0.0: -0.0 ties with +0.0
+            m += 1
+    nbytes = sortable_keys(x, keys)
+    argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
+    lo = 0
+    while lo < m:
+        hi = lo + 1
+        v = x[order[lo]]
+        while hi < m and x[order[hi]] == v:
+            hi += 1
+        rank = 0.5 * (lo + hi + 1)  # the mean of positions lo + 1 .. hi
+        for q in range(lo, hi):
+            out[order[q]] = rank
+        lo = hi
+
+
+def _spearman_rows(ds, dt, lo, out):
+    """The kernel of :func:`spearman_rows` (``lo`` -1: no self-pair); compiled twice below."""
+    c, n = ds.shape
+    m = n - 1 if lo >= 0 else n
+    centre = 0.5 * (m + 1)
+    for r in numba.prange(c):
+        skip = lo + r if lo >= 0 else -1
+        xs = np.empty(m, ds.dtype)
+        xt = np.empty(m, dt.dtype)
+        ra = np.empty(m, np.float64)
+        rb = np.empty(m, np.float64)
+        keys = np.empty(m, np.int64)
+        order = np.empty(m, np.int64)
+        tmp_keys = np.empty(m, np.int64)
+        tmp_order = np.empty(m, np.int64)
+        hist = np.empty((8, 256), np.int64)
+        _rank_without(ds[r], skip, xs, ra, keys, order, tmp_keys, tmp_order, hist)
+        _rank_without(dt[r], skip, xt, rb, keys, order, tmp_keys, tmp_order, hist)
+        dot = 0.0
+        na = 0.0
+        nb = 0.0
+        for k in range(m):
+            a = ra[k] - centre
+            b = rb[k] - centre
+            dot += a * b
+            na += a * a
+            nb += b * b
+        out[r] = dot / np.sqrt(na * nb) if na > 0.0 and nb > 0.0 else 0.0
+
+
+# Rows in parallel only when there is enough work to share out: on a small block, waking the
+# thread pool (and, on a busy machine, waiting for its slowest thread) costs more than the work.
+_PARALLEL_MIN_ELEMENTS = 1 << 17
+_spearman_rows_serial = numba.njit(nogil=True, cache=True)(_spearman_rows)
+_spearman_rows_parallel = numba.njit(nogil=True, cache=True, parallel=True)(_renamed(_spearman_rows, "_parallel"))
+
+
+def spearman_rows(ds: torch.Tensor, dt: torch.Tensor, lo: int | None) -> np.ndarray:
+    """Spearman correlation of matching rows of ``ds`` and ``dt`` (c, N) on the CPU, in float64.
+
+    Row ``r`` leaves out its column ``lo + r`` (the self-pair of reference ``lo + r``) when
+    ``lo`` is an int, nothing when it is None. Ties get average ranks (as
+    ``scipy.stats.spearmanr``); a row constant on either side gets 0. One compiled sweep per row
+    (both radix ranks and the correlation), rows in parallel: no (c, N) rank matrices are made.
+    """
+    _check_matrix(ds, "ds")
+    _check_matrix(dt, "dt")
+    if ds.shape != dt.shape:
+        raise ValueError(f"ds and dt must have one shape, got {tuple(ds.shape)} and {tuple(dt.shape)}")
+    a = ds.detach().cpu().contiguous()
+    b = dt.detach().cpu().contiguous()
+    if a.dtype not in (torch.float32, torch.float64) or b.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"ds and dt must be float32 or float64, got {a.dtype} and {b.dtype}")
+    out = np.empty(a.shape[0], np.float64)
+    kernel = _spearman_rows_parallel if a.numel() >= _PARALLEL_MIN_ELEMENTS else _spearman_rows_serial
+    kernel(a.numpy(), b.numpy(), -1 if lo is None else check_int(lo, "lo", minimum=0), out)
+    return out

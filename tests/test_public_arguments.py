@@ -367,6 +367,14 @@ TABLE: dict[str, tuple] = {
     "pcoh.rowwise.generator": entry(lambda: call(0), ("seed", 1.5, -1)),
     "pcoh.rowwise.row_pearson": entry(
         lambda: call(tensor(), tensor()), ("a", features(), torch.ones(3)), ("b", features(), torch.ones(4, 3))),
+    "pcoh.rowwise.spearman_rows": entry(
+        lambda: call(torch.rand(3, 5), torch.rand(3, 5), 0),
+        ("ds", features(), torch.ones(3)), ("dt", features(), torch.ones(3, 4)), ("lo", 1.5, -1)),
+    # --- threads
+    "pcoh.threads.choose_threads": entry(
+        lambda: call(None, {}, 2), ("threads", "2", 0), ("cores", 1.5, 0),
+        ("environ", 3, {"OMP_NUM_THREADS": "many"}, r"\benviron\b|OMP_NUM_THREADS")),
+    "pcoh.threads.set_threads": entry(lambda: call(torch.get_num_threads()), ("threads", 2.0, 0)),
     # --- diagnostics
     "pcoh.diagnostics.reference_dissimilarities": entry(
         lambda: call(features(), 2),
@@ -918,6 +926,7 @@ EXEMPT: dict[str, str] = {
         "pcoh.models.tv.available", "pcoh.models.wrapped.registered", "pcoh.notebook.workspace.figures_dir",
         "pcoh.notebook.workspace.project_root", "pcoh.notebook.workspace.smoke", "pcoh.plots._base.style", "pcoh.interrupts.Interrupts",
         "pcoh.losses.base.TransferLoss", "pcoh.losses.baselines.SPLoss",
+        "pcoh.threads.available_cores", "pcoh.threads.thread_counts",
     ], _NO_ARGUMENTS),
     **dict.fromkeys([
         "pcoh.data.errors.DatasetIntegrityError", "pcoh.data.errors.DatasetNotFoundError",

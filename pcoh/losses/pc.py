@@ -14,6 +14,7 @@ from .._checks import check_choice, check_float, check_positive
 from ..distributed import world_size
 from ..dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
 from ..ranking import rank, soft_rank
+from . import _pc_cpu
 from .base import TransferLoss, _check_dim, _check_indices, off_diagonal
 
 
@@ -109,6 +110,9 @@ def _pc_correlations(
     d_s = _cross_dissimilarities(student_ref, student_compared, student_metric, self_offset)
     with torch.no_grad():
         d_t = _cross_dissimilarities(teacher_ref, teacher_compared, teacher_metric, self_offset)
+    if not focus and _pc_cpu.supported(d_s, d_t):  # one compiled sweep per row, analytic backward
+        return _pc_cpu.pc_correlations_cpu(d_s, d_t, self_offset, regularization_strength)
+    with torch.no_grad():
         if self_offset is not None:
             d_t = _exclude_self(d_t, self_offset)
         m = d_t.shape[1]

@@ -1,0 +1,83 @@
+"""Byte radix argsort of float rows, compiled with numba: the sort of the CPU kernels that rank.
+
+Floats become signed 64-bit integers with the same order (:func:`sortable_keys`), which a
+least-significant-digit radix sort on bytes orders in linear time (:func:`argsort_keys`):
+faster than a comparison sort on the rows of a few hundred to tens of thousands of values that
+the loss and the coherence measures rank, and stable.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["sortable_keys", "argsort_keys"]
+
+
+@numba.njit(nogil=True, cache=True)
+def sortable_keys(x, keys):
+    """Write into ``keys`` (int64) integers ordered as the finite floats ``x`` (float32 or float64).
+
+    A non-negative IEEE float compares like its bit pattern read as a signed integer; flipping
+    the magnitude bits of the negative ones makes the map increasing. Returns the keys' width in
+    bytes (that of ``x``'s dtype). ``-0.0`` must have been turned into ``+0.0`` (``v + 0.0``).
+    """
+    m = x.shape[0]
+    if x.itemsize == 4:
+        bits32 = x.view(np.int32)
+        for k in range(m):
+            b = np.int64(bits32[k])
+            keys[k] = b ^ np.int64(0x7FFFFFFF) if b < 0 else b
+        return 4
+    bits64 = x.view(np.int64)
+    for k in range(m):
+        b = bits64[k]
+        keys[k] = b ^ np.int64(0x7FFFFFFFFFFFFFFF) if b < 0 else b
+    return 8
+
+
+@numba.njit(nogil=True, cache=True)
+def argsort_keys(keys, nbytes, perm, tmp_keys, tmp_perm, hist):
+    """Ascending stable argsort of int64 ``keys`` of ``nbytes`` bytes (signed) into ``perm``.
+
+    One pass builds every byte's histogram, then one scatter per byte, skipping the bytes on
+    which all keys agree (often the exponent's). The top byte has its sign bit flipped so that
+    negative keys come first. ``keys`` is overwritten; ``tmp_keys``, ``tmp_perm`` (length m) and
+    ``hist`` (at least (nbytes, 256), int64) are scratch.
+    """
+    m = keys.shape[0]
+    hist[:, :] = 0
+    top = nbytes - 1
+    for j in range(m):
+        k = keys[j]
+        for p in range(top):
+            hist[p, (k >> (8 * p)) & 255] += 1
+        hist[top, ((k >> (8 * top)) & 255) ^ 128] += 1
+    for j in range(m):
+        perm[j] = j
+    if m == 0:
+        return
+    src_k, src_p, dst_k, dst_p = keys, perm, tmp_keys, tmp_perm
+    swaps = 0
+    for p in range(nbytes):
+        flip = 128 if p == top else 0
+        first = ((src_k[0] >> (8 * p)) & 255) ^ flip
+        if hist[p, first] == m:
+            continue
+        total = 0
+        for d in range(256):
+            c = hist[p, d]
+            hist[p, d] = total
+            total += c
+        for j in range(m):
+            k = src_k[j]
+            d = ((k >> (8 * p)) & 255) ^ flip
+            q = hist[p, d]
+            hist[p, d] = q + 1
+            dst_k[q] = k
+            dst_p[q] = src_p[j]
+        src_k, dst_k = dst_k, src_k
+        src_p, dst_p = dst_p, src_p
+        swaps += 1
+    if swaps % 2 == 1:  # the result lies in the scratch buffer
+        for j in range(m):
+            perm[j] = src_p[j]
