@@ -83,8 +83,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("crd", "contrastive representation distillation (Tian et al. 2020)", "#ff7f0e", _BOTH, True, "crd",
            "the teacher's feature of the same sample against a memory of the others (contrastive)",
            "Tian et al. 2020"),
+    Method("rrd", "relational representation distillation (Giakoumoglou & Stathaki 2024)", "#393b79", _BOTH, True,
+           "rrd", "the teacher's similarity distribution over a queue of its projections (relational)",
+           "Giakoumoglou & Stathaki 2024 (arXiv 2407.12073)"),
     Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd",
            "temperature-softened logits", "Hinton et al. 2015"),
+    Method("dist", "DIST: Pearson correlation of softened logits (Huang et al. 2022)", "#8c6d31", _AWARE, True, "dist",
+           "softened logits by Pearson correlation, per sample and per class (DIST)", "Huang et al. 2022"),
     Method("ce", "cross-entropy on labels alone, no teacher", "#7f7f7f", _AWARE, True, None,
            "labels only, no teacher", "-"),
 )}
