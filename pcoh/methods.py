@@ -85,7 +85,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "Tian et al. 2020"),
     Method("rrd", "relational representation distillation (Giakoumoglou & Stathaki 2024)", "#393b79", _BOTH, True,
            "rrd", "the teacher's similarity distribution over a queue of its projections (relational)",
-           "Giakoumoglou & Stathaki 2024 (arXiv 2407.12073)"),
+           "Giakoumoglou & Stathaki 2024"),
     Method("kd", "Hinton's KD on temperature-softened logits", "#17becf", _AWARE, True, "kd",
            "temperature-softened logits", "Hinton et al. 2015"),
     Method("dist", "DIST: Pearson correlation of softened logits (Huang et al. 2022)", "#8c6d31", _AWARE, True, "dist",

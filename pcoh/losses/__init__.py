@@ -7,20 +7,20 @@ attributes (:class:`pcoh.models.ModelOutput`); each loss picks what it uses (``u
 teacher side never receives a gradient. Losses are looked up by name with :func:`get`, so a
 training loop swaps methods without special cases.
 
-============  ==============================================  =====================  ======================
-name          loss                                            paper                  default weight
-============  ==============================================  =====================  ======================
-``"pc"``      perception coherence, docs/method.md §3         this project           1
-``"fitnet"``  MSE of a learned linear regressor (hint)        Romero et al. 2015     100
-``"rkd"``     relational KD: distance + angle, smooth L1      Park et al. 2019       1 (w_d 25, w_a 50)
-``"pkt"``     KL of cosine-similarity conditional probs       Passalis & Tefas 2018  30000
-``"sp"``      similarity preserving: row-normalised Grams     Tung & Mori 2019       3000
-``"cc"``      correlation congruence, Gaussian-kernel Taylor  Peng et al. 2019       0.02
-``"kd"``      KL of temperature-T softmax logits (T = 4)      Hinton et al. 2015     0.9 (CE 0.1)
-``"crd"``     NCE contrast against a memory of every sample   Tian et al. 2020       0.8
-``"rrd"``     similarities to a queue of teacher projections  Giakoumoglou 2024      1
-``"dist"``    Pearson of softened logits, rows and columns    Huang et al. 2022      1 (beta, gamma 2, T 4)
-============  ==============================================  =====================  ======================
+============  ==============================================  ============================  ======================
+name          loss                                            paper                         default weight
+============  ==============================================  ============================  ======================
+``"pc"``      perception coherence, docs/method.md §3         this project                  1
+``"fitnet"``  MSE of a learned linear regressor (hint)        Romero et al. 2015            100
+``"rkd"``     relational KD: distance + angle, smooth L1      Park et al. 2019              1 (w_d 25, w_a 50)
+``"pkt"``     KL of cosine-similarity conditional probs       Passalis & Tefas 2018         30000
+``"sp"``      similarity preserving: row-normalised Grams     Tung & Mori 2019              3000
+``"cc"``      correlation congruence, Gaussian-kernel Taylor  Peng et al. 2019              0.02
+``"kd"``      KL of temperature-T softmax logits (T = 4)      Hinton et al. 2015            0.9 (CE 0.1)
+``"crd"``     NCE contrast against a memory of every sample   Tian et al. 2020              0.8
+``"rrd"``     similarities to a queue of teacher projections  Giakoumoglou & Stathaki 2024  1
+``"dist"``    Pearson of softened logits, rows and columns    Huang et al. 2022             1 (beta, gamma 2, T 4)
+============  ==============================================  ============================  ======================
 
 The methods built on these losses (what each student matches, its modes) are tabulated by
 :func:`pcoh.methods.table`; a test checks that this table names the same losses and papers.
