@@ -188,7 +188,7 @@ def test_rrd_learns_to_match_the_teacher():
 def test_rrd_queue_length_rule():
     assert queue_length(50_000) == 16384  # CIFAR-100: the authors' length
     assert queue_length(1_281_167) == 16384
-    assert queue_length(1_797) == 599 and queue_length(1_257) == 419
+    assert queue_length(1_797) == 599 and queue_length(1_437) == 479 and queue_length(1_257) == 419
     assert queue_length(2) == 1 and queue_length(None) == 16384
     loss = losses.get("rrd", student_dim=8, teacher_dim=16, num_samples=1_257)
     assert isinstance(loss, RRDLoss) and loss.queue.shape == (419, 128)
