@@ -14,8 +14,8 @@ Protocol:
   ``<root>/runs``);
 - students: ``digits_cnn`` trained by the main job's loop (``pcoh.train.train_student``, Adam 1e-3,
   ``--epochs`` epochs, batch 64 and 256, seeds 0 ..), class-unaware (the transfer loss alone) and
-  class-aware (CE + weight x loss), each baseline at its defaults (rkd, pkt, sp, cc, fitnet, crd;
-  class-aware also kd and ce), and pc over a grid of focus settings (``--focus``), all in the same
+  class-aware (CE + weight x loss), each baseline at its defaults (rkd, pkt, sp, cc, fitnet, crd, rrd;
+  class-aware also kd, dist and ce), and pc over a grid of focus settings (``--focus``), all in the same
   run, every run cached under ``<root>/runs`` (an interrupted run resumes from its last epoch);
 - evaluation on the held-out split, with ``pcoh.evaluate`` / ``pcoh.coherence`` as the main job:
   PC_n (plain mean per-reference Spearman, cosine both sides), kNN accuracy (k = 5, cosine),
@@ -79,7 +79,7 @@ from pcoh import evaluate as peval  # noqa: E402
 from pcoh.stats import paired_comparison  # noqa: E402
 from pcoh.train import StudentSpec, TrainConfig, method_allows_mode, predict, train_student  # noqa: E402
 
-BASELINES = ("rkd", "pkt", "sp", "cc", "fitnet", "crd", "kd", "ce")
+BASELINES = ("rkd", "pkt", "sp", "cc", "fitnet", "crd", "rrd", "kd", "dist", "ce")
 MODES = ("class-unaware", "class-aware")
 DEFAULT_FOCUS = ("exp:0", "exp:1", "exp:2", "exp:4", "exp:8", "top:9:0.1", "top:9:0.25", "exp-sym:2", "exp-sym:4",
                  "exp-sym:8")

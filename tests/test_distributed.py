@@ -43,6 +43,10 @@ def _problem(method):
     torch.manual_seed(1)
     student = nn.Sequential(nn.Linear(D_IN, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, D_S)).double()
     kwargs = dict(num_samples=N, num_negatives=16, embed_dim=8, seed=0) if method == "crd" else {}
+    if method == "rrd":  # a queue shorter than the global batch: it keeps the global batch's last rows
+        kwargs = dict(num_samples=N, embed_dim=8, queue_size=N - 3)
+    if method == "dist":  # logits: as many classes for the teacher as for the student
+        teacher = teacher[:, :D_S].contiguous()
     loss = losses.get(method, student_dim=D_S, teacher_dim=D_T, **kwargs).double()
     return x, teacher, student, loss
 
@@ -54,10 +58,10 @@ def _step(method, x, teacher, student, loss, idx):
     value.backward()
     distributed.average_gradients(list(loss.parameters()))
     params = list(student.named_parameters()) + [("loss." + k, p) for k, p in loss.named_parameters()]
-    grads = {k: p.grad.detach().clone() for k, p in params}
+    grads = {k: p.grad.detach().clone() for k, p in params if p.requires_grad}  # RRD's teacher projection is frozen
     distributed.unsync_batchnorm(student)
     buffers = {k: b.clone() for k, b in student.named_buffers()}
-    buffers.update({"loss." + k: b.clone() for k, b in loss.named_buffers()})  # CRD's memories
+    buffers.update({"loss." + k: b.clone() for k, b in loss.named_buffers()})  # CRD's memories, RRD's queue
     return float(value.detach()), grads, buffers
 
 
@@ -66,7 +70,7 @@ def _loss_worker(rank, size, port, out):
     assert distributed.init("cpu", timeout=60)
     try:
         results = {}
-        for method in RELATIONAL + ("fitnet", "crd"):
+        for method in RELATIONAL + ("fitnet", "crd", "rrd", "dist"):
             x, teacher, student, loss = _problem(method)
             xs, ts, idx = distributed.shard([x, teacher, torch.arange(N)])
             results[method] = _step(method, xs, ts, student, loss, idx)
@@ -88,7 +92,7 @@ def test_two_processes_match_one_process_on_the_whole_batch(tmp_path):
     port = _free_port()
     mp.start_processes(_loss_worker, args=(2, port, str(tmp_path / "r")), nprocs=2, join=True, start_method="spawn")
     got = [torch.load(tmp_path / f"r-{r}.pt", weights_only=False) for r in range(2)]
-    for method in RELATIONAL + ("fitnet", "crd"):
+    for method in RELATIONAL + ("fitnet", "crd", "rrd", "dist"):
         x, teacher, student, loss = _problem(method)
         ref_value, ref_grads, ref_buffers = _step(method, x, teacher, student, loss, torch.arange(N))
         values = [g[method][0] for g in got]
@@ -97,13 +101,13 @@ def test_two_processes_match_one_process_on_the_whole_batch(tmp_path):
         assert sum(values) / 2 == pytest.approx(ref_value, abs=1e-6 if method != "crd" else 1e-4, rel=0), method
         if method == "pc":  # each process ranks its own references against the global batch
             assert values[0] != pytest.approx(values[1], abs=1e-6)
-        elif method in RELATIONAL + ("crd",):  # every process computed the loss on the global batch
+        elif method in RELATIONAL + ("crd", "rrd", "dist"):  # every process computed the loss on the global batch
             assert values[0] == pytest.approx(values[1], abs=1e-12), method
         for g in got:
             assert g[method][1].keys() == ref_grads.keys()
             for k, ref in ref_grads.items():
                 torch.testing.assert_close(g[method][1][k], ref, **tol, msg=f"{method} {k}")
-            # batch norm saw the global batch's statistics; CRD's memories saw every sample
+            # batch norm saw the global batch's statistics; CRD's memories and RRD's queue saw every sample
             assert g[method][2].keys() == ref_buffers.keys()
             for k, ref in ref_buffers.items():
                 close = dict(atol=1e-6, rtol=1e-6) if k.startswith("loss.") else dict(atol=1e-12, rtol=1e-9)

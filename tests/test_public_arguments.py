@@ -513,6 +513,12 @@ TABLE: dict[str, tuple] = {
         lambda: call(3, 4, 20, embed_dim=4, num_negatives=8),
         ("student_dim", 1.5, 0), ("teacher_dim", "4", -1), ("num_samples", 2.5, 0), ("embed_dim", 1.5, 0),
         ("num_negatives", 1.5, 0), ("temperature", "0.07", 0.0), ("momentum", "0.5", 1.5), ("seed", 1.5, -1)),
+    "pcoh.losses.rrd.RRDLoss": entry(
+        lambda: call(3, 4, 20, embed_dim=4, queue_size=8),
+        ("student_dim", 1.5, 0), ("teacher_dim", "4", -1), ("num_samples", 2.5, 0), ("embed_dim", 1.5, 0),
+        ("queue_size", 1.5, 0), ("student_temperature", "0.02", 0.0), ("teacher_temperature", "0.1", -1.0)),
+    "pcoh.losses.dist.DISTLoss": entry(
+        lambda: call(), ("beta", "2", -1.0), ("gamma", "2", float("nan")), ("temperature", "4", 0.0)),
     "pcoh.losses.registry.get": entry(
         lambda: call("pc", queue_size=0), ("name", 3, "nope", "name|loss"), ("queue_size", 1.5, -1)),
     "pcoh.losses.registry.arguments": entry(lambda: call("pc"), ("name", 3, "nope", "name|loss")),

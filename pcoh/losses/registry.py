@@ -6,7 +6,9 @@ import inspect
 from .base import TransferLoss
 from .baselines import CCLoss, FitNetLoss, KDLoss, PKTLoss, RKDLoss, SPLoss
 from .crd import CRDLoss
+from .dist import DISTLoss
 from .pc import PerceptionCoherenceLoss
+from .rrd import RRDLoss
 
 LOSSES: dict[str, type[TransferLoss]] = {
     "pc": PerceptionCoherenceLoss,
@@ -17,6 +19,8 @@ LOSSES: dict[str, type[TransferLoss]] = {
     "cc": CCLoss,
     "kd": KDLoss,
     "crd": CRDLoss,
+    "rrd": RRDLoss,
+    "dist": DISTLoss,
 }
 
 
@@ -35,7 +39,8 @@ def get(name, **kwargs) -> TransferLoss:
     **kwargs
         Constructor arguments. ``student_dim`` and ``teacher_dim`` (feature widths) and
         ``num_samples`` (training-set size) are passed only to losses whose constructor takes
-        them (FitNet's regressor, CRD's embeddings and memory, the PC loss's queue), so a training
+        them (FitNet's regressor, CRD's embeddings and memory, RRD's projections and queue, the PC loss's
+        queue), so a training
         loop can always pass them.
 
     Raises
