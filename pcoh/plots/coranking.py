@@ -95,11 +95,12 @@ def plot_rnx_panels(curves: dict, *, modes: Sequence[str] = MODES, size: str = "
         raise ValueError(f"curves hold no run of the modes {list(modes)}")
     fig, axes = slide_figure(1, len(present), size=size, squeeze=False, sharey=True)
     for ax, mode in zip(axes[0], present):
-        plot_rnx_curves(curves, mode=mode, ax=ax, title=f"{mode} students (band: lowest to highest seed)")
+        plot_rnx_curves(curves, mode=mode, ax=ax, title=f"{mode} students")
     for ax in axes[0][1:]:
         ax.set_ylabel("")
+    fig.suptitle("$R_{NX}(K)$: mean over seeds, band from the lowest to the highest seed")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 6))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
     return fig
 
 
