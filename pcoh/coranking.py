@@ -58,7 +58,7 @@ import numba
 import numpy as np
 import torch
 
-from ._checks import check_int
+from ._checks import as_array, check_int
 from .dissimilarity import MetricLike
 from .rowwise import CHUNK_ELEMENTS, Rows, check_pair, chunks
 
@@ -215,11 +215,9 @@ def rnx_area(r_nx) -> float:
     -------
     float
     """
-    r = np.asarray(r_nx, dtype=np.float64)
-    if r.ndim != 1 or r.size < 1:
-        raise ValueError(f"r_nx must be a non-empty 1-D array of R_NX(K) for K = 1, 2, ..., got shape {r.shape}")
-    if not np.isfinite(r).all():
-        raise ValueError("r_nx contains NaN or Inf values")
+    r = as_array(r_nx, "r_nx", ndim=1)  # TypeError for non-numbers, ValueError for NaN, Inf or a wrong shape
+    if r.size < 1:
+        raise ValueError("r_nx must be a non-empty 1-D array of R_NX(K) for K = 1, 2, ..., got an empty one")
     w = 1.0 / np.arange(1, r.size + 1)
     return float((r * w).sum() / w.sum())
 

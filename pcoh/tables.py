@@ -219,8 +219,11 @@ def paired_verdicts_by_k(a: np.ndarray, b: np.ndarray, *, level: float = 0.95) -
     """
     from . import stats as _stats
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or a.shape != b.shape:
+    from ._checks import as_array
+
+    a, b = as_array(a, "a", ndim=2), as_array(b, "b", ndim=2)
+    level = check_float(level, "level", minimum=0.0, maximum=1.0, strict=True)
+    if a.shape != b.shape:
         raise ValueError(f"a and b must be (seeds, K) arrays of one shape, got {a.shape} and {b.shape}")
     seeds, n_k = a.shape
     frame = pd.DataFrame({

@@ -249,7 +249,9 @@ def test_bad_k_and_bad_curves():
         C.qnx_per_point(s, t, k=[])
     with pytest.raises(TypeError, match="k"):
         C.qnx_per_point(s, t)  # k is required
-    with pytest.raises(ValueError, match="r_nx must be a non-empty 1-D array"):
+    with pytest.raises(ValueError, match="r_nx must be 1-D"):
         C.rnx_area(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="r_nx must be a non-empty"):
+        C.rnx_area([])
     with pytest.raises(ValueError, match="r_nx contains NaN"):
         C.rnx_area([0.5, np.nan])

@@ -222,6 +222,13 @@ def per_reference(n: int = N) -> dict:
     return {"teacher": np.ones(n), **values}
 
 
+def rnx_curves(k: int = 10) -> dict:
+    """R_NX curves of every run of :func:`results`, as :attr:`pcoh.experiment.ExperimentResult.curves`."""
+    rows = results().query("method != 'teacher'")
+    return {key: {"r_nx": np.random.default_rng(i).uniform(0, 1, k)}
+            for i, key in enumerate(rows[["student", "method", "mode", "seed"]].itertuples(index=False, name=None))}
+
+
 def frontier() -> pd.DataFrame:
     """A focus study's summary table (one cell: digits, batch 256, class-unaware)."""
     rows = [("pkt", "baseline", 0.0), ("pc", "plain", 0.0), ("pc", "exp", 4.0), ("pc", "exp-sym", 4.0)]
@@ -336,6 +343,21 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(3)),
         ("features", "features", FLAT), ("metric", 3, "nope"), ("references", [0.5], [N]),
         ("chunk_size", 1.5, 0)),
+    "pcoh.coranking.coranking_matrix": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [["a"]], with_nan(features(4))), ("chunk_size", 1.5, 0),
+        ("student_metric", 3, "nope"), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_curve": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [["a"]], with_nan(features(4))), ("chunk_size", 1.5, 0),
+        ("student_metric", 3, "nope"), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_auc": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("chunk_size", 1.5, 0), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_area": entry(lambda: call(features(1).ravel()), ("r_nx", [["a"]], [np.nan])),
+    "pcoh.coranking.qnx_per_point": entry(
+        lambda: call(features(3), features(4), k=3),
+        ("student", "features", FLAT), ("k", 1.5, N), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
     "pcoh.coherence.neighbor_overlap": entry(
         lambda: call(features(3), features(4), k=3),
         ("student", "features", FLAT), ("k", 1.5, 0), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
@@ -419,7 +441,7 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(), labels(), features(), labels(), features(4), k_neighbors=3, n_boot=20),
         ("train_features", "features", FLAT), ("test_labels", NA, labels(5)),
         ("teacher_test_features", "features", FLAT), ("metric", NA, "nope"), ("k_neighbors", 1.5, 0),
-        ("n_boot", 1.5, 0), ("seed", 1.5, -1), ("return_per_reference", "yes", NA)),
+        ("n_boot", 1.5, 0), ("seed", 1.5, -1), ("return_per_reference", "yes", NA), ("return_curves", "yes", NA)),
     "pcoh.evaluate.check_sizes": entry(
         lambda: call(100, 50, 10),
         ("n_train", 1.5, -1), ("n_test", "50", -1), ("num_classes", 1.5, -1), ("k_neighbors", 1.5, 0),
@@ -457,6 +479,13 @@ TABLE: dict[str, tuple] = {
     "pcoh.tables.comparison_tables": entry(
         lambda: call(results()),
         ("results", [1.0], pd.DataFrame({"a": [1]})), ("metrics", 3, NA), ("level", "0.9", 1.5)),
+    "pcoh.tables.rnx_k_ranges": entry(
+        lambda: call(results().assign(rnx_auc=0.5), rnx_curves()),
+        ("results", [1.0], pd.DataFrame({"a": [1]})), ("curves", [1.0], NA), ("method", 3, NA),
+        ("level", "0.9", 1.5)),
+    "pcoh.tables.paired_verdicts_by_k": entry(
+        lambda: call(features(5), features(5)),
+        ("a", [["a"]], FLAT), ("b", [["a"]], features(4)), ("level", "0.9", 1.5)),
     "pcoh.tables.estimate_table": entry(
         lambda: call(estimates()), ("table", [1.0], pd.DataFrame({"a": [1]})), ("device", 3, NA)),
     # --- methods, specs and configuration
@@ -725,6 +754,20 @@ TABLE: dict[str, tuple] = {
         ("images", "images", np.ones((N, 2))), ("features", [features(3)], {"pc": FLAT}), ("reference", 1.5, N),
         ("k", 3.0, 0), ("metric", 3, "nope"), ("labels", NA, labels(5)), ("shared_with", 3, "nope"),
         ("ax", "ax", NA)),
+    "pcoh.plots.coranking.rnx_by_method": entry(
+        lambda: call(rnx_curves(), "class-unaware"), ("curves", [1.0], {}), ("mode", 3, NA)),
+    "pcoh.plots.coranking.plot_rnx_curves": entry(
+        lambda: call(rnx_curves()),
+        ("curves", [1.0], {}), ("mode", 3, "nope"), ("ax", "ax", NA), ("methods", 3, ["nope"])),
+    "pcoh.plots.coranking.plot_rnx_panels": entry(
+        lambda: call(rnx_curves()), ("curves", [1.0], {}), ("modes", 3, ["nope"]), ("size", NA, "huge")),
+    "pcoh.plots.coranking.plot_coranking_matrix": entry(
+        lambda: call(np.ones((4, 4))),
+        ("q", [["a"]], np.ones((4, 3))), ("ax", "ax", NA), ("colorbar", "yes", NA)),
+    "pcoh.plots.coranking.plot_point_scores": entry(
+        lambda: call(features(2), np.linspace(0, 1, N)),
+        ("embedding", "embedding", features(3)), ("scores", [["a"]], np.linspace(0, 2, N)), ("ax", "ax", NA),
+        ("s", "8", -1.0), ("colorbar", "yes", NA)),
     "pcoh.plots.embedding.plot_embedding": entry(
         lambda: call(features(2), labels()),
         ("embedding", "embedding", features(3)), ("labels", NA, labels(5)), ("ax", "ax", NA), ("s", "8", -1.0),
@@ -866,7 +909,7 @@ TABLE: dict[str, tuple] = {
         lambda: call("data", "student-abc", {"k": 10}), ("root", 3, NA), ("run", 3, "a/b"), ("settings", [1], NA)),
     "pcoh.evaluations.cached_evaluation": entry(
         lambda: call(scratch() / "e.json", lambda: ({"pc_n": 0.5}, np.ones(4)), 4),
-        ("path", 3, NA), ("compute", {"pc_n": 0.5}, NA), ("n_test", 4.0, 0)),
+        ("path", 3, NA), ("compute", {"pc_n": 0.5}, NA), ("n_test", 4.0, 0), ("curves", "yes", NA)),
     "pcoh.experiment.check_experiment": entry(
         lambda: call(scratch_config(), write=False, data=digits()),
         ("cfg", {"dataset": "digits"}, NA), ("write", "no", NA), ("data", "digits", NA)),
@@ -918,7 +961,7 @@ EXEMPT: dict[str, str] = {
     ], _RAISED),
     **dict.fromkeys([
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
-        "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput",
+        "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput", "pcoh.coranking.RNXCurve",
     ], _CONTAINER),
     "pcoh.methods.Method": "a registry record written in the package (pcoh.methods.METHODS), not user input",
     "pcoh.specs.TeacherSpec": "plain settings without checks of its own, built from a checked ExperimentConfig",

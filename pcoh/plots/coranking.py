@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .._checks import as_array, check_float
+from .._checks import as_array, check_bool, check_float, check_names
 from ..methods import color as method_color
 from ._base import _axes, check_nonempty_dict, slide_figure
 
@@ -32,6 +32,8 @@ def rnx_by_method(curves: dict, mode: str) -> dict:
     order of first appearance, seeds in increasing order.
     """
     check_nonempty_dict(curves, "curves", "run key -> R_NX curve")
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a mode name (str), e.g. 'class-unaware', got {type(mode).__name__}")
     keys = [k for k in curves if isinstance(k, tuple) and len(k) == 4 and k[2] == mode]
     several = len({k[0] for k in keys}) > 1
     out: dict = {}
@@ -63,6 +65,7 @@ def plot_rnx_curves(curves: dict, *, mode: str = "class-unaware", ax=None, title
     if not by_method:
         raise ValueError(f"curves hold no run of mode {mode!r}")
     if methods is not None:
+        methods = check_names(methods, "methods")
         missing = [m for m in methods if m not in by_method]
         if missing:
             raise ValueError(f"methods {missing} have no curve in mode {mode!r}; there are {list(by_method)}")
@@ -90,7 +93,7 @@ def plot_rnx_panels(curves: dict, *, modes: Sequence[str] = MODES, size: str = "
     -------
     matplotlib.figure.Figure
     """
-    present = [m for m in modes if rnx_by_method(curves, m)]
+    present = [m for m in check_names(modes, "modes") if rnx_by_method(curves, m)]
     if not present:
         raise ValueError(f"curves hold no run of the modes {list(modes)}")
     fig, axes = slide_figure(1, len(present), size=size, squeeze=False, sharey=True)
@@ -122,6 +125,7 @@ def plot_coranking_matrix(q, *, ax=None, title: Optional[str] = None, colorbar: 
     from matplotlib.colors import LogNorm
 
     m = as_array(q, "q", ndim=2)
+    colorbar = check_bool(colorbar, "colorbar")
     if m.shape[0] != m.shape[1] or m.shape[0] < 2:
         raise ValueError(f"q must be a square (N - 1, N - 1) co-ranking matrix, got shape {m.shape}")
     if (m < 0).any():
@@ -161,6 +165,7 @@ def plot_point_scores(embedding, scores, *, ax=None, title: Optional[str] = None
     if (v < 0).any() or (v > 1).any():
         raise ValueError("scores must lie in [0, 1]")
     s = check_float(s, "s", minimum=0.0, strict=True)
+    colorbar = check_bool(colorbar, "colorbar")
     ax = _axes(ax, size="half")
     points = ax.scatter(e[:, 0], e[:, 1], c=v, s=s, cmap="viridis", vmin=0, vmax=1, lw=0)
     ax.set_xticks([])
