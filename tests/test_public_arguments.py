@@ -191,7 +191,7 @@ def tiny_train(**fields):
 
 METHODS_BY_MODE = {"class-unaware": ["untrained", "pc", "pkt"], "class-aware": ["pc", "pkt", "ce"]}
 METRIC_COLUMNS = ("pc_n", "global_spearman", "kendall_tau", "topk_overlap", "trustworthiness", "continuity",
-                  "cka", "knn_accuracy", "linear_probe", "accuracy")
+                  "rnx_auc", "cka", "knn_accuracy", "linear_probe", "accuracy")
 
 
 def results(seeds: int = 3) -> pd.DataFrame:
@@ -259,7 +259,7 @@ def stand_in_result() -> SimpleNamespace:
     feats = {"teacher": {"test": features(4), "train": features(4, n=2 * N)}}
     feats.update({key: {"test": features(3), "train": features(3, n=2 * N)} for key in runs})
     data = SimpleNamespace(tensors=lambda split: (images(), labels()), mean=None, std=None)
-    return SimpleNamespace(results=frame, features=feats, per_reference=per_reference(), data=data,
+    return SimpleNamespace(results=frame, features=feats, per_reference=per_reference(), data=data, curves=rnx_curves(),
                            teacher=SimpleNamespace(model=torch.nn.Linear(4, 3)),
                            students={key: SimpleNamespace(model=torch.nn.Linear(3, 3)) for key in runs})
 
@@ -480,7 +480,7 @@ TABLE: dict[str, tuple] = {
         lambda: call(results()),
         ("results", [1.0], pd.DataFrame({"a": [1]})), ("metrics", 3, NA), ("level", "0.9", 1.5)),
     "pcoh.tables.rnx_k_ranges": entry(
-        lambda: call(results().assign(rnx_auc=0.5), rnx_curves()),
+        lambda: call(results(), rnx_curves()),
         ("results", [1.0], pd.DataFrame({"a": [1]})), ("curves", [1.0], NA), ("method", 3, NA),
         ("level", "0.9", 1.5)),
     "pcoh.tables.paired_verdicts_by_k": entry(
@@ -803,6 +803,17 @@ TABLE: dict[str, tuple] = {
     "pcoh.notebook.workspace.experiment_config": entry(lambda: call(True), ("smoke_mode", "yes", NA)),
     "pcoh.notebook.workspace.figures_folder": entry(lambda: call(True), ("smoke_mode", "yes", NA)),
     "pcoh.notebook.workspace.remove_stale_smoke_folders": entry(lambda: call(scratch()), ("folder", 3, NA)),
+    "pcoh.notebook.coranking.best_other_by_rnx": entry(
+        lambda: call(stand_in_result()), ("mode", NA, "nope"), ("method", 3, NA)),
+    "pcoh.notebook.coranking.rnx_reading": entry(lambda: call(stand_in_result()), ("method", 3, NA)),
+    "pcoh.notebook.coranking.coranking_pair": entry(
+        lambda: call(stand_in_result()), ("mode", NA, "nope"), ("seed", 1.5, 7), ("methods", 3, ["nope"]),
+        ("student_metric", 3, "nope")),
+    "pcoh.notebook.coranking.point_scores_by_k": entry(
+        lambda: call(stand_in_result(), rows=[0, 3]), ("mode", NA, "nope"), ("seed", 1.5, 7),
+        ("methods", 3, ["nope"]), ("rows", [0.5], [N]), ("teacher_metric", 3, "nope")),
+    "pcoh.notebook.coranking.coranking_reading": entry(
+        lambda: call({"pc": np.ones((4, 4))}), ("matrices", [1], NA), ("band", 1.5, -1)),
     "pcoh.notebook.selection.pick_runs": entry(
         lambda: call(stand_in_result()), ("mode", NA, "nope"), ("seed", 1.5, 7), ("student", 3, "nope")),
     "pcoh.notebook.selection.run_features": entry(
