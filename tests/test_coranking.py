@@ -255,3 +255,44 @@ def test_bad_k_and_bad_curves():
         C.rnx_area([])
     with pytest.raises(ValueError, match="r_nx contains NaN"):
         C.rnx_area([0.5, np.nan])
+
+
+# ----------------------------------------------------------------------------- in the evaluation
+def test_evaluate_model_reports_the_area_and_its_curve():
+    from pcoh import evaluate as ev
+
+    rng = np.random.default_rng(3)
+    y = np.arange(90) % 3
+    x = rng.normal(size=(90, 5)) + 3 * np.eye(5)[y]
+    teacher = x[60:] + 0.3 * rng.normal(size=(30, 5))
+    row, rho, curves = ev.evaluate_model(x[:60], y[:60], x[60:], y[60:], teacher, metric="euclidean",
+                                         return_per_reference=True, return_curves=True, n_boot=50)
+    curve = C.rnx_curve(x[60:], teacher, student_metric="euclidean")
+    np.testing.assert_array_equal(curves["r_nx"], curve.r_nx)
+    assert row["rnx_auc"] == curve.auc and rho.shape == (30,)
+    row2, curves2 = ev.evaluate_model(x[:60], y[:60], x[60:], y[60:], x[60:], return_curves=True, n_boot=50)
+    assert row2["rnx_auc"] == pytest.approx(1.0) and curves2["r_nx"].shape == (28,)
+    assert isinstance(ev.evaluate_model(x[:60], y[:60], x[60:], y[60:], teacher, n_boot=50), dict)
+
+
+def test_cached_evaluation_stores_and_reads_the_curves(tmp_path):
+    from pcoh.evaluations import cached_evaluation
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"rnx_auc": 0.5}, np.ones(4), {"r_nx": np.array([0.25, 0.5])}
+
+    path = tmp_path / "e.json"
+    first = cached_evaluation(path, compute, 4, curves=True)
+    second = cached_evaluation(path, compute, 4, curves=True)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(second[2]["r_nx"], [0.25, 0.5])
+    assert first[0] == second[0]
+    # A file written without curves is recomputed when curves are asked for.
+    other = tmp_path / "f.json"
+    cached_evaluation(other, lambda: ({"rnx_auc": 0.5}, np.ones(4)), 4)
+    with pytest.warns(Warning):
+        cached_evaluation(other, compute, 4, curves=True)
+    assert len(calls) == 2
