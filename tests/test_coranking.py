@@ -296,3 +296,16 @@ def test_cached_evaluation_stores_and_reads_the_curves(tmp_path):
     with pytest.warns(Warning):
         cached_evaluation(other, compute, 4, curves=True)
     assert len(calls) == 2
+
+
+def test_benchmark_starts_in_smoke_mode(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_coranking.py"
+    spec = importlib.util.spec_from_file_location("bench_coranking", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--smoke"])
+    out = capsys.readouterr().out
+    assert "same curve as the reference: PASS" in out and "reference/rnx_curve" in out
