@@ -6,6 +6,7 @@ geometry (see ``docs/method.md`` and the README).
 
 Modules: :mod:`pcoh.ranking` (soft and hard ranks), :mod:`pcoh.dissimilarity` (metrics),
 :mod:`pcoh.losses` (the PC loss and the baselines), :mod:`pcoh.coherence` (measures),
+:mod:`pcoh.coranking` (co-ranking matrix, R_NX curves),
 :mod:`pcoh.diagnostics` (the probabilistic form examined), :mod:`pcoh.methods` (the method registry),
 :mod:`pcoh.models`, :mod:`pcoh.data`, :mod:`pcoh.train`, :mod:`pcoh.evaluate`,
 :mod:`pcoh.experiment` (the main job), :mod:`pcoh.plots`, :mod:`pcoh.notebook`.
@@ -59,6 +60,7 @@ from .coherence import (
     perception_coherence,
     probabilistic_ranks,
 )
+from .coranking import RNXCurve, coranking_matrix, qnx_per_point, rnx_auc, rnx_curve
 from .dissimilarity import pairwise
 from .losses import PerceptionCoherenceLoss, TransferLoss
 from .ranking import rank, soft_rank
@@ -67,10 +69,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PerceptionCoherenceLoss",
+    "RNXCurve",
     "TransferLoss",
     "bootstrap_ci",
     "coherence",
     "concordance_probability",
+    "coranking",
+    "coranking_matrix",
     "data",
     "diagnostics",
     "dissimilarity",
@@ -85,7 +90,10 @@ __all__ = [
     "per_reference_spearman",
     "perception_coherence",
     "probabilistic_ranks",
+    "qnx_per_point",
     "rank",
     "ranking",
+    "rnx_auc",
+    "rnx_curve",
     "soft_rank",
 ]

@@ -3,7 +3,8 @@
 
 For every model: kNN and linear-probe accuracy of its frozen features, and how well it keeps the
 teacher's rankings (``PC_n`` with a bootstrap interval, global Spearman, mean Kendall tau,
-concordance, top-k neighbour overlap, trustworthiness and continuity, linear CKA). Everything is
+concordance, top-k neighbour overlap, trustworthiness and continuity, the area under the R_NX
+curve of the co-ranking matrix, linear CKA). Everything is
 gathered in one tidy :class:`pandas.DataFrame`, one row per (student, method, mode, seed).
 
 Columns of :func:`evaluate_model` / :func:`evaluate_models`:
@@ -19,6 +20,8 @@ column                meaning
 ``topk_overlap``      mean fraction of shared k nearest neighbours (k = 10)
 ``trustworthiness``   scikit-learn's trustworthiness of the student w.r.t. the teacher (k = 10)
 ``continuity``        the same with the roles swapped
+``rnx_auc``           area under :math:`R_{NX}(K)` on a log scale, K = 1..n-2
+                      (:func:`pcoh.coranking.rnx_curve`: every neighbourhood size at once)
 ``cka``               linear CKA of student and teacher features
 ``knn_accuracy``      k-nearest-neighbour accuracy (k = 5, the model's own metric), train -> test
 ``linear_probe``      logistic-regression accuracy on standardised frozen features, train -> test
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import coherence as _coh
+from . import coranking as _cor
 from ._checks import as_array, as_labels, check_bool, check_choice, check_float, check_int
 from .dissimilarity import MetricLike
 
@@ -51,7 +55,7 @@ __all__ = [
 
 COLUMNS = [
     "pc_n", "pc_n_low", "pc_n_high", "global_spearman", "kendall_tau", "concordance",
-    "topk_overlap", "trustworthiness", "continuity", "cka", "knn_accuracy", "linear_probe", "accuracy",
+    "topk_overlap", "trustworthiness", "continuity", "rnx_auc", "cka", "knn_accuracy", "linear_probe", "accuracy",
 ]
 
 # trustworthiness builds (N, N) integer matrices; above this it runs on a seeded subsample.
@@ -216,6 +220,7 @@ def evaluate_model(
     n_boot: int = 1000,
     seed: int = 0,
     return_per_reference: bool = False,
+    return_curves: bool = False,
 ):
     """Every metric of the module docstring for one model, as a dict of floats.
 
@@ -232,10 +237,14 @@ def evaluate_model(
         The model's and the teacher's dissimilarities.
     return_per_reference : bool, default False
         Also return the (n_test,) per-reference Spearman values behind ``pc_n``.
+    return_curves : bool, default False
+        Also return the curves behind ``rnx_auc``: ``{"r_nx": (n_test - 2,) array}``,
+        :math:`R_{NX}(K)` for K = 1..n_test-2.
 
     Returns
     -------
-    dict, or (dict, numpy.ndarray) with ``return_per_reference``
+    dict; (dict, numpy.ndarray) with ``return_per_reference``; (dict, dict) with ``return_curves``;
+    (dict, numpy.ndarray, dict) with both
     """
     # Checked here, under this function's names, before the measures check them under theirs.
     _np(teacher_test_features, "teacher_test_features")
@@ -243,8 +252,10 @@ def evaluate_model(
     check_choice(teacher_metric, "teacher_metric", _METRICS)
     k_neighbors = check_int(k_neighbors, "k_neighbors", minimum=1)
     return_per_reference = check_bool(return_per_reference, "return_per_reference")
+    return_curves = check_bool(return_curves, "return_curves")
     kwargs = dict(student_metric=metric, teacher_metric=teacher_metric)
     rho = _coh.per_reference_spearman(test_features, teacher_test_features, **kwargs)
+    curve = _cor.rnx_curve(test_features, teacher_test_features, **kwargs)
     pc_n, low, high = _coh.bootstrap_ci(rho, n_boot=n_boot, seed=seed)
     tau = _coh.per_reference_kendall(test_features, teacher_test_features, seed=seed, **kwargs)
     conc = _coh.concordance_probability(test_features, teacher_test_features, seed=seed, **kwargs)
@@ -262,12 +273,14 @@ def evaluate_model(
         "topk_overlap": float(_coh.neighbor_overlap(test_features, teacher_test_features, k=k_neighbors, **kwargs).mean()),
         "trustworthiness": trustworthiness(test_features, teacher_test_features, k=k_neighbors, **kwargs),
         "continuity": continuity(test_features, teacher_test_features, k=k_neighbors, **kwargs),
+        "rnx_auc": curve.auc,
         "cka": linear_cka(test_features, teacher_test_features),
         "knn_accuracy": knn_accuracy(train_features, train_labels, test_features, test_labels, metric=metric),
         "linear_probe": linear_probe_accuracy(train_features, train_labels, test_features, test_labels),
         "accuracy": acc,
     }
-    return (row, rho) if return_per_reference else row
+    out = (row,) + ((rho,) if return_per_reference else ()) + (({"r_nx": curve.r_nx},) if return_curves else ())
+    return out if len(out) > 1 else row
 
 
 def score_embeddings(

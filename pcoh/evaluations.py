@@ -17,8 +17,9 @@ __all__ = ["EVALUATION_FORMAT", "evaluation_path", "cached_evaluation", "digest"
 
 
 #: Version of the cached evaluations' format and of what :func:`pcoh.evaluate.evaluate_model`
-#: computes; raising it makes every cached evaluation stale.
-EVALUATION_FORMAT = 1
+#: computes; raising it makes every cached evaluation stale (2: the ``rnx_auc`` column and the
+#: stored R_NX curves).
+EVALUATION_FORMAT = 2
 
 
 def digest(*arrays) -> str:
@@ -61,7 +62,7 @@ def _finite_or_none(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
 
 
-def cached_evaluation(path, compute, n_test: int):
+def cached_evaluation(path, compute, n_test: int, *, curves: bool = False):
     """``compute()`` -> ``(row, per_reference)``, read from ``path`` when it was computed before.
 
     The cache file is JSON (no code can run on reading it), written atomically. A damaged file,
@@ -76,14 +77,19 @@ def cached_evaluation(path, compute, n_test: int):
         ``() -> (dict of str -> float, (n_test,) array)``.
     n_test : int
         Length of the per-reference values, checked on reading.
+    curves : bool, default False
+        ``compute()`` returns a third element, a dict of name -> 1-D array (e.g. ``{"r_nx": ...}``),
+        stored and read back with the rest; a cached file without curves is then recomputed.
 
     Returns
     -------
-    (dict, numpy.ndarray)
+    (dict, numpy.ndarray), or (dict, numpy.ndarray, dict of name -> numpy.ndarray) with ``curves``
     """
     import numpy as np
 
-    from ._checks import check_int
+    from ._checks import check_bool, check_int
+
+    curves = check_bool(curves, "curves")
 
     path = as_path(path)
     if not callable(compute):
@@ -99,14 +105,28 @@ def cached_evaluation(path, compute, n_test: int):
                     and all(_finite_or_none(v) for v in rho)):
                 raise _files.CorruptFileError(f"{path}: not an evaluation of {n_test} references "
                                              "(finite numbers or null)")
+            if curves:
+                stored = cached["curves"]
+                if not (isinstance(stored, dict) and all(
+                        isinstance(v, list) and all(_finite_or_none(x) and x is not None for x in v)
+                        for v in stored.values())):
+                    raise _files.CorruptFileError(f"{path}: curves are not lists of finite numbers")
             # The columns in the order they were computed (the JSON object's keys are sorted).
-            return ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
-                    np.asarray(rho, dtype=np.float64))
+            out = ({k: (math.nan if row[k] is None else float(row[k])) for k in names},
+                   np.asarray(rho, dtype=np.float64))
+            return out + ({k: np.asarray(v, dtype=np.float64) for k, v in stored.items()},) if curves else out
         except (_files.CorruptFileError, KeyError, TypeError, ValueError) as err:
             _files.quarantine(path, str(err))
-    row, rho = compute()
+    if curves:
+        row, rho, stored = compute()
+        stored = {str(k): np.asarray(v, dtype=np.float64).ravel() for k, v in stored.items()}
+    else:
+        row, rho = compute()
     rho = np.asarray(rho, dtype=np.float64)
     # NaN (a metric that does not apply) is written as null: strict JSON.
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-    _files.write_json({"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}, path)
-    return row, rho
+    content = {"row": clean, "columns": list(row), "per_reference": [None if math.isnan(v) else float(v) for v in rho]}
+    if curves:
+        content["curves"] = {k: [float(x) for x in v] for k, v in stored.items()}
+    _files.write_json(content, path)
+    return (row, rho, stored) if curves else (row, rho)

@@ -31,7 +31,7 @@ from . import runs as _runs
 from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
-from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
+from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, rnx_k_ranges, summary_table
 from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 from .methods import CLASS_AWARE, CLASS_UNAWARE
@@ -278,6 +278,9 @@ class ExperimentResult:
     data : DataSplit
     paths : dict
         Files written (``results``, ``summary``, figures).
+    curves : dict
+        Same keys (and ``"teacher"``) -> ``{"r_nx": (n_test - 2,)}``, the R_NX curve behind
+        ``rnx_auc`` (K = 1..n_test-2), stored with the cached evaluation.
     """
 
     results: pd.DataFrame
@@ -287,13 +290,14 @@ class ExperimentResult:
     features: dict
     data: "_data.DataSplit"
     paths: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)
 
 
 def _eval_defaults() -> dict:
     """The default parameters of :func:`pcoh.evaluate.evaluate_model` (part of the cache key)."""
     params = inspect.signature(_eval.evaluate_model).parameters.values()
     return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
-            and p.name not in ("test_logits", "metric", "teacher_metric", "return_per_reference")}
+            and p.name not in ("test_logits", "metric", "teacher_metric", "return_per_reference", "return_curves")}
 
 
 def _features(model, data, device):
@@ -359,14 +363,14 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
     feats = {"teacher": _features(teacher.model, data, cfg.device)}
     t = feats["teacher"]
 
-    rows, per_ref, students = [], {}, {}
+    rows, per_ref, students, curves = [], {}, {}, {}
 
     def evaluate(key, run, f, metric, logits):
         def compute():
             return _eval.evaluate_model(
                 f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
                 test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
-                return_per_reference=True,
+                return_per_reference=True, return_curves=True,
             )
 
         if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
@@ -375,10 +379,12 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
             settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
                         "evaluate": _eval_defaults(),
                         "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
-            row, rho = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]))
+            row, rho, curve = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]),
+                                                curves=True)
         else:
-            row, rho = compute()
+            row, rho, curve = compute()
         per_ref[key] = rho
+        curves[key] = curve
         return row
 
     row = evaluate("teacher", f"teacher-{tkey}", t, cfg.teacher_metric, t["test_logits"])
@@ -397,7 +403,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
                      "params": _models.count_parameters(trained.model),
                      **evaluate(key, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits)})
     results = pd.DataFrame(rows)
-    out = ExperimentResult(results, teacher, students, per_ref, feats, data)
+    out = ExperimentResult(results, teacher, students, per_ref, feats, data, curves=curves)
     if write:
         out.paths = write_outputs(out, cfg)
     return out
@@ -473,6 +479,11 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     comparisons = comparison_tables(result.results)
     if comparisons:
         comparisons = f"\n## Comparisons\n\n{COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
+    ranges = rnx_k_ranges(result.results, result.curves) if result.curves and "rnx_auc" in result.results else ""
+    if ranges:
+        comparisons += (f"\n## R_NX by neighbourhood size\n\nWhere the R_NX(K) curve of `pc` lies above, on par "
+                        f"with and below the best other method's, K = 1..{len(result.data.test) - 2} (figure "
+                        f"`{cfg.dataset}-main-rnx.png`).\n\n{ranges}\n")
     contents = {
         paths["results"]: result.results.to_csv(index=False).encode(),
         paths["summary"]: (
@@ -494,6 +505,8 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     fig = plots.plot_metric_panels(students, ("pc_n", "knn_accuracy"),
                                    titles=("$PC_n$ on held-out data", "kNN accuracy of student features"))
     add_figure("main-metrics", fig)
+    if any(isinstance(k, tuple) for k in result.curves):
+        add_figure("main-rnx", plots.plot_rnx_panels(result.curves))
     # One seed's per-reference distributions, class-unaware students.
     # Named by method alone for one student; by student and method for several (none overwritten).
     shown = [k for k in result.per_reference if isinstance(k, tuple) and k[2] == CLASS_UNAWARE and k[3] == 0]

@@ -14,7 +14,7 @@ from . import methods as _methods
 from ._checks import check_bool, check_columns, check_float, check_int, check_names
 
 __all__ = ["per_reference_frame", "style_results", "summary_table", "comparison_tables", "estimate_table",
-           "COMPARED_METRICS", "COMPARISON_NOTE"]
+           "rnx_k_ranges", "paired_verdicts_by_k", "COMPARED_METRICS", "COMPARISON_NOTE"]
 
 
 def _present(results: pd.DataFrame, columns) -> list:
@@ -61,8 +61,8 @@ def per_reference_frame(per_reference: dict, *, include_teacher: bool = False) -
 
 
 def style_results(results: pd.DataFrame, columns: Sequence[str] = (
-        "pc_n", "global_spearman", "kendall_tau", "topk_overlap", "trustworthiness", "continuity", "cka",
-        "knn_accuracy", "linear_probe", "accuracy"), *, digits: int = 3):
+        "pc_n", "global_spearman", "kendall_tau", "topk_overlap", "trustworthiness", "continuity", "rnx_auc",
+        "cka", "knn_accuracy", "linear_probe", "accuracy"), *, digits: int = 3):
     """The results table for display: mean over seeds, highest mean of each column bold per mode.
 
     One row per (mode, method) in the order of ``results``, the teacher first; each cell the
@@ -108,7 +108,7 @@ def style_results(results: pd.DataFrame, columns: Sequence[str] = (
 
 
 #: Metrics whose paired comparisons over seeds ``summary.md`` and the command line show.
-COMPARED_METRICS = ("pc_n", "knn_accuracy")
+COMPARED_METRICS = ("pc_n", "knn_accuracy", "rnx_auc")
 
 
 def _duration(seconds: float) -> str:
@@ -138,7 +138,7 @@ def estimate_table(table: pd.DataFrame, device: str = "") -> str:
 
 
 def summary_table(results: pd.DataFrame, columns=("pc_n", "global_spearman", "kendall_tau", "topk_overlap",
-                                                  "knn_accuracy", "linear_probe", "accuracy")) -> str:
+                                                  "rnx_auc", "knn_accuracy", "linear_probe", "accuracy")) -> str:
     """Markdown table of mean +- std over seeds, one row per (student, method, mode).
 
     ``columns``: the metric columns to show (those missing from ``results`` are skipped).
@@ -205,3 +205,99 @@ COMPARISON_NOTE = (
     "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
     "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
 )
+
+
+# ----------------------------------------------------------------------------- R_NX by K
+def paired_verdicts_by_k(a: np.ndarray, b: np.ndarray, *, level: float = 0.95) -> np.ndarray:
+    """Per K, whether curve ``a`` lies above (+1), on par with (0) or below (-1) curve ``b``, paired by seed.
+
+    ``a`` and ``b`` are (seeds, K) arrays whose rows are the same seeds in the same order. At each K
+    the paired t-interval of ``a - b`` over seeds (:func:`pcoh.stats.paired_comparison`, the
+    verdicts' protocol) decides: above when it lies above 0, below when it lies below 0, on par
+    otherwise (and with fewer than two seeds, which give no interval). The one place the K ranges
+    meet the comparison protocol.
+    """
+    from . import stats as _stats
+
+    from ._checks import as_array
+
+    a, b = as_array(a, "a", ndim=2), as_array(b, "b", ndim=2)
+    level = check_float(level, "level", minimum=0.0, maximum=1.0, strict=True)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must be (seeds, K) arrays of one shape, got {a.shape} and {b.shape}")
+    seeds, n_k = a.shape
+    frame = pd.DataFrame({
+        "k": np.tile(np.arange(1, n_k + 1), 2 * seeds),
+        "method": np.repeat(["a", "b"], seeds * n_k),
+        "seed": np.tile(np.repeat(np.arange(seeds), n_k), 2),
+        "r_nx": np.concatenate([a.ravel(), b.ravel()]),
+    })
+    comparison = _stats.paired_comparison(frame, "r_nx", by=("k",), level=level)
+    mine = comparison[comparison["method"] == "a"].set_index("k").reindex(np.arange(1, n_k + 1))
+    low, high = mine["diff_low"].to_numpy(), mine["diff_high"].to_numpy()
+    return np.where(low > 0, 1, np.where(high < 0, -1, 0))
+
+
+def _k_runs(ks: np.ndarray) -> str:
+    """``1–12, 40, 45–60`` for the sorted K values ``ks``."""
+    parts, start = [], None
+    for i, k in enumerate(ks):
+        if start is None:
+            start = k
+        if i == len(ks) - 1 or ks[i + 1] != k + 1:
+            parts.append(f"{start}" if start == k else f"{start}–{k}")
+            start = None
+    return ", ".join(parts)
+
+
+def rnx_k_ranges(results: pd.DataFrame, curves: dict, *, method: str = "pc", level: float = 0.95) -> str:
+    r"""Markdown lines: where ``method``'s :math:`R_{NX}(K)` curve lies above, on par with and below the
+    best other method's, per student and mode, paired by seed.
+
+    The best other method of a (student, mode) is the one with the highest mean ``rnx_auc``
+    among the candidates (the references ``teacher`` and ``untrained`` are left out); each K is
+    judged by :func:`paired_verdicts_by_k` over the seeds both methods ran.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        :attr:`pcoh.experiment.ExperimentResult.results` (columns ``student, method, mode, seed,
+        rnx_auc``).
+    curves : dict
+        :attr:`pcoh.experiment.ExperimentResult.curves`: run key -> ``{"r_nx": (K,)}``.
+    method : str, default "pc"
+    level : float, default 0.95
+
+    Returns
+    -------
+    str
+        One ``- ...`` line per (student, mode) where ``method`` ran against another method; ``""``
+        when there is none.
+    """
+    check_columns(results, ("student", "method", "mode", "seed", "rnx_auc"), "results")
+    if not isinstance(curves, dict):
+        raise TypeError(f"curves must be a dict of run key -> {{'r_nx': curve}}, got {type(curves).__name__}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a method name (str), got {type(method).__name__}")
+    level = check_float(level, "level", minimum=0.0, maximum=1.0, strict=True)
+    students = results[~results["method"].isin(list(_methods.REFERENCES))]
+    lines = []
+    for (student, mode), group in students.groupby(["student", "mode"], sort=False):
+        means = group.groupby("method", sort=False)["rnx_auc"].mean().dropna()
+        if method not in means or len(means) < 2:
+            continue
+        other = means.drop(method).idxmax()
+        seeds = sorted(set(group.loc[group["method"] == method, "seed"]) & set(group.loc[group["method"] == other, "seed"]))
+        seeds = [s for s in seeds if (student, method, mode, s) in curves and (student, other, mode, s) in curves]
+        if not seeds:
+            continue
+        a = np.vstack([np.asarray(curves[(student, method, mode, s)]["r_nx"]) for s in seeds])
+        b = np.vstack([np.asarray(curves[(student, other, mode, s)]["r_nx"]) for s in seeds])
+        verdict = paired_verdicts_by_k(a, b, level=level)
+        ks = np.arange(1, a.shape[1] + 1)
+        where = [f"{word} at K = {_k_runs(ks[verdict == v])}" for v, word in ((1, "above"), (0, "on par"), (-1, "below"))
+                 if (verdict == v).any()]
+        note = " (one seed: no interval, so no K is resolved)" if len(seeds) < 2 else ""
+        lines.append(f"- `{student}`, {mode}: `{method}` against `{other}` (the best other method by mean rnx_auc), "
+                     f"{len(seeds)} paired seed(s), {100 * level:g}% paired t-interval per K{note}: " + "; ".join(where) + ".")
+    return "\n".join(lines)

@@ -191,7 +191,7 @@ def tiny_train(**fields):
 
 METHODS_BY_MODE = {"class-unaware": ["untrained", "pc", "pkt"], "class-aware": ["pc", "pkt", "ce"]}
 METRIC_COLUMNS = ("pc_n", "global_spearman", "kendall_tau", "topk_overlap", "trustworthiness", "continuity",
-                  "cka", "knn_accuracy", "linear_probe", "accuracy")
+                  "rnx_auc", "cka", "knn_accuracy", "linear_probe", "accuracy")
 
 
 def results(seeds: int = 3) -> pd.DataFrame:
@@ -220,6 +220,13 @@ def per_reference(n: int = N) -> dict:
     values = {key: np.random.default_rng(i).uniform(0, 1, n)
               for i, key in enumerate(rows[["student", "method", "mode", "seed"]].itertuples(index=False, name=None))}
     return {"teacher": np.ones(n), **values}
+
+
+def rnx_curves(k: int = 10) -> dict:
+    """R_NX curves of every run of :func:`results`, as :attr:`pcoh.experiment.ExperimentResult.curves`."""
+    rows = results().query("method != 'teacher'")
+    return {key: {"r_nx": np.random.default_rng(i).uniform(0, 1, k)}
+            for i, key in enumerate(rows[["student", "method", "mode", "seed"]].itertuples(index=False, name=None))}
 
 
 def frontier() -> pd.DataFrame:
@@ -252,7 +259,7 @@ def stand_in_result() -> SimpleNamespace:
     feats = {"teacher": {"test": features(4), "train": features(4, n=2 * N)}}
     feats.update({key: {"test": features(3), "train": features(3, n=2 * N)} for key in runs})
     data = SimpleNamespace(tensors=lambda split: (images(), labels()), mean=None, std=None)
-    return SimpleNamespace(results=frame, features=feats, per_reference=per_reference(), data=data,
+    return SimpleNamespace(results=frame, features=feats, per_reference=per_reference(), data=data, curves=rnx_curves(),
                            teacher=SimpleNamespace(model=torch.nn.Linear(4, 3)),
                            students={key: SimpleNamespace(model=torch.nn.Linear(3, 3)) for key in runs})
 
@@ -336,6 +343,21 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(3)),
         ("features", "features", FLAT), ("metric", 3, "nope"), ("references", [0.5], [N]),
         ("chunk_size", 1.5, 0)),
+    "pcoh.coranking.coranking_matrix": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [["a"]], with_nan(features(4))), ("chunk_size", 1.5, 0),
+        ("student_metric", 3, "nope"), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_curve": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [["a"]], with_nan(features(4))), ("chunk_size", 1.5, 0),
+        ("student_metric", 3, "nope"), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_auc": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("chunk_size", 1.5, 0), ("teacher_metric", 3, "nope")),
+    "pcoh.coranking.rnx_area": entry(lambda: call(features(1).ravel()), ("r_nx", [["a"]], [np.nan])),
+    "pcoh.coranking.qnx_per_point": entry(
+        lambda: call(features(3), features(4), k=3),
+        ("student", "features", FLAT), ("k", 1.5, N), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
     "pcoh.coherence.neighbor_overlap": entry(
         lambda: call(features(3), features(4), k=3),
         ("student", "features", FLAT), ("k", 1.5, 0), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
@@ -427,7 +449,7 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(), labels(), features(), labels(), features(4), k_neighbors=3, n_boot=20),
         ("train_features", "features", FLAT), ("test_labels", NA, labels(5)),
         ("teacher_test_features", "features", FLAT), ("metric", NA, "nope"), ("k_neighbors", 1.5, 0),
-        ("n_boot", 1.5, 0), ("seed", 1.5, -1), ("return_per_reference", "yes", NA)),
+        ("n_boot", 1.5, 0), ("seed", 1.5, -1), ("return_per_reference", "yes", NA), ("return_curves", "yes", NA)),
     "pcoh.evaluate.check_sizes": entry(
         lambda: call(100, 50, 10),
         ("n_train", 1.5, -1), ("n_test", "50", -1), ("num_classes", 1.5, -1), ("k_neighbors", 1.5, 0),
@@ -465,6 +487,13 @@ TABLE: dict[str, tuple] = {
     "pcoh.tables.comparison_tables": entry(
         lambda: call(results()),
         ("results", [1.0], pd.DataFrame({"a": [1]})), ("metrics", 3, NA), ("level", "0.9", 1.5)),
+    "pcoh.tables.rnx_k_ranges": entry(
+        lambda: call(results(), rnx_curves()),
+        ("results", [1.0], pd.DataFrame({"a": [1]})), ("curves", [1.0], NA), ("method", 3, NA),
+        ("level", "0.9", 1.5)),
+    "pcoh.tables.paired_verdicts_by_k": entry(
+        lambda: call(features(5), features(5)),
+        ("a", [["a"]], FLAT), ("b", [["a"]], features(4)), ("level", "0.9", 1.5)),
     "pcoh.tables.estimate_table": entry(
         lambda: call(estimates()), ("table", [1.0], pd.DataFrame({"a": [1]})), ("device", 3, NA)),
     # --- methods, specs and configuration
@@ -739,6 +768,20 @@ TABLE: dict[str, tuple] = {
         ("images", "images", np.ones((N, 2))), ("features", [features(3)], {"pc": FLAT}), ("reference", 1.5, N),
         ("k", 3.0, 0), ("metric", 3, "nope"), ("labels", NA, labels(5)), ("shared_with", 3, "nope"),
         ("ax", "ax", NA)),
+    "pcoh.plots.coranking.rnx_by_method": entry(
+        lambda: call(rnx_curves(), "class-unaware"), ("curves", [1.0], {}), ("mode", 3, NA)),
+    "pcoh.plots.coranking.plot_rnx_curves": entry(
+        lambda: call(rnx_curves()),
+        ("curves", [1.0], {}), ("mode", 3, "nope"), ("ax", "ax", NA), ("methods", 3, ["nope"])),
+    "pcoh.plots.coranking.plot_rnx_panels": entry(
+        lambda: call(rnx_curves()), ("curves", [1.0], {}), ("modes", 3, ["nope"]), ("size", NA, "huge")),
+    "pcoh.plots.coranking.plot_coranking_matrix": entry(
+        lambda: call(np.ones((4, 4))),
+        ("q", [["a"]], np.ones((4, 3))), ("ax", "ax", NA), ("colorbar", "yes", NA)),
+    "pcoh.plots.coranking.plot_point_scores": entry(
+        lambda: call(features(2), np.linspace(0, 1, N)),
+        ("embedding", "embedding", features(3)), ("scores", [["a"]], np.linspace(0, 2, N)), ("ax", "ax", NA),
+        ("s", "8", -1.0), ("colorbar", "yes", NA)),
     "pcoh.plots.embedding.plot_embedding": entry(
         lambda: call(features(2), labels()),
         ("embedding", "embedding", features(3)), ("labels", NA, labels(5)), ("ax", "ax", NA), ("s", "8", -1.0),
@@ -774,6 +817,17 @@ TABLE: dict[str, tuple] = {
     "pcoh.notebook.workspace.experiment_config": entry(lambda: call(True), ("smoke_mode", "yes", NA)),
     "pcoh.notebook.workspace.figures_folder": entry(lambda: call(True), ("smoke_mode", "yes", NA)),
     "pcoh.notebook.workspace.remove_stale_smoke_folders": entry(lambda: call(scratch()), ("folder", 3, NA)),
+    "pcoh.notebook.coranking.best_other_by_rnx": entry(
+        lambda: call(stand_in_result()), ("mode", NA, "nope"), ("method", 3, NA)),
+    "pcoh.notebook.coranking.rnx_reading": entry(lambda: call(stand_in_result()), ("method", 3, NA)),
+    "pcoh.notebook.coranking.coranking_pair": entry(
+        lambda: call(stand_in_result()), ("mode", NA, "nope"), ("seed", 1.5, 7), ("methods", 3, ["nope"]),
+        ("student_metric", 3, "nope")),
+    "pcoh.notebook.coranking.point_scores_by_k": entry(
+        lambda: call(stand_in_result(), rows=[0, 3]), ("mode", NA, "nope"), ("seed", 1.5, 7),
+        ("methods", 3, ["nope"]), ("rows", [0.5], [N]), ("teacher_metric", 3, "nope")),
+    "pcoh.notebook.coranking.coranking_reading": entry(
+        lambda: call({"pc": np.ones((4, 4))}), ("matrices", [1], NA), ("band", 1.5, -1)),
     "pcoh.notebook.selection.pick_runs": entry(
         lambda: call(stand_in_result()), ("mode", NA, "nope"), ("seed", 1.5, 7), ("student", 3, "nope")),
     "pcoh.notebook.selection.run_features": entry(
@@ -889,7 +943,7 @@ TABLE: dict[str, tuple] = {
         lambda: call("data", "student-abc", {"k": 10}), ("root", 3, NA), ("run", 3, "a/b"), ("settings", [1], NA)),
     "pcoh.evaluations.cached_evaluation": entry(
         lambda: call(scratch() / "e.json", lambda: ({"pc_n": 0.5}, np.ones(4)), 4),
-        ("path", 3, NA), ("compute", {"pc_n": 0.5}, NA), ("n_test", 4.0, 0)),
+        ("path", 3, NA), ("compute", {"pc_n": 0.5}, NA), ("n_test", 4.0, 0), ("curves", "yes", NA)),
     "pcoh.experiment.check_experiment": entry(
         lambda: call(scratch_config(), write=False, data=digits()),
         ("cfg", {"dataset": "digits"}, NA), ("write", "no", NA), ("data", "digits", NA)),
@@ -942,7 +996,7 @@ EXEMPT: dict[str, str] = {
     ], _RAISED),
     **dict.fromkeys([
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
-        "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput",
+        "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput", "pcoh.coranking.RNXCurve",
     ], _CONTAINER),
     "pcoh.methods.Method": "a registry record written in the package (pcoh.methods.METHODS), not user input",
     "pcoh.specs.TeacherSpec": "plain settings without checks of its own, built from a checked ExperimentConfig",

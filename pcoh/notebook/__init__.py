@@ -5,11 +5,14 @@
 - :mod:`pcoh.notebook.prose`: sentences whose every number is computed from the results.
 - :mod:`pcoh.notebook.controls`: widgets that redraw a figure.
 - :mod:`pcoh.notebook.focus`: notebook 03's neighbour control (students at several focus values).
+- :mod:`pcoh.notebook.coranking`: notebook 04's co-ranking section (matrices, per-point scores, readings).
 
 Every public name is importable from ``pcoh.notebook`` itself.
 """
 from .controls import *  # noqa: F401,F403
 from .controls import __all__ as _controls
+from .coranking import *  # noqa: F401,F403
+from .coranking import __all__ as _coranking
 from .focus import *  # noqa: F401,F403
 from .focus import __all__ as _focus
 from .prose import *  # noqa: F401,F403
@@ -19,4 +22,4 @@ from .selection import __all__ as _selection
 from .workspace import *  # noqa: F401,F403
 from .workspace import __all__ as _workspace
 
-__all__ = [*_workspace, *_selection, *_prose, *_controls, *_focus]
+__all__ = [*_workspace, *_selection, *_prose, *_controls, *_focus, *_coranking]

@@ -10,6 +10,7 @@ module                         figures
 :mod:`pcoh.plots.images`       image grids, a reference's neighbours, class-sorted dissimilarities
 :mod:`pcoh.plots.embedding`    2-D embeddings (UMAP, t-SNE, PCA), one panel or a grid
 :mod:`pcoh.plots.diagnostics`  the probabilistic form: ECDFs, probabilistic ranks, PC_n against n
+:mod:`pcoh.plots.coranking`    R_NX against log K by method, the co-ranking matrix, per-point scores
 =============================  =======================================================================
 
 Every plot function takes ``ax=None`` (a new figure is made when omitted) and returns the axes,
@@ -31,6 +32,7 @@ from .results import (plot_frontier, plot_global_vs_per_reference, plot_metric_b
 from .training import plot_learning_curves
 from .images import plot_class_dissimilarities, plot_images, plot_neighbors
 from .embedding import plot_embedding, plot_embedding_grid
+from .coranking import plot_coranking_matrix, plot_point_scores, plot_rnx_curves, plot_rnx_panels, rnx_by_method
 from .diagnostics import (plot_concordance_by_gap, plot_pc_vs_n, plot_per_class_heatmap, plot_probabilistic_ranks,
                           plot_reference_ecdfs, plot_uniformity)
 
@@ -73,6 +75,11 @@ __all__ = [
     "plot_pc_vs_n",
     "plot_concordance_by_gap",
     "plot_per_class_heatmap",
+    "plot_rnx_curves",
+    "plot_rnx_panels",
+    "plot_coranking_matrix",
+    "plot_point_scores",
+    "rnx_by_method",
     "per_reference_frame",
     "style_results",
 ]
