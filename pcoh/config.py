@@ -28,7 +28,7 @@ from .specs import (
 from .train import resolve_device
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
-           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS"]
+           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
@@ -38,10 +38,13 @@ CONFIGS = Path(__file__).parent / "configs"
 #: config file's ``teacher_train`` / ``student_train`` table) keeps the value given here.
 TEACHER_TRAIN = TrainConfig(epochs=20, batch_size=128)
 STUDENT_TRAIN = TrainConfig(epochs=20, batch_size=64)
-#: Where the tables go unless ``output`` says otherwise; the figures go to ``figures/`` with it,
-#: and beside the tables (``<output>/<dataset>/``) for any other ``output``.
-DEFAULT_OUTPUT = "results"
-DEFAULT_FIGURES = "figures"
+#: Where the tables go unless ``output`` says otherwise: an untracked folder (a user's run never
+#: rewrites the committed reference results, ``results/reference/``). The figures go beside the
+#: tables (``<output>/<dataset>/``) unless ``figures`` says otherwise.
+DEFAULT_OUTPUT = "results/latest"
+#: The committed reference results of the main job (``python -m pcoh --compare`` reads them).
+REFERENCE_OUTPUT = "results/reference"
+DEFAULT_FIGURES = None
 #: How the seeds' held-out splits are drawn: ``per-seed`` (seed ``s`` draws its own stratified
 #: split, with its own teacher: the repeated hold-out) or ``fixed`` (one split and one teacher).
 SPLITS = ("per-seed", "fixed")
@@ -109,11 +112,11 @@ class ExperimentConfig:
         Evaluate the untrained student too, as a floor.
     device : str, optional
         ``"auto"`` (default), ``"cpu"``, ``"cuda"``.
-    output : str, default "results"
-        Tables go to ``<output>/<dataset>/``.
+    output : str, default "results/latest"
+        Tables go to ``<output>/<dataset>/`` (the default folder is not tracked by git; the
+        committed reference results are under ``results/reference/``).
     figures : str, optional
-        Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
-        (the figures go with the tables).
+        Default ``<output>/<dataset>`` (the figures go with the tables).
     """
 
     dataset: str = "digits"
@@ -138,7 +141,7 @@ class ExperimentConfig:
     include_untrained: bool = True
     device: Optional[str] = None
     output: str = DEFAULT_OUTPUT
-    figures: Optional[str] = None
+    figures: Optional[str] = DEFAULT_FIGURES
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -148,8 +151,7 @@ class ExperimentConfig:
             raise ValueError(f"dataset: unknown data set {self.dataset!r}; expected one of {_data.available()}")
         _check_path(self.output, "output")
         if self.figures is None:
-            same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
-            self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
+            self.figures = str(Path(self.output) / self.dataset)
         for name in ("root", "cache", "output", "figures"):
             _check_path(getattr(self, name), name)
         for name in ("download", "include_untrained"):

@@ -31,7 +31,7 @@ from . import runs as _runs
 from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
-from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, summary_table
+from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, pairing_unit, summary_table
 from .specs import UNTRAINED, TeacherSpec
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 
@@ -475,6 +475,15 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
 
 
 
+def _split_words(result: ExperimentResult) -> str:
+    sizes = sorted({len(split.test) for split in result.splits.values()} or {len(result.data.test)})
+    size = " or ".join(map(str, sizes))
+    if len(result.splits) > 1:
+        return (f"each seed on its own stratified held-out split ({size} samples) with its own teacher "
+                f"({len(result.splits)} splits)")
+    return f"metrics on the held-out split ({size} samples)"
+
+
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     """Write results.csv, summary.md, config.json and the key figures; returns their paths.
 
@@ -493,12 +502,13 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
-        comparisons = f"\n## Comparisons\n\n{COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
+        note = COMPARISON_NOTE.format(pct="95%", unit=pairing_unit(cfg.split, cfg.dataset))
+        comparisons = f"\n## Comparisons\n\n{note}\n\n{comparisons}\n"
     contents = {
         paths["results"]: result.results.to_csv(index=False).encode(),
         paths["summary"]: (
             f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-            f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
+            f"{_split_words(result)}.\n\n{text}\n{comparisons}"
         ).encode(),
         folder / "config.json": json.dumps(dataclasses.asdict(cfg), indent=2, default=str).encode(),
     }

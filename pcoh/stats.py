@@ -42,8 +42,8 @@ import pandas as pd
 
 from ._checks import check_float, check_int, check_names
 
-__all__ = ["paired_comparison", "format_comparison", "verdicts", "two_level_interval", "COMPARISON_COLUMNS",
-           "VERDICTS", "POWER"]
+__all__ = ["paired_comparison", "format_comparison", "verdicts", "two_level_interval", "compare_runs",
+           "COMPARISON_COLUMNS", "VERDICTS", "POWER", "TOLERANCE_SE", "TOLERANCE_FLOOR"]
 
 #: Columns of :func:`paired_comparison` after the group keys.
 COMPARISON_COLUMNS = ["method", "n_seeds", "mean", "std", "other", "n_pairs", "diff", "diff_low", "diff_high",
@@ -53,6 +53,11 @@ COMPARISON_COLUMNS = ["method", "n_seeds", "mean", "std", "other", "n_pairs", "d
 VERDICTS = ("better", "worse", "no difference detected", "too few pairs")
 #: Power at which the minimum detectable difference is stated.
 POWER = 0.8
+#: :func:`compare_runs`: two runs' means of a measure agree when they differ by at most this many
+#: standard errors of their difference ...
+TOLERANCE_SE = 4.0
+#: ... or by at most this much (one held-out image of 360 is 0.0028).
+TOLERANCE_FLOOR = 0.005
 
 
 def _t_interval(diffs: np.ndarray, level: float, power: float = POWER) -> tuple:
@@ -347,4 +352,81 @@ def two_level_interval(diffs: Sequence, *, level: float = 0.95, n_boot: int = 20
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return float(np.mean([a.mean() for a in arrays])), float(low), float(high)
+
+
+def compare_runs(run: pd.DataFrame, reference: pd.DataFrame, metrics: Sequence[str], *,
+                 by: Union[str, Sequence[str]] = ("student", "mode"), level: float = 0.95,
+                 tolerance_se: float = TOLERANCE_SE, tolerance_floor: float = TOLERANCE_FLOOR) -> tuple:
+    r"""A run of the main job against a reference run: numbers within tolerance, verdicts equal.
+
+    On another machine every network differs (training amplifies the last bits of different
+    floating-point reductions), about as much as another seed would: the means of a measure
+    over :math:`m` seeds are expected to differ by about
+    :math:`\sqrt{(s_a^2 + s_b^2)/m}` (the standard error of their difference). A mean agrees
+    with the reference's when it differs by at most ``tolerance_se`` such standard errors or by
+    at most ``tolerance_floor``, whichever is larger.
+
+    Parameters
+    ----------
+    run, reference : pandas.DataFrame
+        Results tables (one row per run, as ``results.csv``), with the columns ``by``,
+        ``method``, ``seed`` and the ``metrics``.
+    metrics : sequence of str
+        Measures compared (each must be in both tables).
+
+    Returns
+    -------
+    (numbers, verdicts) : tuple of pandas.DataFrame
+        ``numbers``: one row per (group, method, metric) present in both, with ``mean``,
+        ``reference``, ``difference``, ``tolerance`` and ``ok``. ``verdicts``: one row per
+        (metric, group, method) whose verdict, best other method or best mark differs, with
+        both runs' values (empty when all agree).
+    """
+    for name, frame in (("run", run), ("reference", reference)):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+    metrics = check_names(metrics, "metrics")
+    keys = list(check_names(by, "by"))
+    tolerance_se = check_float(tolerance_se, "tolerance_se", minimum=0.0)
+    tolerance_floor = check_float(tolerance_floor, "tolerance_floor", minimum=0.0)
+    for name, frame in (("run", run), ("reference", reference)):
+        missing = [c for c in (*keys, "method", "seed", *metrics) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name} lacks the columns {missing}")
+    group = [*keys, "method"]
+    numbers = []
+    for metric in metrics:
+        a = run.groupby(group, sort=False)[metric].agg(["mean", "std", "count"])
+        b = reference.groupby(group, sort=False)[metric].agg(["mean", "std", "count"])
+        both = a.add_suffix("_run").join(b.add_suffix("_ref"), how="inner").dropna(subset=["mean_run", "mean_ref"])
+        for index, r in both.iterrows():
+            sa = 0.0 if math.isnan(r["std_run"]) else r["std_run"]
+            sb = 0.0 if math.isnan(r["std_ref"]) else r["std_ref"]
+            se = math.sqrt(sa ** 2 / r["count_run"] + sb ** 2 / r["count_ref"])
+            tol = max(tolerance_se * se, tolerance_floor)
+            diff = float(r["mean_run"] - r["mean_ref"])
+            numbers.append({**dict(zip(group, index if isinstance(index, tuple) else (index,))), "metric": metric,
+                            "mean": float(r["mean_run"]), "reference": float(r["mean_ref"]), "difference": diff,
+                            "tolerance": tol, "ok": bool(abs(diff) <= tol)})
+    numbers = pd.DataFrame(numbers, columns=[*group, "metric", "mean", "reference", "difference", "tolerance", "ok"])
+    changed = []
+    for metric in metrics:
+        va = verdicts(paired_comparison(run, metric, by=keys, level=level)) if run[metric].notna().any() else None
+        vb = (verdicts(paired_comparison(reference, metric, by=keys, level=level))
+              if reference[metric].notna().any() else None)
+        if va is None or vb is None:
+            continue
+        merged = va.merge(vb, on=group, how="outer", suffixes=("", "_reference"), indicator=True)
+        for r in merged.to_dict("records"):
+            if r["_merge"] != "both":
+                continue
+            if (r["verdict"], r["other"], bool(r["best"])) != (r["verdict_reference"], r["other_reference"],
+                                                                bool(r["best_reference"])):
+                changed.append({"metric": metric, **{k: r[k] for k in group},
+                                "other": r["other"], "verdict": r["verdict"], "best": bool(r["best"]),
+                                "other_reference": r["other_reference"], "verdict_reference": r["verdict_reference"],
+                                "best_reference": bool(r["best_reference"])})
+    changed = pd.DataFrame(changed, columns=["metric", *group, "other", "verdict", "best", "other_reference",
+                                             "verdict_reference", "best_reference"])
+    return numbers, changed
 

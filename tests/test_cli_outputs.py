@@ -1,4 +1,4 @@
-"""Where the main job writes: --output sends the figures with the tables unless --figures says otherwise."""
+"""Where the main job writes: beside the tables in an untracked folder, unless --figures says otherwise."""
 from pathlib import Path
 
 from pcoh.__main__ import _config, build_parser
@@ -8,9 +8,12 @@ def _cfg(*argv):
     return _config(build_parser().parse_args(list(argv)))
 
 
-def test_defaults_keep_tables_and_figures_apart():
+def test_defaults_write_into_an_untracked_folder_figures_beside_the_tables():
     cfg = _cfg()
-    assert (cfg.output, cfg.figures) == ("results", "figures")
+    assert (cfg.output, cfg.figures) == ("results/latest", "results/latest/digits")
+    # The default folder is ignored by git, so a user's run modifies no tracked file.
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "results/latest/" in ignored
 
 
 def test_output_alone_takes_the_figures_along(tmp_path):

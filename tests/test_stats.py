@@ -284,3 +284,31 @@ def test_two_level_interval_by_brute_force_and_properties():
     with pytest.raises(TypeError, match="sequence of 1-d arrays"):
         two_level_interval(np.ones(3))
 
+
+
+def _runs(values: dict, mode="class-unaware") -> pd.DataFrame:
+    """{method: [(pc_n, knn) per seed]} -> results rows."""
+    return pd.DataFrame([{"student": "s", "mode": mode, "method": m, "seed": s, "pc_n": v[0], "knn_accuracy": v[1]}
+                         for m, vs in values.items() for s, v in enumerate(vs)])
+
+
+def test_compare_runs_tolerances_and_changed_verdicts():
+    from pcoh.stats import TOLERANCE_FLOOR, compare_runs
+
+    ref = _runs({"a": [(0.90, 0.98), (0.91, 0.99), (0.92, 0.98)], "b": [(0.80, 0.98), (0.82, 0.99), (0.81, 0.98)]})
+    numbers, changed = compare_runs(ref, ref, ["pc_n", "knn_accuracy"])
+    assert numbers["ok"].all() and (numbers["difference"] == 0).all() and changed.empty
+    # Tolerance: 4 standard errors of the difference of the means, or the floor.
+    row = numbers.set_index(["method", "metric"]).loc[("a", "pc_n")]
+    assert row["tolerance"] == pytest.approx(max(4 * math.sqrt(2 * 0.01 ** 2 / 3), TOLERANCE_FLOOR))
+    # A run whose a falls to b's level: means outside tolerance, and the verdicts change (named).
+    run = _runs({"a": [(0.80, 0.98), (0.81, 0.99), (0.82, 0.98)], "b": [(0.80, 0.98), (0.82, 0.99), (0.81, 0.98)]})
+    numbers, changed = compare_runs(run, ref, ["pc_n"])
+    assert not numbers.set_index("method").loc["a", "ok"]
+    assert list(changed["method"]) == ["a", "b"]
+    a = changed.set_index("method").loc["a"]
+    assert (a["verdict"], a["verdict_reference"], a["best_reference"]) == ("no difference detected", "better", True)
+    with pytest.raises(ValueError, match="run lacks the columns"):
+        compare_runs(run.drop(columns="pc_n"), ref, ["pc_n"])
+    with pytest.raises(TypeError, match="reference must be a pandas DataFrame"):
+        compare_runs(run, None, ["pc_n"])
