@@ -1,8 +1,10 @@
 """Command line: ``python -m pcoh`` (or ``pcoh``) runs the main job.
 
 With no arguments: the embedded digits data, the ``digits_resnet`` teacher, ``digits_cnn``
-students trained with every method in both modes and three seeds; tables go to
-``results/digits/`` and figures to ``figures/``. ``--config FILE`` reads a YAML/TOML file (or a
+students trained with every method in both modes and three seeds (each seed on its own held-out
+split with its own teacher, ``--split per-seed``); tables and figures go to
+``results/latest/digits/`` (not tracked by git). ``--compare results/reference`` checks the run
+against the committed reference results (numbers within tolerance, the same verdicts). ``--config FILE`` reads a YAML/TOML file (or a
 shipped config by name, e.g. ``cifar100_resnet32x4_resnet8x4``); options given on the command line
 override it.
 
