@@ -1,7 +1,7 @@
 """Command line: ``python -m pcoh`` (or ``pcoh``) runs the main job.
 
 With no arguments: the embedded digits data, the ``digits_resnet`` teacher, ``digits_cnn``
-students trained with every method in both modes and three seeds (each seed on its own held-out
+students trained with every method in both modes and five seeds (each seed on its own held-out
 split with its own teacher, ``--split per-seed``); tables and figures go to
 ``results/latest/digits/`` (not tracked by git). ``--compare results/reference`` checks the run
 against the committed reference results (numbers within tolerance, the same verdicts). ``--config FILE`` reads a YAML/TOML file (or a
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), help="training modes (default: both)")
     p.add_argument("--seeds", type=int, help="replicates: student seeds 0..N-1, each on its own held-out split "
-                   "with its own teacher under --split per-seed (default 3)")
+                   "with its own teacher under --split per-seed (default 5)")
     p.add_argument("--split", choices=["per-seed", "fixed"],
                    help="per-seed: each seed draws its own stratified split and trains its own teacher (the repeated "
                    "hold-out); fixed: one split and one teacher for every seed (default per-seed)")

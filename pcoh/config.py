@@ -52,7 +52,7 @@ SPLITS = ("per-seed", "fixed")
 #: official split, so ``per-seed`` varies only the students' training seed there.
 DRAWN_SPLITS = ("digits", "image_folder")
 #: Replicates of the main job (see docs/method.md, "Evaluation protocol").
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 5
 
 
 @dataclass
@@ -89,7 +89,7 @@ class ExperimentConfig:
         and ``ce`` need labels, so they run class-aware only). A method named here that runs in
         none of ``modes`` is an error.
     modes : tuple of str, default ("class-unaware", "class-aware")
-    seeds : int, default 3
+    seeds : int, default 5
         Replicates: students are trained with seeds 0 .. seeds-1 (each on the split ``split``
         gives it).
     split : {"per-seed", "fixed"}, default "per-seed"
