@@ -476,11 +476,12 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
 
 
 def _split_words(result: ExperimentResult) -> str:
-    sizes = sorted({len(split.test) for split in result.splits.values()} or {len(result.data.test)})
+    splits = getattr(result, "splits", None) or {}  # a result made by hand may have the base split alone
+    sizes = sorted({len(split.test) for split in splits.values()} or {len(result.data.test)})
     size = " or ".join(map(str, sizes))
-    if len(result.splits) > 1:
+    if len(splits) > 1:
         return (f"each seed on its own stratified held-out split ({size} samples) with its own teacher "
-                f"({len(result.splits)} splits)")
+                f"({len(splits)} splits)")
     return f"metrics on the held-out split ({size} samples)"
 
 
