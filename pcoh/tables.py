@@ -232,6 +232,8 @@ def compare_report(numbers: pd.DataFrame, changed: pd.DataFrame, *, reference: s
     their tolerance, and one closing line."""
     check_columns(numbers, ("method", "metric", "mean", "reference", "difference", "tolerance", "ok"), "numbers")
     check_columns(changed, ("metric", "method", "verdict", "verdict_reference"), "changed")
+    if not isinstance(reference, str):
+        raise TypeError(f"reference must be a string (what the run was compared with), got {type(reference).__name__}")
     lines = []
     keys = [c for c in numbers.columns[: numbers.columns.get_loc("method")]]
     if len(changed):
