@@ -6,7 +6,8 @@ every network differs. This study makes that happen on one machine: it runs the 
 comparison twice, each time from an empty run cache of its own, once with ``torch`` on 1 thread
 and once on 2 (intra-op reductions are split differently), and optionally (``--perturb EPS``) with
 every input pixel of the second run moved by a relative ``EPS`` (1e-6: far below any image's
-information, about the size of a float32 rounding step). It prints, per compared measure, both
+information, larger than a float32 rounding step, so at least as large as what another machine
+changes in the first step); ``--threads 1 1 --perturb 1e-6`` tries the perturbation alone. It prints, per compared measure, both
 verdict tables (``pcoh.stats.verdicts``: best other method, verdict, best mark), how far the
 numbers moved, and whether the verdict tables are equal; exit status 1 if any verdict differs.
 
@@ -73,6 +74,8 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-epochs", type=int, default=None, help="teacher epochs (default: the main job's)")
     p.add_argument("--split", choices=["per-seed", "fixed"], default=None)
     p.add_argument("--perturb", type=float, default=0.0, help="relative input perturbation of the second run")
+    p.add_argument("--threads", type=int, nargs=2, default=[1, 2], metavar=("FIRST", "SECOND"),
+                   help="torch threads of the two runs (default 1 2; 1 1 with --perturb: the perturbation alone)")
     args = p.parse_args(argv)
     work = Path(args.work)
     changes = {}
@@ -91,7 +94,9 @@ def main(argv=None) -> int:
         base = dataclasses.replace(base, teacher_train=dataclasses.replace(base.teacher_train,
                                                                            epochs=args.teacher_epochs))
     frames, times = [], []
-    for i, (threads, perturb) in enumerate([(1, 0.0), (2, args.perturb)]):
+    labels = [f"run {i} ({t} thread{'s' if t > 1 else ''}{', perturbed' if i and args.perturb else ''})"
+              for i, t in enumerate(args.threads)]
+    for i, (threads, perturb) in enumerate([(args.threads[0], 0.0), (args.threads[1], args.perturb)]):
         cfg = dataclasses.replace(base, cache=str(work / f"cache-{i}"), output=str(work / f"out-{i}"))
         start = time.perf_counter()
         frames.append(_run(cfg, threads, perturb))
@@ -107,14 +112,14 @@ def main(argv=None) -> int:
         same = va.equals(vb)
         equal &= same
         print(f"\n### {metric}: verdict tables {'equal' if same else 'DIFFERENT'}\n")
-        both = va.merge(vb, on=["student", "mode", "method"], suffixes=(" (1 thread)", " (2 threads)"))
+        both = va.merge(vb, on=["student", "mode", "method"], suffixes=(f" [{labels[0]}]", f" [{labels[1]}]"))
         print(both.to_string(index=False))
     moved = numbers.groupby("metric")["difference"].apply(lambda d: d.abs().max())
     print("\nlargest |difference| of a mean between the two runs, per measure:")
     print(moved.round(4).to_string())
     _, changed = compare_runs(students[1], students[0], [m for m in COMPARED_METRICS if m in metrics])
     print()
-    print(compare_report(numbers, changed, reference="run 0 (1 thread)"))
+    print(compare_report(numbers, changed, reference=labels[0]))
     print(f"\nverdict tables {'equal' if equal else 'DIFFERENT'} under different numerics")
     return 0 if equal else 1
 
