@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lab trust bench report clean
+.PHONY: setup run compare reference test test-fast lab trust bench report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml | $(PY)
 
 setup: $(STAMP)
 
+# The main job into results/latest/ (not tracked by git: a rerun modifies no committed file).
 run: $(STAMP)
 	$(PY) -m pcoh
+
+# The main job (cached runs are reused), checked against the committed reference results:
+# numbers within the stated tolerances and every verdict the same, else exit status 1.
+compare: $(STAMP)
+	$(PY) -m pcoh --compare results/reference
+
+# Maintainers: rewrite the committed reference results (tables and figures) from the main job.
+reference: $(STAMP)
+	$(PY) -m pcoh --output results/reference
 
 # PCOH_SMOKE=1 shrinks the notebooks' budgets; the same code paths run.
 test: $(STAMP)

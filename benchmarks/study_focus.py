@@ -41,7 +41,8 @@ their kNN averaged over the four class-unaware cells.)
 Printed: mean +- std over seeds per data set x batch x mode x method/setting; paired 95%
 intervals (``pcoh.stats.paired_comparison``, seeds paired) of each pc setting against the best
 other method (the best baseline, pc settings excluded) and against focus 0, for pc_n,
-knn_accuracy and topk_overlap; the decision with its reasons. Written to ``--output``:
+knn_accuracy and topk_overlap, each with its minimum detectable difference and verdict (a
+difference below the MDD is "no difference detected"); the decision with its reasons. Written to ``--output``:
 ``runs.csv`` (raw, one row per run), ``summary.csv`` (means, stds, 95% half-widths per cell and
 method) and ``frontier.csv`` / ``frontier.png`` (PC_n against kNN accuracy: baselines as points
 with intervals, pc as a curve over focus, per family).
@@ -246,6 +247,11 @@ def _signed(x: float) -> str:
     return "nan" if math.isnan(x) else f"{x:+.4f}"
 
 
+def _verdict(r) -> str:
+    """`` (MDD m: verdict)`` of one paired comparison (pcoh.stats.paired_comparison's rule)."""
+    return "" if math.isnan(r["mdd"]) else f" (MDD {r['mdd']:.3f}: {r['verdict']})"
+
+
 def print_comparisons(runs: pd.DataFrame) -> None:
     """Each pc setting against the best baseline of its cell and against focus 0, paired by seed."""
     for (data, batch, mode), cell in runs.groupby(["data", "batch", "mode"], sort=False):
@@ -267,7 +273,8 @@ def print_comparisons(runs: pd.DataFrame) -> None:
                     continue
                 c = paired_comparison(frame, metric, by=())
                 r = c[c["method"] == setting].iloc[0]
-                cells.append(f"{_signed(r['diff'])} [{_signed(r['diff_low'])}, {_signed(r['diff_high'])}] vs {r['other']}")
+                cells.append(f"{_signed(r['diff'])} [{_signed(r['diff_low'])}, {_signed(r['diff_high'])}] vs {r['other']}"
+                             f"{_verdict(r)}")
             for metric in COMPARED[1:]:
                 if setting == "pc focus 0" or "pc focus 0" not in settings:
                     cells.append("-")
@@ -275,7 +282,7 @@ def print_comparisons(runs: pd.DataFrame) -> None:
                 frame = cell[cell["method"].isin([setting, "pc focus 0"])]
                 c = paired_comparison(frame, metric, by=())
                 r = c[c["method"] == setting].iloc[0]
-                cells.append(f"{_signed(r['diff'])} [{_signed(r['diff_low'])}, {_signed(r['diff_high'])}]")
+                cells.append(f"{_signed(r['diff'])} [{_signed(r['diff_low'])}, {_signed(r['diff_high'])}]{_verdict(r)}")
             print("| " + " | ".join(cells) + " |")
 
 

@@ -1,8 +1,10 @@
 """Command line: ``python -m pcoh`` (or ``pcoh``) runs the main job.
 
 With no arguments: the embedded digits data, the ``digits_resnet`` teacher, ``digits_cnn``
-students trained with every method in both modes and three seeds; tables go to
-``results/digits/`` and figures to ``figures/``. ``--config FILE`` reads a YAML/TOML file (or a
+students trained with every method in both modes and five seeds (each seed on its own held-out
+split with its own teacher, ``--split per-seed``); tables and figures go to
+``results/latest/digits/`` (not tracked by git). ``--compare results/reference`` checks the run
+against the committed reference results (numbers within tolerance, the same verdicts). ``--config FILE`` reads a YAML/TOML file (or a
 shipped config by name, e.g. ``cifar100_resnet32x4_resnet8x4``); options given on the command line
 override it.
 
@@ -67,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", action="extend", choices=methods.available(),
                    help="transfer methods (default: all)")
     p.add_argument("--modes", nargs="+", action="extend", choices=list(MODES), help="training modes (default: both)")
-    p.add_argument("--seeds", type=int, help="number of student seeds (default 3)")
+    p.add_argument("--seeds", type=int, help="replicates: student seeds 0..N-1, each on its own held-out split "
+                   "with its own teacher under --split per-seed (default 5)")
+    p.add_argument("--split", choices=["per-seed", "fixed"],
+                   help="per-seed: each seed draws its own stratified split and trains its own teacher (the repeated "
+                   "hold-out); fixed: one split and one teacher for every seed (default per-seed)")
+    p.add_argument("--compare", metavar="REF",
+                   help="after the job, check its results against a reference folder (its results.csv, or "
+                   "REF/DATASET/results.csv): numbers within the stated tolerances, every verdict the same; "
+                   "exit status 1 if not (e.g. --compare results/reference)")
     p.add_argument("--epochs", type=int, help=f"student epochs (default {S.epochs})")
     p.add_argument("--teacher-epochs", type=int, help=f"teacher epochs (default {T.epochs})")
     p.add_argument("--batch-size", type=int, help=f"batch size of the students (default {S.batch_size})")
@@ -117,7 +127,7 @@ def _config(args: argparse.Namespace):
     given = vars(args)
     table = load_config(given.pop("config")) if "config" in given else {}
     for name in ("dataset", "root", "cache", "download", "teacher", "teacher_checkpoint", "teacher_weights",
-                 "students", "methods", "modes", "seeds", "device", "output", "figures", "threads"):
+                 "students", "methods", "modes", "seeds", "split", "device", "output", "figures", "threads"):
         if name in given:
             table[name] = given[name]
     options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},
@@ -215,7 +225,8 @@ def main(argv=None) -> int:
     cache = not getattr(args, "no_cache", False)
     estimate = getattr(args, "estimate", False)
     check_only = getattr(args, "check", False)
-    for flag in ("quiet", "no_cache", "estimate", "check"):
+    compare = getattr(args, "compare", None)
+    for flag in ("quiet", "no_cache", "estimate", "check", "compare"):
         if hasattr(args, flag):
             delattr(args, flag)
     from . import distributed as _dist
@@ -225,6 +236,7 @@ def main(argv=None) -> int:
         from .threads import choose_threads, set_threads
 
         set_threads(choose_threads(cfg.threads))  # one count for every thread pool of the process
+        reference = _reference(compare, cfg.dataset) if compare is not None else None
         # Under torchrun: join the process group (one process per GPU, or gloo on CPUs).
         _distributed_setup(cfg)
     except (ValueError, TypeError) as err:
@@ -279,7 +291,43 @@ def main(argv=None) -> int:
     for name, path in result.paths.items():
         print(f"{name}: {path}")
     print(f"finished in {elapsed:.0f} s")
+    if reference is not None:
+        return _compare(result.results, reference)
     return 0
+
+
+def _reference(folder: str, dataset: str):
+    """The reference results table of ``--compare``: ``folder/results.csv`` or
+    ``folder/<dataset>/results.csv``; ValueError naming the paths when neither is there."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    base = Path(folder)
+    for path in (base / "results.csv", base / dataset / "results.csv"):
+        if path.is_file():
+            try:
+                return str(path), pd.read_csv(path)
+            except (OSError, ValueError) as err:
+                raise ValueError(f"--compare: cannot read {path}: {err}") from None
+    raise ValueError(f"--compare: no results.csv in {base} or {base / dataset}")
+
+
+def _compare(results, reference) -> int:
+    from .stats import compare_runs
+    from .tables import CHECKED_METRICS, COMPARED_METRICS, compare_report
+
+    path, frame = reference
+    students = results[~results["method"].isin(["teacher", "untrained"])]
+    ref_students = frame[~frame["method"].isin(["teacher", "untrained"])]
+    metrics = [m for m in CHECKED_METRICS if m in results.columns and m in frame.columns
+               and results[m].notna().any() and frame[m].notna().any()]
+    numbers, _ = compare_runs(results, frame, metrics, by=("student", "mode"))
+    verdicts = [m for m in COMPARED_METRICS if m in metrics]
+    _, changed = compare_runs(students, ref_students, verdicts, by=("student", "mode"))
+    print()
+    print(compare_report(numbers, changed, reference=path))
+    return 0 if len(changed) == 0 and bool(numbers["ok"].all()) else 1
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from .methods import CLASS_UNAWARE
 from .threads import choose_threads
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
-           "DEFAULT_OUTPUT", "DEFAULT_FIGURES"]
+           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
@@ -42,10 +42,21 @@ CONFIGS = Path(__file__).parent / "configs"
 #: config file's ``teacher_train`` / ``student_train`` table) keeps the value given here.
 TEACHER_TRAIN = TrainConfig(epochs=20, batch_size=128)
 STUDENT_TRAIN = TrainConfig(epochs=20, batch_size=64)
-#: Where the tables go unless ``output`` says otherwise; the figures go to ``figures/`` with it,
-#: and beside the tables (``<output>/<dataset>/``) for any other ``output``.
-DEFAULT_OUTPUT = "results"
-DEFAULT_FIGURES = "figures"
+#: Where the tables go unless ``output`` says otherwise: an untracked folder (a user's run never
+#: rewrites the committed reference results, ``results/reference/``). The figures go beside the
+#: tables (``<output>/<dataset>/``) unless ``figures`` says otherwise.
+DEFAULT_OUTPUT = "results/latest"
+#: The committed reference results of the main job (``python -m pcoh --compare`` reads them).
+REFERENCE_OUTPUT = "results/reference"
+DEFAULT_FIGURES = None
+#: How the seeds' held-out splits are drawn: ``per-seed`` (seed ``s`` draws its own stratified
+#: split, with its own teacher: the repeated hold-out) or ``fixed`` (one split and one teacher).
+SPLITS = ("per-seed", "fixed")
+#: Data sets whose train/test split is drawn by the loader's ``seed``; the others keep their
+#: official split, so ``per-seed`` varies only the students' training seed there.
+DRAWN_SPLITS = ("digits", "image_folder")
+#: Replicates of the main job (see docs/method.md, "Evaluation protocol").
+DEFAULT_SEEDS = 5
 
 
 @dataclass
@@ -85,8 +96,16 @@ class ExperimentConfig:
         and ``ce`` need labels, so they run class-aware only). A method named here that runs in
         none of ``modes`` is an error.
     modes : tuple of str, default ("class-unaware", "class-aware")
-    seeds : int, default 3
-        Students are trained with seeds 0 .. seeds-1.
+    seeds : int, default 5
+        Replicates: students are trained with seeds 0 .. seeds-1 (each on the split ``split``
+        gives it).
+    split : {"per-seed", "fixed"}, default "per-seed"
+        ``per-seed`` (the repeated hold-out): seed ``s`` draws its own stratified split, split
+        seed ``data.seed + s`` (``data.seed`` defaults to 0, so seed 0 keeps the default split),
+        and trains its own teacher on it; methods are paired within a seed (same split, teacher,
+        initial weights and data order). ``fixed``: every seed on the one split of ``data``, one
+        teacher. Data sets with an official split (not in :data:`DRAWN_SPLITS`) keep it either
+        way, with one teacher.
     teacher_train, student_train : TrainConfig or dict
         A table sets only the fields it names; the others keep :data:`TEACHER_TRAIN` /
         :data:`STUDENT_TRAIN` (20 epochs; batch 128 for the teacher, 64 for the students; Adam, lr 1e-3).
@@ -104,11 +123,11 @@ class ExperimentConfig:
         Evaluate the untrained student too, as a floor.
     device : str, optional
         ``"auto"`` (default), ``"cpu"``, ``"cuda"``.
-    output : str, default "results"
-        Tables go to ``<output>/<dataset>/``.
+    output : str, default "results/latest"
+        Tables go to ``<output>/<dataset>/`` (the default folder is not tracked by git; the
+        committed reference results are under ``results/reference/``).
     figures : str, optional
-        Default ``"figures"`` when ``output`` is ``"results"``, else ``<output>/<dataset>``
-        (the figures go with the tables).
+        Default ``<output>/<dataset>`` (the figures go with the tables).
     threads : int, optional
         Threads of each pool (torch, numba, BLAS); default ``OMP_NUM_THREADS`` if set, else the
         cores in the process's CPU affinity (:mod:`pcoh.threads`). Not part of any cache key.
@@ -125,7 +144,8 @@ class ExperimentConfig:
     students: tuple = ("digits_cnn",)
     methods: Optional[tuple] = None
     modes: tuple = MODES
-    seeds: int = 3
+    seeds: int = DEFAULT_SEEDS
+    split: str = "per-seed"
     teacher_train: TrainConfig = TEACHER_TRAIN
     student_train: TrainConfig = STUDENT_TRAIN
     teacher_metric: str = "cosine"
@@ -135,7 +155,7 @@ class ExperimentConfig:
     include_untrained: bool = True
     device: Optional[str] = None
     output: str = DEFAULT_OUTPUT
-    figures: Optional[str] = None
+    figures: Optional[str] = DEFAULT_FIGURES
     threads: Optional[int] = None
 
     def __post_init__(self):
@@ -151,8 +171,7 @@ class ExperimentConfig:
             if isinstance(value, (str, os.PathLike)) and os.fspath(value).startswith("~"):
                 setattr(self, name, os.path.expanduser(os.fspath(value)))
         if self.figures is None:
-            same = os.path.normpath(os.fspath(self.output)) == DEFAULT_OUTPUT
-            self.figures = DEFAULT_FIGURES if same else str(Path(self.output) / self.dataset)
+            self.figures = str(Path(self.output) / self.dataset)
         for name in ("root", "cache", "output", "figures"):
             check_path(getattr(self, name), name)
         for name in ("download", "include_untrained"):
@@ -198,6 +217,9 @@ class ExperimentConfig:
             raise TypeError(f"seeds must be a positive integer, got {typed_repr(self.seeds)}")
         if not 1 <= self.seeds <= MAX_SEED:
             raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
+        _check_str(self.split, "split")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
         for name in ("teacher_metric", "student_metric"):
             value = getattr(self, name)
             if isinstance(value, Dissimilarity) and type(value) in {type(m) for m in METRICS.values()}:
@@ -265,6 +287,21 @@ class ExperimentConfig:
                         specs.append(StudentSpec(student, method, mode, weight=self.weights.get(method),
                                                  loss_kwargs=self.method_loss_kwargs(method), train=train))
         return specs
+
+    def split_seed(self, seed: int) -> int:
+        """The seed of the held-out split that the students of training seed ``seed`` use."""
+        base = self.data.get("seed", 0)
+        if self.split == "fixed" or self.dataset not in DRAWN_SPLITS:
+            return base
+        return base + seed
+
+    def data_options(self, split_seed: int) -> dict:
+        """The data options (:func:`pcoh.data.load` keywords) of the split ``split_seed``: those of
+        ``data`` for the base split (so its teacher and runs keep their cache keys), with
+        ``seed`` set for the others."""
+        if split_seed == self.data.get("seed", 0):
+            return dict(self.data)
+        return {**self.data, "seed": split_seed}
 
     def method_loss_kwargs(self, method: str) -> dict:
         """The keyword arguments of ``method``'s loss: the experiment's metrics (where the loss takes

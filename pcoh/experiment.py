@@ -31,7 +31,7 @@ from . import runs as _runs
 from ._checks import check_bool
 from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
-from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, rnx_k_ranges, summary_table
+from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, pairing_unit, rnx_k_ranges, summary_table
 from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 from .methods import CLASS_AWARE, CLASS_UNAWARE
@@ -213,14 +213,33 @@ def _teacher_kwargs(cfg: "ExperimentConfig") -> dict:
     return {"weights": cfg.teacher_weights} if cfg.teacher_weights and cfg.teacher_checkpoint is None else {}
 
 
-def _teacher_spec(cfg: "ExperimentConfig", data) -> TeacherSpec:
+def _teacher_spec(cfg: "ExperimentConfig", data, split_seed: Optional[int] = None) -> TeacherSpec:
+    options = dict(cfg.data) if split_seed is None else cfg.data_options(split_seed)
     digest = None
     if cfg.teacher_checkpoint is not None:  # by content, hashed once per version of the file
         from .digests import file_sha256
 
         digest = file_sha256(cfg.teacher_checkpoint, cache=cfg.cache)
-    return TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, dict(cfg.data), model_kwargs=_teacher_kwargs(cfg),
+    return TeacherSpec(cfg.dataset, cfg.teacher, cfg.teacher_train, options, model_kwargs=_teacher_kwargs(cfg),
                        checkpoint=cfg.teacher_checkpoint, source=data.source, checkpoint_sha256=digest)
+
+
+def _split_seeds(cfg: "ExperimentConfig", given: bool) -> dict:
+    """Training seed -> split seed; with data given by the caller, every seed uses that split."""
+    base = cfg.data.get("seed", 0)
+    return {s: (base if given else cfg.split_seed(s)) for s in range(cfg.seeds)}
+
+
+def _splits(cfg: "ExperimentConfig", data, split_seeds: dict) -> dict:
+    """Split seed -> DataSplit: ``data`` for the base split, each other split loaded."""
+    base = cfg.data.get("seed", 0)
+    splits = {}
+    for ss in dict.fromkeys(split_seeds.values()):
+        if ss == base:
+            splits[ss] = data
+        else:
+            splits[ss] = _load_data(dataclasses.replace(cfg, data=cfg.data_options(ss)))
+    return splits
 
 
 def _load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
@@ -276,11 +295,22 @@ class ExperimentResult:
     features : dict
         Same keys (and ``"teacher"``) -> ``{"train": (n, d), "test": (n, d)}`` numpy features.
     data : DataSplit
+        The base split (seed 0's): ``teacher``, ``features["teacher"]`` and
+        ``per_reference["teacher"]`` belong to it.
     paths : dict
         Files written (``results``, ``summary``, figures).
     curves : dict
         Same keys (and ``"teacher"``) -> ``{"r_nx": (n_test - 2,)}``, the R_NX curve behind
         ``rnx_auc`` (K = 1..n_test-2), stored with the cached evaluation.
+    teachers : dict
+        Split seed -> the teacher trained on that split (one entry for ``split="fixed"``).
+    splits : dict
+        Split seed -> DataSplit.
+    teacher_features : dict
+        Split seed -> the teacher's features on that split (as ``features["teacher"]``).
+    split_seeds : dict
+        Training seed -> split seed: the students of seed ``s`` are trained and evaluated on
+        ``splits[split_seeds[s]]`` against ``teachers[split_seeds[s]]``.
     """
 
     results: pd.DataFrame
@@ -291,6 +321,10 @@ class ExperimentResult:
     data: "_data.DataSplit"
     paths: dict = field(default_factory=dict)
     curves: dict = field(default_factory=dict)
+    teachers: dict = field(default_factory=dict)
+    splits: dict = field(default_factory=dict)
+    teacher_features: dict = field(default_factory=dict)
+    split_seeds: dict = field(default_factory=dict)
 
 
 def _eval_defaults() -> dict:
@@ -335,6 +369,7 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         and writes (see :mod:`pcoh.distributed`).
     """
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
+    given = data is not None
     if not _dist.is_main():
         _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
@@ -343,29 +378,43 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     # One run at a time writes an output folder, from before its first training to its last file.
     folders = (Path(cfg.output) / cfg.dataset, cfg.figures) if write and _dist.is_main() else ()
     with _runs.output_lock(*folders):
-        return _run(cfg, data, quiet=quiet, write=write, cache=cache)
+        return _run(cfg, data, quiet=quiet, write=write, cache=cache, given=given)
 
 
-def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
-    tspec = _teacher_spec(cfg, data)
-    teacher = train_teacher(tspec, data, root=cfg.cache, device=cfg.device, quiet=quiet, cache=cache)
-    tkey = tspec.key()
+def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool,
+         given: bool = False) -> Optional[ExperimentResult]:
+    # One teacher per held-out split: seed s's students are paired with the other methods of
+    # seed s, on the same split, against the same teacher (docs/method.md, evaluation protocol).
+    split_seeds = _split_seeds(cfg, given)
+    splits = _splits(cfg, data, split_seeds)
+    teachers, tkeys = {}, {}
+    for ss, split in splits.items():
+        tspec = _teacher_spec(cfg, split, ss)
+        teachers[ss] = train_teacher(tspec, split, root=cfg.cache, device=cfg.device, quiet=quiet, cache=cache)
+        tkeys[ss] = tspec.key()
+    base = split_seeds[0]
+    teacher, data = teachers[base], splits[base]
     specs = cfg.runs()
     trained_here = {}
+
+    def train(spec):
+        ss = split_seeds[spec.train.seed]
+        return train_student(spec, teachers[ss], splits[ss], teacher_key=tkeys[ss], root=cfg.cache,
+                             device=cfg.device, quiet=True, cache=cache)
+
     if _dist.is_distributed():
         # Under torchrun every process trains every student (each on its shard of the global
         # batches); then rank 0 alone evaluates and writes, and the others are done.
         for i, spec in enumerate(specs):
-            trained_here[i] = train_student(spec, teacher, data, teacher_key=tkey, root=cfg.cache,
-                                            device=cfg.device, quiet=True, cache=cache)
+            trained_here[i] = train(spec)
         if not _dist.is_main():
             return None
-    feats = {"teacher": _features(teacher.model, data, cfg.device)}
-    t = feats["teacher"]
+    tfeats = {ss: _features(teachers[ss].model, splits[ss], cfg.device) for ss in splits}
+    feats = {"teacher": tfeats[base]}
 
     rows, per_ref, students, curves = [], {}, {}, {}
 
-    def evaluate(key, run, f, metric, logits):
+    def evaluate(key, run, f, metric, logits, t):
         def compute():
             return _eval.evaluate_model(
                 f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
@@ -387,23 +436,34 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
         curves[key] = curve
         return row
 
-    row = evaluate("teacher", f"teacher-{tkey}", t, cfg.teacher_metric, t["test_logits"])
-    rows.append({"student": cfg.teacher, "method": "teacher", "mode": "-", "seed": cfg.teacher_train.seed,
-                 "params": _models.count_parameters(teacher.model), **row})
+    # The teacher rows: one per split, with the first training seed that uses it (seed and split
+    # columns name it); the base split's first.
+    first_seed = {}
+    for seed, ss in split_seeds.items():
+        first_seed.setdefault(ss, seed)
+    for ss in splits:
+        t = tfeats[ss]
+        row = evaluate("teacher" if ss == base else ("teacher", ss), f"teacher-{tkeys[ss]}", t,
+                       cfg.teacher_metric, t["test_logits"], t)
+        rows.append({"student": cfg.teacher, "method": "teacher", "mode": "-",
+                     "seed": cfg.teacher_train.seed if len(splits) == 1 else first_seed[ss], "split": ss,
+                     "params": _models.count_parameters(teachers[ss].model), **row})
+    per_ref = {k: v for k, v in per_ref.items() if not isinstance(k, tuple)}  # only the base teacher's
     from tqdm.auto import tqdm
 
     for i, spec in enumerate(tqdm(specs, desc="students", disable=quiet, dynamic_ncols=True)):
-        trained = trained_here.get(i) or train_student(spec, teacher, data, teacher_key=tkey, root=cfg.cache,
-                                                       device=cfg.device, quiet=True, cache=cache)
+        trained = trained_here.get(i) or train(spec)
+        ss = split_seeds[spec.train.seed]
         key = (spec.model, spec.method, spec.mode, spec.train.seed)
         students[key] = trained
-        feats[key] = f = _features(trained.model, data, cfg.device)
+        feats[key] = f = _features(trained.model, splits[ss], cfg.device)
         logits = f["test_logits"] if spec.mode == CLASS_AWARE else None
         rows.append({"student": spec.model, "method": spec.method, "mode": spec.mode, "seed": spec.train.seed,
-                     "params": _models.count_parameters(trained.model),
-                     **evaluate(key, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits)})
+                     "split": ss, "params": _models.count_parameters(trained.model),
+                     **evaluate(key, f"student-{spec.key(tkeys[ss])}", f, cfg.student_metric, logits, tfeats[ss])})
     results = pd.DataFrame(rows)
-    out = ExperimentResult(results, teacher, students, per_ref, feats, data, curves=curves)
+    out = ExperimentResult(results, teacher, students, per_ref, feats, data, teachers=teachers, splits=splits,
+                           teacher_features=tfeats, split_seeds=split_seeds, curves=curves)
     if write:
         out.paths = write_outputs(out, cfg)
     return out
@@ -429,23 +489,29 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     from tqdm.auto import tqdm
 
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
+    given = data is not None
     if data is None:
         data = _load_data(cfg)
-    tspec = _teacher_spec(cfg, data)
-    tkey = tspec.key()
+    # One teacher per held-out split (``split="per-seed"``); the specs' keys, hence what is
+    # cached, depend on it. The other splits' data are not loaded: their keys need only options.
+    split_seeds = _split_seeds(cfg, given)
+    tkeys = {ss: _teacher_spec(cfg, data, ss).key() for ss in dict.fromkeys(split_seeds.values())}
+    tspec = _teacher_spec(cfg, data, split_seeds[0])
     groups: dict = {}
     for spec in cfg.runs():
         if spec.method == UNTRAINED:
             continue
         name = f"{spec.model} {spec.method} {spec.mode}"
+        tkey = tkeys[split_seeds[spec.train.seed]]
         done = (run_dir(cfg.cache, "student", spec.key(tkey)) / "final.pt").exists()
         group = groups.setdefault(name, {"spec": spec, "runs": 0, "cached": 0})
         group["runs"] += 1
         group["cached"] += int(done)
-    teacher_done = cfg.teacher_checkpoint is not None or (run_dir(cfg.cache, "teacher", tkey) / "final.pt").exists()
+    teachers_done = sum(cfg.teacher_checkpoint is not None or (run_dir(cfg.cache, "teacher", k) / "final.pt").exists()
+                        for k in tkeys.values())
     rows = []
     t = estimate_run(tspec, data, device=cfg.device, steps=steps, warmup=warmup)
-    rows.append({"run": f"teacher {cfg.teacher}", "runs": 1, "cached": int(teacher_done), **t})
+    rows.append({"run": f"teacher {cfg.teacher}", "runs": len(tkeys), "cached": int(teachers_done), **t})
     teacher_net = _models.create(cfg.teacher, num_classes=data.num_classes, in_channels=data.in_channels or 1,
                                  image_size=data.image_size or 8)
     for name, group in tqdm(groups.items(), desc="estimate", disable=quiet, dynamic_ncols=True):
@@ -458,6 +524,16 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     return table[["run", "runs", "cached", "step_ms", "steps_per_epoch", "epochs", "epoch_s", "total_s", "remaining_s"]]
 
 
+
+
+def _split_words(result: ExperimentResult) -> str:
+    splits = getattr(result, "splits", None) or {}  # a result made by hand may have the base split alone
+    sizes = sorted({len(split.test) for split in splits.values()} or {len(result.data.test)})
+    size = " or ".join(map(str, sizes))
+    if len(splits) > 1:
+        return (f"each seed on its own stratified held-out split ({size} samples) with its own teacher "
+                f"({len(splits)} splits)")
+    return f"metrics on the held-out split ({size} samples)"
 
 
 def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
@@ -478,7 +554,8 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
-        comparisons = f"\n## Comparisons\n\n{COMPARISON_NOTE.format(pct='95%')}\n\n{comparisons}\n"
+        note = COMPARISON_NOTE.format(pct="95%", unit=pairing_unit(cfg.split, cfg.dataset))
+        comparisons = f"\n## Comparisons\n\n{note}\n\n{comparisons}\n"
     ranges = rnx_k_ranges(result.results, result.curves) if result.curves and "rnx_auc" in result.results else ""
     if ranges:
         comparisons += (f"\n## R_NX by neighbourhood size\n\nWhere the R_NX(K) curve of `pc` lies above, on par "
@@ -488,7 +565,7 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
         paths["results"]: result.results.to_csv(index=False).encode(),
         paths["summary"]: (
             f"# pcoh main job: {cfg.dataset}\n\nTeacher `{cfg.teacher}`; mean ± std over {cfg.seeds} seed(s); "
-            f"metrics on the held-out split ({len(result.data.test)} samples).\n\n{text}\n{comparisons}"
+            f"{_split_words(result)}.\n\n{text}\n{comparisons}"
         ).encode(),
         folder / "config.json": json.dumps(dataclasses.asdict(cfg), indent=2, default=str).encode(),
     }

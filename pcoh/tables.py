@@ -14,7 +14,7 @@ from . import methods as _methods
 from ._checks import check_bool, check_columns, check_float, check_int, check_names
 
 __all__ = ["per_reference_frame", "style_results", "summary_table", "comparison_tables", "estimate_table",
-           "rnx_k_ranges", "paired_verdicts_by_k", "COMPARED_METRICS", "COMPARISON_NOTE"]
+           "rnx_k_ranges", "paired_verdicts_by_k", "compare_report", "COMPARED_METRICS", "COMPARISON_NOTE", "CHECKED_METRICS"]
 
 
 def _present(results: pd.DataFrame, columns) -> list:
@@ -199,11 +199,16 @@ def comparison_tables(results: pd.DataFrame, metrics=COMPARED_METRICS, *, level:
     return "\n\n".join(sections)
 
 
-#: The note above the comparisons of ``summary.md`` (``{pct}``: the confidence level).
+#: The note above the comparisons of ``summary.md`` (``{pct}``: the confidence level; ``{unit}``:
+#: what one seed shares, :func:`pairing_unit`).
 COMPARISON_NOTE = (
-    "Each method against the best other method of its mode (highest mean), paired by seed (runs of one "
-    "seed share the data order and the initial weights): mean difference over seeds with its {pct} "
-    "t-interval. **best** marks the method with the highest mean only when that interval lies above 0."
+    "Each method against the best other method of its mode (highest mean), paired by seed: {unit}. "
+    "Mean difference over seeds with its {pct} t-interval; MDD, the minimum detectable difference (the "
+    "smallest true difference this design detects at {pct} with 80% power). Verdict: *better* / *worse* "
+    "only when the interval excludes 0 and the difference is at least the MDD, otherwise *no difference "
+    "detected* (never a ranking). **best** marks the method with the highest mean whose verdict against "
+    "the runner-up is *better*. The best other method and the verdicts are decided on the numbers rounded "
+    "as printed."
 )
 
 
@@ -300,4 +305,49 @@ def rnx_k_ranges(results: pd.DataFrame, curves: dict, *, method: str = "pc", lev
         note = " (one seed: no interval, so no K is resolved)" if len(seeds) < 2 else ""
         lines.append(f"- `{student}`, {mode}: `{method}` against `{other}` (the best other method by mean rnx_auc), "
                      f"{len(seeds)} paired seed(s), {100 * level:g}% paired t-interval per K{note}: " + "; ".join(where) + ".")
+    return "\n".join(lines)
+
+
+def pairing_unit(split: str = "per-seed", dataset: str = "digits") -> str:
+    """What the runs of one seed share, for the note next to each comparison table."""
+    from .config import DRAWN_SPLITS
+
+    if split == "per-seed" and dataset in DRAWN_SPLITS:
+        return ("the runs of one seed share its own stratified held-out split, the teacher trained on that "
+                "split, the student's initial weights and the data order")
+    return "the runs of one seed share the held-out split, the teacher, the student's initial weights and the data order"
+
+
+#: Measures whose means ``python -m pcoh --compare`` checks against the reference (those present).
+CHECKED_METRICS = ("pc_n", "global_spearman", "kendall_tau", "topk_overlap", "rnx_auc", "trustworthiness",
+                   "continuity", "cka", "knn_accuracy", "linear_probe", "accuracy")
+
+
+def compare_report(numbers: pd.DataFrame, changed: pd.DataFrame, *, reference: str = "the reference") -> str:
+    """Text of :func:`pcoh.stats.compare_runs`'s result: the verdicts that differ, the numbers outside
+    their tolerance, and one closing line."""
+    check_columns(numbers, ("method", "metric", "mean", "reference", "difference", "tolerance", "ok"), "numbers")
+    check_columns(changed, ("metric", "method", "verdict", "verdict_reference"), "changed")
+    if not isinstance(reference, str):
+        raise TypeError(f"reference must be a string (what the run was compared with), got {type(reference).__name__}")
+    lines = []
+    keys = [c for c in numbers.columns[: numbers.columns.get_loc("method")]]
+    if len(changed):
+        lines.append(f"verdicts that differ from {reference}:")
+        for r in changed.to_dict("records"):
+            where = " ".join(str(r[k]) for k in keys if k in r)
+            lines.append(f"  {r['metric']} {where} {r['method']}: {r['verdict']} vs {r['other']}"
+                         f"{' (best)' if r['best'] else ''}; reference: {r['verdict_reference']} vs "
+                         f"{r['other_reference']}{' (best)' if r['best_reference'] else ''}")
+    bad = numbers[~numbers["ok"]]
+    if len(bad):
+        lines.append(f"means outside their tolerance of {reference}:")
+        for r in bad.to_dict("records"):
+            where = " ".join(str(r[k]) for k in keys)
+            lines.append(f"  {r['metric']} {where} {r['method']}: {r['mean']:.3f} vs {r['reference']:.3f} "
+                         f"(difference {r['difference']:+.3f}, tolerance {r['tolerance']:.3f})")
+    verdict_word = "every verdict agrees" if not len(changed) else f"{len(changed)} verdict(s) differ"
+    lines.append(f"compared with {reference}: {verdict_word}; {int(numbers['ok'].sum())} of {len(numbers)} means "
+                 f"within tolerance (largest |difference| {numbers['difference'].abs().max():.3f})"
+                 if len(numbers) else f"compared with {reference}: {verdict_word}; no mean in common")
     return "\n".join(lines)

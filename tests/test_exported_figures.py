@@ -1,4 +1,5 @@
-"""The committed figures (figures/*.png, *.svg) are made for slides, read back from the files.
+"""The committed figures (figures/*.png, *.svg, and the main job's under results/reference/) are made
+for slides, read back from the files.
 
 Independent of pcoh.plots.savefig's own check: the PNG's pixel size and the SVG's size in points give
 the aspect; the SVG's text groups give every text's size (matplotlib writes each text as glyph
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = sorted((ROOT / "figures").glob("*.svg"))
+# The notebooks' figures and the main job's committed reference figures (beside its tables).
+FIGURES = sorted((ROOT / "figures").glob("*.svg")) + sorted((ROOT / "results" / "reference").glob("*/*.svg"))
 SLIDE_PT = (960.0, 540.0)
 MIN_FONT_PT = 14.0
 SIZES_PX = {(1920, 1080), (960, 1080)}

@@ -131,6 +131,17 @@ def test_median_reference():
         notebook.median_reference([])
     with pytest.raises(ValueError, match="NaN"):
         notebook.median_reference([0.1, np.nan])
+    # Rounded to 2 decimals: the first reference at the rounded median, whatever noise below it.
+    values = np.array([0.812, 0.301, 0.8149, 0.9, 0.1, 0.811, 0.95])
+    assert notebook.median_reference(values) == 0  # 0.81 (indices 0, 2, 5), the first
+    rng = np.random.default_rng(0)
+    spread = np.random.default_rng(1).uniform(0.5, 0.95, size=360)
+    base = notebook.median_reference(spread)
+    same = [notebook.median_reference(spread + rng.normal(scale=1e-6, size=360)) == base for _ in range(50)]
+    assert sum(same) >= 48  # the exact median reference would change with almost every draw
+    assert notebook.median_reference([0.3, 0.8, 0.1, 0.6], decimals=6) == 3  # exact values: the upper median
+    with pytest.raises(ValueError, match="decimals"):
+        notebook.median_reference(values, decimals=-1)
 
 
 def test_versus_best_baseline_is_the_paired_comparison():

@@ -476,6 +476,20 @@ TABLE: dict[str, tuple] = {
         lambda: call(comparison()),
         ("comparison", [1.0], pd.DataFrame({"a": [1]})), ("metric", 3, NA), ("digits", 1.5, -1),
         ("level", "0.9", 1.5)),
+    "pcoh.stats.verdicts": entry(
+        lambda: call(comparison()), ("comparison", [1.0], pd.DataFrame({"a": [1]}))),
+    "pcoh.stats.two_level_interval": entry(
+        lambda: call([np.ones(3), np.zeros(4)], n_boot=10),
+        ("diffs", np.ones(3), [np.ones(3)]), ("level", "0.9", 1.5), ("n_boot", 1.5, 0), ("seed", 1.5, -1)),
+    "pcoh.stats.compare_runs": entry(
+        lambda: call(results(), results(), ["pc_n"]),
+        ("run", [1.0], later(lambda: results().drop(columns="pc_n"))),
+        ("reference", [1.0], later(lambda: results().drop(columns="pc_n"))), ("metrics", 3, NA),
+        ("tolerance_se", "1", -1.0), ("tolerance_floor", "1", -1.0)),
+    "pcoh.tables.compare_report": entry(
+        lambda: call(*__import__("pcoh.stats", fromlist=["x"]).compare_runs(results(), results(), ["pc_n"])),
+        ("numbers", [1.0], pd.DataFrame({"a": [1]})), ("changed", [1.0], pd.DataFrame({"a": [1]})),
+        ("reference", 3, NA)),
     "pcoh.tables.per_reference_frame": entry(
         lambda: call(per_reference()),
         ("per_reference", [1.0], {"teacher": np.ones(N)}), ("include_teacher", "yes", NA)),
@@ -833,7 +847,8 @@ TABLE: dict[str, tuple] = {
     "pcoh.notebook.selection.run_features": entry(
         lambda: call(stand_in_result()), ("mode", NA, "nope"), ("seed", "0", 7), ("split", NA, "nope"),
         ("teacher", "yes", NA), ("student", 3, "nope")),
-    "pcoh.notebook.selection.median_reference": entry(lambda: call(features(1).ravel()), ("values", "abc", [np.nan])),
+    "pcoh.notebook.selection.median_reference": entry(lambda: call(features(1).ravel()), ("values", "abc", [np.nan]),
+                                                      ("decimals", 1.5, -1)),
     "pcoh.notebook.prose.ranked_baselines": entry(
         lambda: call(results()), ("results", [1.0], NA), ("mode", NA, "nope"), ("metric", 3, "nope"),
         ("method", 3, NA)),

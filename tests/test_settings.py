@@ -24,8 +24,9 @@ DEFAULTS = {
     "--dataset": "digits",
     "--teacher": "digits_resnet",
     "--students": "digits_cnn",
-    "--output": "results",
-    "--figures": "figures",
+    "--output": "results/latest",
+    "--figures": "results/latest/digits",
+    "--split": "per-seed",
     "--root": "data",
     "--device": "cpu",
 }
@@ -95,7 +96,7 @@ def test_one_option_never_resets_another(reference):
     ("teacher_train", {"epochs": TEACHER_TRAIN.epochs}), ("teacher_train", {}),
     ("loss_kwargs", {"pc": {"regularization_strength": PC_STRENGTH}}),
     ("loss_kwargs", {"pc": {"regularization_strength": int(PC_STRENGTH)}}),
-    ("seeds", 1), ("include_untrained", True), ("teacher_metric", "cosine"), ("output", "results"),
+    ("seeds", 1), ("include_untrained", True), ("teacher_metric", "cosine"), ("output", "results/latest"), ("split", "per-seed"),
     # data options and weights at their defaults (were part of the keys as given: everything retrained)
     ("data", {"test_size": 0.2}), ("data", {"normalize": True, "seed": 0}), ("weights", {"pc": 1.0}),
     ("weights", {"pc": 1}),
@@ -119,7 +120,8 @@ def test_a_partial_table_in_python_keeps_the_other_defaults():
 def test_output_elsewhere_takes_the_figures_along():
     cfg = ExperimentConfig(output="elsewhere", device="cpu")
     assert cfg.figures == "elsewhere/digits"
-    assert ExperimentConfig(output="results", device="cpu").figures == "figures"
+    assert ExperimentConfig(output="results", device="cpu").figures == "results/digits"
+    assert ExperimentConfig(device="cpu").figures == "results/latest/digits"
     assert ExperimentConfig(output="x", figures="f", device="cpu").figures == "f"
 
 

@@ -28,13 +28,14 @@ def _trained(results: pd.DataFrame, mode: str) -> pd.DataFrame:
 
 def ranked_baselines(results: pd.DataFrame, *, mode: str = CLASS_UNAWARE, metric: str = "pc_n",
                      method: str = "pc") -> list:
-    """The other methods of a mode, highest mean ``metric`` over seeds first (ties: run order)."""
+    """The other methods of a mode, highest mean ``metric`` over seeds first (means rounded to 3
+    decimals, as printed; ties: run order), so noise below the printed precision keeps the order."""
     frame = _trained(results, mode)
     _column(results, metric, "metric")
     if not isinstance(method, str):
         raise TypeError(f"method must be a method's name (a string), got {type(method).__name__}")
     means = frame[frame["method"] != method].groupby("method", sort=False)[metric].mean().dropna()
-    return sorted(means.index, key=lambda m: -means[m])
+    return sorted(means.index, key=lambda m: -round(float(means[m]), 3))
 
 
 def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str = CLASS_UNAWARE,
@@ -42,15 +43,17 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
     """One method against the best other method of its mode, paired by seed (:mod:`pcoh.stats`).
 
     The best baseline is the other trained method with the highest mean (references such as
-    ``untrained`` are not candidates). ``verdict`` follows the paired interval: ``"ahead"`` when
-    it lies above 0, ``"behind"`` below 0, ``"not separated"`` when it holds 0 or there is no
-    interval (a single seed). The method is **best** exactly when the verdict is ``"ahead"``.
+    ``untrained`` are not candidates). ``verdict`` follows :func:`pcoh.stats.paired_comparison`'s
+    verdict: ``"ahead"`` when it is ``better`` (the interval lies above 0 and the difference is
+    at least the minimum detectable difference), ``"behind"`` when ``worse``, ``"not separated"``
+    otherwise (no difference detected, or a single seed). The method is **best** exactly when the
+    verdict is ``"ahead"``.
 
     Returns
     -------
     dict
         ``method``, ``baseline``, ``mean``, ``std``, ``baseline_mean``, ``baseline_std``,
-        ``diff``, ``low``, ``high``, ``n_pairs``, ``level``, ``verdict``.
+        ``diff``, ``low``, ``high``, ``mdd``, ``n_pairs``, ``level``, ``verdict``.
     """
     frame = _trained(results, mode)
     _column(results, metric, "metric")
@@ -65,11 +68,11 @@ def versus_best_baseline(results: pd.DataFrame, *, method: str = "pc", mode: str
     if other is None or (isinstance(other, float) and math.isnan(other)):
         raise ValueError(f"{mode}: {method!r} has no other method to be compared with")
     low, high = float(row["diff_low"]), float(row["diff_high"])
-    verdict = "ahead" if low > 0 else "behind" if high < 0 else "not separated"
+    verdict = {"better": "ahead", "worse": "behind"}.get(row["verdict"], "not separated")
     return {"method": method, "baseline": other, "mean": float(row["mean"]), "std": float(row["std"]),
             "baseline_mean": float(table.at[other, "mean"]), "baseline_std": float(table.at[other, "std"]),
-            "diff": float(row["diff"]), "low": low, "high": high, "n_pairs": int(row["n_pairs"]),
-            "level": level, "verdict": verdict}
+            "diff": float(row["diff"]), "low": low, "high": high, "mdd": float(row["mdd"]),
+            "n_pairs": int(row["n_pairs"]), "level": level, "verdict": verdict}
 
 
 def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
@@ -87,9 +90,15 @@ def describe_versus(v: dict, *, metric: str = "PC_n", digits: int = 3) -> str:
     bspread = "" if math.isnan(v["baseline_std"]) else f" ± {v['baseline_std']:{f}}"
     interval = ("no interval (one seed)" if math.isnan(v["low"]) else
                 f"{100 * v['level']:g}% interval [{v['low']:+{f}}, {v['high']:+{f}}] over {v['n_pairs']} paired seeds")
-    verdict = {"ahead": f"`{v['method']}` is best (the interval lies above 0)",
-               "behind": f"`{v['method']}` is behind (the interval lies below 0)",
-               "not separated": "no method is called best (the interval holds 0)"}[v["verdict"]]
+    mdd = v.get("mdd", math.nan)
+    below = ("no interval" if math.isnan(v["low"]) else
+             "the interval holds 0" if v["low"] <= 0 <= v["high"] else
+             f"the difference is below the minimum detectable difference, {mdd:{f}}")
+    verdict = {"ahead": f"`{v['method']}` is best (the interval lies above 0, the difference above the minimum "
+                        f"detectable difference {mdd:{f}})",
+               "behind": f"`{v['method']}` is behind (the interval lies below 0, the difference beyond the minimum "
+                         f"detectable difference {mdd:{f}})",
+               "not separated": f"no difference detected ({below}), so no method is called best"}[v["verdict"]]
     return (f"`{v['method']}` {metric} {v['mean']:{f}}{spread} against the best other method, "
             f"`{v['baseline']}`, {v['baseline_mean']:{f}}{bspread}: paired difference {v['diff']:+{f}}, "
             f"{interval}; {verdict}.")

@@ -68,20 +68,30 @@ def run_features(result: ExperimentResult, mode: str = CLASS_UNAWARE, seed: int 
     return out
 
 
-def median_reference(values) -> int:
-    """The reference whose value is the median (the upper one of an even count): a typical reference.
+def median_reference(values, decimals: int = 2) -> int:
+    """A typical reference: the first (lowest index) whose value, rounded to ``decimals``, equals the
+    rounded median (the upper one of an even count).
+
+    Decided on rounded values, so that noise below the rounding step (another machine's
+    numerics) keeps the same reference unless it moves the rounded median itself; the exact
+    median reference of 360 close values changes with any noise.
 
     Parameters
     ----------
     values : array-like, shape (n,)
         Per-reference values, e.g. one run's per-reference Spearman.
+    decimals : int, default 2
+        Rounding of the values before the median is taken.
     """
     v = as_array(values, "values", finite=False)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty (n,) array, got shape {v.shape}")
     if np.isnan(v).any():
         raise ValueError("values must not contain NaN")
-    return int(np.argsort(v, kind="stable")[len(v) // 2])
+    decimals = check_int(decimals, "decimals", minimum=0)
+    r = np.round(v, decimals)
+    median = r[np.argsort(r, kind="stable")[len(r) // 2]]
+    return int(np.flatnonzero(r == median)[0])
 
 
 def sample_rows(n: int, n_points: Optional[int] = None, seed: int = 0) -> np.ndarray:
