@@ -24,11 +24,16 @@ from .coherence import (
 from .dissimilarity import pairwise
 from .losses import PerceptionCoherenceLoss, TransferLoss
 from .ranking import rank, soft_rank
+from .train import StopTraining, StudentSpec, TeacherSpec, TrainConfig, train_student, train_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PerceptionCoherenceLoss",
+    "StopTraining",
+    "StudentSpec",
+    "TeacherSpec",
+    "TrainConfig",
     "TransferLoss",
     "bootstrap_ci",
     "coherence",
@@ -50,4 +55,6 @@ __all__ = [
     "rank",
     "ranking",
     "soft_rank",
+    "train_student",
+    "train_teacher",
 ]

@@ -914,7 +914,7 @@ EXEMPT: dict[str, str] = {
         "pcoh.data.errors.DatasetIntegrityError", "pcoh.data.errors.DatasetNotFoundError",
         "pcoh.data.image_folder.ImageFolderWarning", "pcoh.models.tv.WeightsNotFoundError", "pcoh.files.CacheWarning",
         "pcoh.files.CorruptFileError", "pcoh.runs.OutputInUseError", "pcoh.runs.TrainingDiverged",
-        "pcoh.interrupts.TrainingInterrupted", "pcoh.files.UnsafeCheckpointError",
+        "pcoh.interrupts.TrainingInterrupted", "pcoh.files.UnsafeCheckpointError", "pcoh.train.StopTraining",
     ], _RAISED),
     **dict.fromkeys([
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
