@@ -5,6 +5,7 @@
 - :mod:`pcoh.notebook.prose`: sentences whose every number is computed from the results.
 - :mod:`pcoh.notebook.controls`: widgets that redraw a figure.
 - :mod:`pcoh.notebook.focus`: notebook 03's neighbour control (students at several focus values).
+- :mod:`pcoh.notebook.live`: notebook 10's live training (a student trained in a thread, one figure per epoch).
 
 Every public name is importable from ``pcoh.notebook`` itself.
 """
@@ -12,6 +13,8 @@ from .controls import *  # noqa: F401,F403
 from .controls import __all__ as _controls
 from .focus import *  # noqa: F401,F403
 from .focus import __all__ as _focus
+from .live import *  # noqa: F401,F403
+from .live import __all__ as _live
 from .prose import *  # noqa: F401,F403
 from .prose import __all__ as _prose
 from .selection import *  # noqa: F401,F403
@@ -19,4 +22,4 @@ from .selection import __all__ as _selection
 from .workspace import *  # noqa: F401,F403
 from .workspace import __all__ as _workspace
 
-__all__ = [*_workspace, *_selection, *_prose, *_controls, *_focus]
+__all__ = [*_workspace, *_selection, *_prose, *_controls, *_focus, *_live]
