@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lab trust bench report clean
+.PHONY: setup run test test-fast lab trust present chromium bench report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ trust: $(STAMP)
 
 lab: trust
 	$(VENV)/bin/jupyter lab notebooks
+
+# A notebook as a clean page for a projector: Voila runs it and shows its controls and figures, no
+# code, served from this machine only (it loads nothing from another host). NOTEBOOK=... picks another.
+NOTEBOOK ?= notebooks/10-watch-a-student-learn.ipynb
+present: $(STAMP)
+	PCOH_PRESENT=1 $(VENV)/bin/voila --Voila.ip=127.0.0.1 $(NOTEBOOK)
+
+# The browser tests (tests/test_browser.py) drive the system's Chromium (Debian's package; needs root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loss.py

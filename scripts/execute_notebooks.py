@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 import time
@@ -160,6 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="only normalise metadata")
     args = parser.parse_args(argv)
     known = None  # language_info of a kernel, asked once for --no-execute
+    os.environ["PCOH_SAVED_COPY"] = "1"  # the kernels' controls say they answer once the notebook runs
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
         if not args.no_execute:

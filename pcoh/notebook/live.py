@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import os
 import shutil
 import tempfile
 import threading
@@ -37,9 +38,16 @@ from ..embedding import align_procrustes
 from ..evaluate import knn_accuracy
 from ..specs import as_dict
 from ..train import StudentSpec, TrainedModel, predict, resolve_device, run_dir, train_student, train_teacher
+from .controls import SAVED_COPY_NOTE, saved_copy
 from .workspace import _smoke, experiment_config
 
-__all__ = ["LiveTraining", "live_methods"]
+__all__ = ["LiveTraining", "live_methods", "presenting"]
+
+
+def presenting() -> bool:
+    """True when ``PCOH_PRESENT`` is set to anything but ``""``/``"0"`` (``make present`` sets it):
+    the notebook is shown as a page to present, and skips what only an unattended run needs."""
+    return os.environ.get("PCOH_PRESENT", "") not in ("", "0")
 
 
 def live_methods() -> list:
@@ -349,7 +357,8 @@ class LiveTraining:
         save = widgets.Button(description="Save to run cache", icon="save", disabled=not self.runs)
         bar = widgets.IntProgress(value=0, min=0, max=n_epochs.value, description="epochs")
         status = widgets.HTML(value="Pick a method and press <b>Train</b>.")
-        note = widgets.HTML(value="")
+        note = widgets.HTML(value=SAVED_COPY_NOTE.replace("the figure above", "the figure below") if saved_copy()
+                            else "")
         image = widgets.Image(format="png", value=self.png or self.redraw())
 
         def on_train(_):
