@@ -247,7 +247,7 @@ def _run_all(page, name: str):
     page.wait_for_function(f"""() => {{
         const s = ({_STATE})();
         return s.kernel === 'idle' && s.cells.every(c => c.type !== 'code' || c.count !== null)
-          && !document.querySelector('.jp-Notebook .jp-InputPrompt:not(:empty)')?.innerText.includes('[*]');
+          && ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].some(e => e.innerText.includes('*'));
     }}""", timeout=TIMEOUT, polling=500)
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .jp-RenderedText,"
                           " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")

@@ -273,8 +273,8 @@ class LiveTraining:
                 last = r.epochs[-1]["epoch"] if r.epochs else 0
                 ax_rho.hist(r.rho, bins=bins, histtype="step", lw=1.6, color=colours[r.label],
                             label=f"{r.label}, epoch {last}")
-        ax_rho.set(xlabel="per-reference Spearman", ylabel="test references",
-                   title="per-reference Spearman, latest epoch")
+        ax_rho.set(xticks=[-1, -0.5, 0, 0.5, 1], xlabel="per-reference Spearman", ylabel="test references",
+                   title="per-reference Spearman (latest epoch)")
         for ax in (ax_pc, ax_knn, ax_rho):
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8, loc="best")
@@ -294,10 +294,15 @@ class LiveTraining:
                          fontsize=10)
         for ax in ax_maps[1 + len(shown):]:
             ax.text(0.5, 0.5, "train a method to see\nits embedding here", ha="center", va="center",
-                    transform=ax.transAxes, color="0.4")
+                    transform=ax.transAxes, color="0.4", fontsize=10)
         for ax in ax_maps:
             ax.set(xticks=[], yticks=[], xlim=(lo[0] - pad[0], hi[0] + pad[0]), ylim=(lo[1] - pad[1], hi[1] + pad[1]))
             ax.set_aspect("equal", adjustable="box")
+        for ax in (ax_pc, ax_knn, ax_rho, *ax_maps):  # sizes of their own: the notebook's slide style is larger
+            ax.title.set_fontsize(11)
+            ax.xaxis.label.set_fontsize(10)
+            ax.yaxis.label.set_fontsize(10)
+            ax.tick_params(labelsize=9)
         fig.suptitle(f"a {self.model} student learning to rank as its teacher does (digits test set, "
                      f"{len(self.y_test)} images, coloured by class); students aligned to the teacher by Procrustes",
                      fontsize=11)
