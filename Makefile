@@ -43,10 +43,11 @@ lab: trust
 	$(VENV)/bin/jupyter lab notebooks
 
 # A notebook as a clean page for a projector: Voila runs it and shows its controls and figures, no
-# code, served from this machine only (it loads nothing from another host). NOTEBOOK=... picks another.
+# code, served from this machine only: its template (present/voila/templates/pcoh) drops the lab
+# template's two stylesheets on a CDN, so it loads nothing from another host. NOTEBOOK=... picks another.
 NOTEBOOK ?= notebooks/10-watch-a-student-learn.ipynb
 present: $(STAMP)
-	PCOH_PRESENT=1 $(VENV)/bin/voila --Voila.ip=127.0.0.1 $(NOTEBOOK)
+	PCOH_PRESENT=1 JUPYTER_PATH=$(CURDIR)/present $(VENV)/bin/voila --Voila.ip=127.0.0.1 --template=pcoh $(NOTEBOOK)
 
 # The browser tests (tests/test_browser.py) drive the system's Chromium (Debian's package; needs root).
 chromium:

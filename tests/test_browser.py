@@ -333,14 +333,18 @@ def test_notebook_10_train_then_stop_leaves_the_figure(lab, page, shots):
 def test_make_present_shows_notebook_10_without_code(env, page, shots, tmp_path):
     port = _free_port()
     log = tmp_path / "voila.log"
+    # what `make present` runs
     command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-               str(NOTEBOOKS / "10-watch-a-student-learn.ipynb")]
-    process = _serve(command, {**env, "PCOH_PRESENT": "1"}, f"http://127.0.0.1:{port}/", log, ROOT)
+               "--template=pcoh", str(NOTEBOOKS / "10-watch-a-student-learn.ipynb")]
+    process = _serve(command, {**env, "PCOH_PRESENT": "1", "JUPYTER_PATH": str(ROOT / "present")},
+                     f"http://127.0.0.1:{port}/", log, ROOT)
     try:
         p = page.page
         p.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
         p.locator(".pcoh-live").first.wait_for(timeout=120_000)
-        assert p.locator(".jp-InputArea, .jp-CodeMirrorEditor, .cm-editor").count() == 0, "code is shown"
+        # the narrative (markdown) is shown, the code is not
+        assert p.locator(".jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor, .cm-editor").count() == 0, "code is shown"
+        assert p.locator(".jp-RenderedMarkdown h1").first.inner_text().startswith("10 ")
         assert "LiveTraining(" not in p.locator("body").inner_text(), "code is shown"
         _train_then_stop(p, shots, "10-present")
     finally:
