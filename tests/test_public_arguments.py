@@ -909,6 +909,7 @@ EXEMPT: dict[str, str] = {
         "pcoh.models.tv.available", "pcoh.models.wrapped.registered", "pcoh.notebook.workspace.figures_dir",
         "pcoh.notebook.workspace.project_root", "pcoh.notebook.workspace.smoke", "pcoh.plots._base.style", "pcoh.interrupts.Interrupts",
         "pcoh.losses.base.TransferLoss", "pcoh.losses.baselines.SPLoss",
+        "pcoh.notebook.controls.saved_copy", "pcoh.notebook.live.live_methods", "pcoh.notebook.live.presenting",
     ], _NO_ARGUMENTS),
     **dict.fromkeys([
         "pcoh.data.errors.DatasetIntegrityError", "pcoh.data.errors.DatasetNotFoundError",
@@ -937,6 +938,10 @@ EXEMPT: dict[str, str] = {
     "pcoh.experiment.estimate": "times training steps of every run of a configuration: too slow",
     "pcoh.train.train_teacher": "trains a network: too slow",
     "pcoh.train.train_student": "trains a network: too slow",
+    "pcoh.notebook.live.LiveTraining": "trains or loads the main job's teacher; its arguments: "
+                                       "tests/test_notebook_live.py",
+    "pcoh.notebook.workspace.runs_to_train": "loads a configuration's data; its bad argument: "
+                                             "tests/test_notebook_live.py",
     "pcoh.__main__.main": "the command line: argparse rejects bad arguments with exit status 2 (tests/test_cli.py)",
 }
 
