@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run compare reference test test-fast lab trust bench report clean
+.PHONY: setup run compare reference test test-fast lab trust present chromium bench report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,13 @@ reference: $(STAMP)
 	$(PY) -m pcoh --output results/reference
 
 # PCOH_SMOKE=1 shrinks the notebooks' budgets; the same code paths run.
+# The browser tests (marked `browser`) come last: the notebook runs before them fill the smoke cache
+# that their Run All reads.
 test: $(STAMP)
-	PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests
+	PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests -m "not browser"
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 	  PCOH_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env notebooks; fi
+	PCOH_SMOKE=1 $(PY) -m pytest tests -m browser
 
 # The unit tests alone: no notebooks, no end-to-end runs (the tests marked `slow`).
 test-fast: $(STAMP)
@@ -49,6 +52,18 @@ trust: $(STAMP)
 
 lab: trust
 	$(VENV)/bin/jupyter lab notebooks
+
+# A notebook as a clean page for a projector: Voila runs it and shows its controls and figures, no
+# code, served from this machine only: its template (present/voila/templates/pcoh) drops the lab
+# template's two stylesheets on a CDN, so it loads nothing from another host. NOTEBOOK=... picks another.
+NOTEBOOK ?= notebooks/10-watch-a-student-learn.ipynb
+present: $(STAMP)
+	PCOH_PRESENT=1 JUPYTER_PATH=$(CURDIR)/present $(VENV)/bin/voila --Voila.ip=127.0.0.1 --template=pcoh $(NOTEBOOK)
+
+# The browser tests (tests/test_browser.py) drive the system's Chromium (Debian's package; needs root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 # The CPU numbers in one run: the machine and thread counts, PC loss / PKT (n = 256, 1024), the
 # per-reference Spearman at N = 10,000 (warm, cosine and Euclidean; compile time apart), and two

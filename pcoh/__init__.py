@@ -64,12 +64,17 @@ from .coranking import RNXCurve, coranking_matrix, qnx_per_point, rnx_auc, rnx_c
 from .dissimilarity import pairwise
 from .losses import PerceptionCoherenceLoss, TransferLoss
 from .ranking import rank, soft_rank
+from .train import StopTraining, StudentSpec, TeacherSpec, TrainConfig, train_student, train_teacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PerceptionCoherenceLoss",
     "RNXCurve",
+    "StopTraining",
+    "StudentSpec",
+    "TeacherSpec",
+    "TrainConfig",
     "TransferLoss",
     "bootstrap_ci",
     "coherence",
@@ -96,4 +101,6 @@ __all__ = [
     "rnx_auc",
     "rnx_curve",
     "soft_rank",
+    "train_student",
+    "train_teacher",
 ]

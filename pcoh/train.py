@@ -71,6 +71,7 @@ __all__ = [
     "estimate_run",
     "build_model",
     "run_dir",
+    "StopTraining",
 ]
 
 
@@ -82,6 +83,59 @@ class TrainedModel:
     history: list = field(default_factory=list)
     path: Optional[Path] = None
     cached: bool = False
+    #: True when a ``callback`` or ``stop`` ended the run before its last epoch (not cached as finished).
+    stopped: bool = False
+
+
+class StopTraining(Exception):
+    """Raised by a training ``callback`` (or returned ``False`` from it) to end a run early.
+
+    :func:`train_student` and :func:`train_teacher` catch it and return the model as it is, with
+    ``stopped=True``; the run is not cached as finished (its last epoch's checkpoint stays, so the
+    same call without a callback resumes it). ``history`` holds the epochs that finished.
+    """
+
+    def __init__(self, *args, history: Optional[list] = None):
+        super().__init__(*args)
+        self.history = history
+
+
+def _check_callback(callback, stop) -> None:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, model, loss) or None, "
+                        f"got {type(callback).__name__}")
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise TypeError(f"stop must be a threading.Event (anything with is_set()) or None, got {type(stop).__name__}")
+
+
+def _notify(callback, epoch: int, model: nn.Module, loss: float, history: list) -> None:
+    """``callback(epoch, model, loss)`` with ``model`` in eval mode and no gradient; ``False`` or
+    :class:`StopTraining` from it stops the run (after the epoch's checkpoint was written)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            verdict = callback(epoch, model, loss)
+    except StopTraining as err:
+        if err.history is None:
+            err.history = history
+        raise
+    finally:
+        model.train(was_training)
+    if verdict is False:
+        raise StopTraining(f"the callback returned False after epoch {epoch}", history=history)
+
+
+def _stop_check(stop, history: list):
+    """A function that raises :class:`StopTraining` once ``stop.is_set()`` (None without ``stop``)."""
+    if stop is None:
+        return None
+
+    def check():
+        if stop.is_set():
+            raise StopTraining("stop was set", history=history)
+
+    return check
 
 
 def without_idle_amp(spec, device):
@@ -166,7 +220,7 @@ def _train_run(model: nn.Module, objective, transfer: Optional[nn.Module], datas
             signum = getattr(err, "signum", signal.SIGINT)
             raise _interrupts.TrainingInterrupted(signum, path=path, epoch=interrupts.checkpointed, epochs=cfg.epochs,
                                             desc=desc) from None
-        except FloatingPointError:
+        except (FloatingPointError, StopTraining):
             _close_progress_bars()
             raise
         except (ValueError, RuntimeError) as err:
@@ -202,6 +256,8 @@ def _fit(
     resume: bool = True,
     interrupts: Optional[_interrupts.Interrupts] = None,
     recompute_bn: bool = False,
+    callback=None,
+    stop=None,
 ) -> list:
     """Train ``model`` on ``objective(model, x, y, idx) -> dict of named losses, 'loss' the total``.
 
@@ -214,7 +270,9 @@ def _fit(
     (:mod:`pcoh.distributed`) every process trains on its shard of each global batch of
     ``cfg.batch_size`` samples, with averaged gradients; only rank 0 writes. With
     ``recompute_bn`` the batch-norm statistics are recomputed (:mod:`pcoh.batchnorm`) over the
-    epoch's batches before each held-out evaluation and at the end.
+    epoch's batches before each held-out evaluation and at the end. ``callback(epoch, model, loss)``
+    runs after each epoch's checkpoint and ``stop`` is checked after every batch
+    (:class:`StopTraining`).
     """
     _dist.check_batch_size(cfg.batch_size, "batch_size")
     loss_params = list(transfer.parameters()) if transfer is not None else []
@@ -233,7 +291,7 @@ def _fit(
     recomputed = None  # the epoch whose batches last gave the batch-norm statistics
     for epoch in range(start, cfg.epochs):
         model.train()
-        sums, count = _run_epoch(source, step, epoch, bar)
+        sums, count = _run_epoch(source, step, epoch, bar, stop=_stop_check(stop, history))
         sched.step()
         if _dist.is_distributed():  # means over the global batch, identical on every process
             names = sorted(sums)
@@ -264,6 +322,8 @@ def _fit(
                 )
             if interrupts is not None:
                 interrupts.checkpointed = epoch + 1
+        if callback is not None:
+            _notify(callback, epoch + 1, model, record["loss"], history)
     bar.close()
     if recompute_bn and cfg.epochs > 0 and recomputed != cfg.epochs - 1:  # e.g. a class-unaware student
         _recompute_bn(model, source, cfg.epochs - 1, device)
@@ -319,12 +379,13 @@ def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torc
     return step
 
 
-def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seconds: float = 0.5):
+def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seconds: float = 0.5, stop=None):
     """One epoch of ``step`` over ``source``; returns the per-sample sums of the loss terms (floats)
     and the sample count.
 
     The sums stay on the device and are read once at the end; the progress bar reads the running
     loss (one synchronisation) every ``every`` steps or ``seconds``, and never when it is hidden.
+    ``stop()``, when given, runs after every step (it raises to stop).
     """
     sums: dict = {}
     count = 0
@@ -332,6 +393,8 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
     for i, batch in enumerate(source.epoch(epoch)):
         x, y, idx = _dist.shard(batch)  # this process's slice of the global batch (all of it in one)
         terms = step(x, y, idx)
+        if stop is not None:
+            stop()
         k = x.shape[0]
         for name, value in terms.items():
             sums[name] = sums[name] + value * k if name in sums else value * k
@@ -348,8 +411,12 @@ def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seco
 
 
 def _cached(path: Path, config: dict, model: nn.Module, dev, cache: bool, train) -> TrainedModel:
-    """:func:`pcoh.runs.cached_run` with its result as a :class:`TrainedModel`."""
-    history, cached = _runs.cached_run(path, config, model, dev, cache, train)
+    """:func:`pcoh.runs.cached_run` with its result as a :class:`TrainedModel`; a run ended by
+    :class:`StopTraining` is returned as it is, ``stopped``, and not written as finished."""
+    try:
+        history, cached = _runs.cached_run(path, config, model, dev, cache, train)
+    except StopTraining as stop:
+        return TrainedModel(model.eval(), list(stop.history or []), path, False, stopped=True)
     return TrainedModel(model.eval(), history, path, cached)
 
 
@@ -385,6 +452,8 @@ def train_teacher(
     device=None,
     quiet: bool = False,
     cache: bool = True,
+    callback=None,
+    stop=None,
 ) -> TrainedModel:
     """Train a teacher with cross-entropy, or load it from the cache or a user's checkpoint.
 
@@ -401,6 +470,19 @@ def train_teacher(
         Hide the progress bar.
     cache : bool, default True
         Load a finished run with the same spec instead of training; ``False`` retrains.
+    callback : callable, optional
+        ``callback(epoch, model, loss)`` after each epoch (``epoch`` counts from 1; ``model`` in
+        eval mode under ``torch.no_grad()``; ``loss`` the epoch's mean training loss, a float),
+        once its checkpoint is written: to log, plot or stop. Returning ``False`` or raising
+        :class:`StopTraining` ends the run early: the model is returned as it is with
+        ``stopped=True`` and the run is not cached as finished (a later call resumes it). Any other
+        exception propagates, and the run folder keeps that epoch's checkpoint, nothing more. Not
+        called for a run loaded from the cache. Under ``torchrun`` it runs on every process, which
+        must decide alike.
+    stop : threading.Event, optional
+        Checked after every batch: once set, training stops within one batch, as for
+        :class:`StopTraining` (the weights are those after that batch; the checkpoint holds the
+        last finished epoch). For a Stop button while training runs in another thread.
 
     Returns
     -------
@@ -419,6 +501,7 @@ def train_teacher(
     """
     dev = resolve_device(device)
     spec = without_idle_amp(spec, dev)
+    _check_callback(callback, stop)
     model = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
     if spec.checkpoint is not None:
         state = _models.load_weights(model, spec.checkpoint, what="teacher checkpoint")
@@ -430,7 +513,7 @@ def train_teacher(
         torch.manual_seed(spec.train.seed)
         return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
                           desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache,
-                          recompute_bn=_batchnorm.recomputed(spec.model))
+                          recompute_bn=_batchnorm.recomputed(spec.model), callback=callback, stop=stop)
 
     return _cached(path, {"kind": "teacher", **as_dict(spec)}, model, dev, cache, train)
 
@@ -550,6 +633,8 @@ def train_student(
     device=None,
     quiet: bool = False,
     cache: bool = True,
+    callback=None,
+    stop=None,
 ) -> TrainedModel:
     """Train a student against a teacher with a transfer loss, class-unaware or class-aware.
 
@@ -564,13 +649,18 @@ def train_student(
         teachers must pass different keys.
     root, device, quiet, cache
         As :func:`train_teacher`.
+    callback, stop
+        As :func:`train_teacher`: ``callback(epoch, student, loss)`` after each epoch, to log, plot
+        or stop early (return ``False`` or raise :class:`StopTraining`); ``stop`` a
+        ``threading.Event`` checked after every batch.
 
     Returns
     -------
     TrainedModel
         The student in eval mode; ``history`` has per-epoch means of ``loss``, ``transfer``
-        and (class-aware) ``ce``, and ``test_accuracy``.
+        and (class-aware) ``ce``, and ``test_accuracy``; ``stopped`` when ended early.
     """
+    _check_callback(callback, stop)
     spec = without_idle_amp(spec, device)
     run = build_run(spec, data, teacher.model if isinstance(teacher, TrainedModel) else teacher, device)
     student, transfer, teacher_net, dev = run.model, run.loss, run.teacher, run.device
@@ -580,11 +670,11 @@ def train_student(
     config = {"kind": "student", "teacher": teacher_key, **as_dict(spec)}
     return _cached(path, config, student, dev, cache,
                        lambda: _train_student(spec, student, transfer, teacher_net, data, path, dev, quiet=quiet,
-                                              resume=cache))
+                                              resume=cache, callback=callback, stop=stop))
 
 
 def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net: nn.Module, data: DataSplit,
-                   path: Path, dev, *, quiet: bool, resume: bool) -> list:
+                   path: Path, dev, *, quiet: bool, resume: bool, callback=None, stop=None) -> list:
     """The student's objective and training loop, run with the run folder locked; its history."""
     class_aware = spec.mode == CLASS_AWARE
     objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
@@ -593,7 +683,7 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
     history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
                          desc=f"{spec.model} {spec.method} {spec.mode} s{spec.train.seed}", quiet=quiet,
                          eval_data=data.test if class_aware else None, resume=resume,
-                         recompute_bn=_batchnorm.recomputed(spec.model))
+                         recompute_bn=_batchnorm.recomputed(spec.model), callback=callback, stop=stop)
     return history
 
 

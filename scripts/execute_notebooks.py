@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 import time
@@ -166,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-execute", action="store_true", help="only normalise metadata")
     args = parser.parse_args(argv)
     known = None  # language_info of a kernel, asked once for --no-execute
+    os.environ["PCOH_SAVED_COPY"] = "1"  # the kernels' controls say they answer once the notebook runs
     failed = []
     for path in args.notebooks:
         nb = None

@@ -1002,12 +1002,13 @@ EXEMPT: dict[str, str] = {
         "pcoh.notebook.workspace.project_root", "pcoh.notebook.workspace.smoke", "pcoh.plots._base.style", "pcoh.interrupts.Interrupts",
         "pcoh.losses.base.TransferLoss", "pcoh.losses.baselines.SPLoss",
         "pcoh.threads.available_cores", "pcoh.threads.thread_counts",
+        "pcoh.notebook.controls.saved_copy", "pcoh.notebook.live.live_methods", "pcoh.notebook.live.presenting",
     ], _NO_ARGUMENTS),
     **dict.fromkeys([
         "pcoh.data.errors.DatasetIntegrityError", "pcoh.data.errors.DatasetNotFoundError",
         "pcoh.data.image_folder.ImageFolderWarning", "pcoh.models.tv.WeightsNotFoundError", "pcoh.files.CacheWarning",
         "pcoh.files.CorruptFileError", "pcoh.runs.OutputInUseError", "pcoh.runs.TrainingDiverged",
-        "pcoh.interrupts.TrainingInterrupted", "pcoh.files.UnsafeCheckpointError",
+        "pcoh.interrupts.TrainingInterrupted", "pcoh.files.UnsafeCheckpointError", "pcoh.train.StopTraining",
     ], _RAISED),
     **dict.fromkeys([
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
@@ -1030,6 +1031,10 @@ EXEMPT: dict[str, str] = {
     "pcoh.experiment.estimate": "times training steps of every run of a configuration: too slow",
     "pcoh.train.train_teacher": "trains a network: too slow",
     "pcoh.train.train_student": "trains a network: too slow",
+    "pcoh.notebook.live.LiveTraining": "trains or loads the main job's teacher; its arguments: "
+                                       "tests/test_notebook_live.py",
+    "pcoh.notebook.workspace.runs_to_train": "loads a configuration's data; its bad argument: "
+                                             "tests/test_notebook_live.py",
     "pcoh.__main__.main": "the command line: argparse rejects bad arguments with exit status 2 (tests/test_cli.py)",
 }
 

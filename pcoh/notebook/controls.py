@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 import numpy as np
 
 from .._checks import check_bool, check_int
 
-__all__ = ["draw_controls", "log_slider"]
+__all__ = ["draw_controls", "log_slider", "saved_copy", "SAVED_COPY_NOTE"]
+
+#: What a saved control says about itself: in the saved copy of a notebook its buttons cannot answer
+#: (no kernel runs the notebook yet), so it says what to do instead of doing nothing.
+SAVED_COPY_NOTE = ("<i>Saved copy: these controls answer once the notebook runs (<b>Run &rarr; Run All "
+                   "Cells</b>); until then the figure above is the one saved.</i>")
+
+
+def saved_copy() -> bool:
+    """True while ``scripts/execute_notebooks.py`` executes the notebooks whose outputs are committed
+    (it sets ``PCOH_SAVED_COPY=1``): the controls drawn then carry :data:`SAVED_COPY_NOTE`."""
+    return os.environ.get("PCOH_SAVED_COPY", "") not in ("", "0")
 
 
 def draw_controls(function: Callable, *, manual: bool = True, show: bool = True, **controls):
@@ -16,7 +28,8 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     With ``manual`` (default) a *Draw* button redraws: drawing into a widget while a notebook is
     executed unattended can stall the executor, so nothing is drawn until the button is pressed.
-    Give every control the value of the static figure above it. ``function`` draws a figure (and
+    Give every control the value of the static figure above it. In the saved copy of a notebook
+    (:func:`saved_copy`) the controls carry a note saying that they answer once the notebook runs. ``function`` draws a figure (and
     may return it, as for the static figure): each call is followed by ``plt.show()``, so that the
     figure lands in the widget's output area, and its return value is dropped (the output area
     would otherwise print it).
@@ -44,6 +57,8 @@ def draw_controls(function: Callable, *, manual: bool = True, show: bool = True,
 
     options = {"manual": True, "manual_name": "Draw"} if manual else {}
     panel = widgets.interactive(draw, options, **controls) if options else widgets.interactive(draw, **controls)
+    if saved_copy():  # the note sits above the figure the controls draw into
+        panel.children = (*panel.children[:-1], widgets.HTML(SAVED_COPY_NOTE), panel.children[-1])
     if show:
         display(panel)
     return panel

@@ -10,7 +10,7 @@ from ..dissimilarity import get_metric
 from ..experiment import ExperimentResult, run_experiment
 from .prose import ranked_baselines
 from .selection import pick_runs
-from .workspace import experiment_config
+from .workspace import experiment_config, runs_to_train
 from ..methods import CLASS_UNAWARE
 
 __all__ = ["FOCUS_VALUES", "focus_loss_kwargs", "focus_students", "focus_neighbors"]
@@ -64,7 +64,7 @@ def focus_students(focus_values: Sequence[float] = FOCUS_VALUES, *, seed: int = 
             continue
         config = dataclasses.replace(base, methods=("pc",), modes=(CLASS_UNAWARE,), seeds=seed + 1,
                                      include_untrained=False, loss_kwargs={"pc": kwargs} if kwargs else {})
-        result = run_experiment(config, quiet=True, write=False)
+        result = run_experiment(config, quiet=not runs_to_train(config), write=False)
         out[focus] = result.features[(config.students[0], "pc", CLASS_UNAWARE, seed)]["test"]
     return out
 

@@ -24,7 +24,7 @@ from ..experiment import ExperimentConfig, ExperimentResult, run_experiment
 from ..train import TrainConfig
 
 __all__ = ["SMOKE", "UMAP_SETTINGS", "SMOKE_DIGITS_PER_CLASS", "smoke", "project_root", "figures_dir",
-           "experiment_config", "experiment", "remove_stale_smoke_folders", "figures_folder", "digits_image_folder"]
+           "experiment_config", "experiment", "runs_to_train", "remove_stale_smoke_folders", "figures_folder", "digits_image_folder"]
 
 
 def smoke() -> bool:
@@ -89,7 +89,35 @@ def experiment(smoke_mode: bool | None = None) -> ExperimentResult:
 
     Nothing is written to ``results/`` (the main job owns it); cached runs go to ``data/runs``.
     """
-    return run_experiment(experiment_config(smoke_mode), quiet=True, write=False)
+    config = experiment_config(smoke_mode)
+    return run_experiment(config, quiet=not runs_to_train(config), write=False)
+
+
+def runs_to_train(config: ExperimentConfig, data=None) -> int:
+    """How many of ``config``'s training runs (teacher and students) are not finished in its cache.
+
+    The notebooks pass ``quiet=not runs_to_train(config)`` to :func:`pcoh.experiment.run_experiment`:
+    progress bars (what it trains, the time left) when something is trained, none when everything
+    is read from the cache (so that re-executing a notebook leaves its outputs the same).
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+    data : DataSplit, optional
+        The configuration's data, already loaded (else loaded here).
+    """
+    from ..experiment import _load_data, _teacher_spec
+    from ..runs import run_dir
+    from ..specs import UNTRAINED
+
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    data = _load_data(config) if data is None else data
+    tspec = _teacher_spec(config, data)
+    tkey = tspec.key()
+    paths = [] if tspec.checkpoint is not None else [run_dir(config.cache, "teacher", tkey)]
+    paths += [run_dir(config.cache, "student", spec.key(tkey)) for spec in config.runs() if spec.method != UNTRAINED]
+    return sum(not (path / "final.pt").exists() for path in paths)
 
 
 _SMOKE_PREFIX = "pcoh-smoke-figures-"
