@@ -66,7 +66,9 @@ def _run(cfg: ExperimentConfig, threads: int, perturb: float) -> pd.DataFrame:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", required=True, help="folder of the two runs' caches (each starts empty)")
+    p.add_argument("--work", help="folder of the two runs' caches (each starts empty; required but with --smoke)")
+    p.add_argument("--smoke", action="store_true", help="does it still start? two methods, two seeds, one epoch, "
+                   "class-unaware, in a temporary folder")
     p.add_argument("--methods", nargs="+", default=None, help="methods (default: the main job's)")
     p.add_argument("--seeds", type=int, default=None, help="seeds (default: the main job's)")
     p.add_argument("--modes", nargs="+", default=None, help="modes (default: both)")
@@ -77,6 +79,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs=2, default=[1, 2], metavar=("FIRST", "SECOND"),
                    help="torch threads of the two runs (default 1 2; 1 1 with --perturb: the perturbation alone)")
     args = p.parse_args(argv)
+    if args.smoke:
+        import tempfile
+
+        args.work = args.work or tempfile.mkdtemp(prefix="pcoh-study-numerics-")
+        args.methods, args.seeds, args.modes = ["pc", "pkt"], 2, ["class-unaware"]
+        args.epochs, args.teacher_epochs = 1, 1
+    if args.work is None:
+        p.error("--work is required (or --smoke)")
     work = Path(args.work)
     changes = {}
     if args.methods:

@@ -60,7 +60,9 @@ def knn_correct(f: dict, k: int = _eval.KNN_K) -> np.ndarray:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--cache", required=True)
+    p.add_argument("--cache", help="the run cache (required but with --smoke)")
+    p.add_argument("--smoke", action="store_true", help="does it still start? two methods, two seeds, one epoch, "
+                   "class-unaware, in a temporary cache")
     p.add_argument("--methods", nargs="+", default=None)
     p.add_argument("--modes", nargs="+", default=None)
     p.add_argument("--seeds", type=int, default=3)
@@ -69,6 +71,14 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-epochs", type=int, default=None)
     p.add_argument("--replicates", type=int, nargs="+", default=[3, 5, 8, 10])
     args = p.parse_args(argv)
+    if args.smoke:
+        import tempfile
+
+        args.cache = args.cache or tempfile.mkdtemp(prefix="pcoh-study-protocol-")
+        args.methods, args.seeds, args.modes = ["pc", "pkt"], 2, ["class-unaware"]
+        args.epochs, args.teacher_epochs, args.replicates = 1, 1, [2, 3]
+    if args.cache is None:
+        p.error("--cache is required (or --smoke)")
     changes = {"seeds": args.seeds, "split": args.split, "cache": args.cache, "output": str(Path(args.cache) / "out")}
     if args.methods:
         changes["methods"] = tuple(args.methods)

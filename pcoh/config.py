@@ -21,11 +21,11 @@ from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
 from ._checks import check_name_list, check_path, check_str, check_table, name_list, typed_repr
-from .data.registry import _load_defaults as _data_defaults
+from .data.registry import load_defaults as _data_defaults
 from .devices import resolve_device
 from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
-    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, _same_value, explicit_loss_kwargs,
+    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, same_value, explicit_loss_kwargs,
     method_allows_mode,
 )
 from .methods import CLASS_UNAWARE
@@ -181,7 +181,7 @@ class ExperimentConfig:
         # An option at its default is the same data as one left out: same runs, same cache keys.
         given_defaults = _data_defaults(self.dataset)
         self.data = {k: v for k, v in self.data.items()
-                     if not (k in given_defaults and _same_value(v, given_defaults[k]))}
+                     if not (k in given_defaults and same_value(v, given_defaults[k]))}
         if isinstance(self.teacher, nn.Module):  # a module of one's own: wrapped, named by its digest
             self.teacher = _models.check_name(self.teacher, "teacher")
         if isinstance(self.students, (list, tuple)):
@@ -217,7 +217,7 @@ class ExperimentConfig:
             raise TypeError(f"seeds must be a positive integer, got {typed_repr(self.seeds)}")
         if not 1 <= self.seeds <= MAX_SEED:
             raise ValueError(f"seeds must be a positive integer up to {MAX_SEED}, got {self.seeds}")
-        _check_str(self.split, "split")
+        check_str(self.split, "split")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
         for name in ("teacher_metric", "student_metric"):
@@ -250,7 +250,7 @@ class ExperimentConfig:
                     raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
         # A weight at the loss's default is the same run as one left out: same cache key.
         self.weights = {m: w for m, w in self.weights.items()
-                        if w is not None and not _same_value(w, _losses.LOSSES[m].default_weight)}
+                        if w is not None and not same_value(w, _losses.LOSSES[m].default_weight)}
         if self.threads is not None:
             self.threads = choose_threads(self.threads)  # a positive int, or TypeError/ValueError
         if self.device is not None:

@@ -43,14 +43,14 @@ class Dissimilarity:
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_features(x, "x")
         if y is None:
-            out = _no_overflow(self.matrix(x, x), self.name, x)
+            out = no_overflow(self.matrix(x, x), self.name, x)
             # Exact zeros on the diagonal whatever the rounding of the matrix formula; the
             # multiplication keeps gradients flowing through the off-diagonal entries only.
             return out * (1 - torch.eye(x.shape[0], dtype=out.dtype, device=out.device))
         check_features(y, "y")
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"x and y must have the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
-        return _no_overflow(self.matrix(x, y), self.name, x, y)
+        return no_overflow(self.matrix(x, y), self.name, x, y)
 
     def matrix(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """The (n, k) dissimilarities of the rows of ``x`` (n, d) to the rows of ``y`` (k, d).
@@ -64,7 +64,7 @@ class Dissimilarity:
         return f"{type(self).__name__}()"
 
 
-def _no_overflow(out: torch.Tensor, name: str, *inputs: torch.Tensor) -> torch.Tensor:
+def no_overflow(out: torch.Tensor, name: str, *inputs: torch.Tensor) -> torch.Tensor:
     """``out``, unless finite features gave non-finite dissimilarities (their squares overflow the
     dtype): then a ValueError that says so. Checked on the CPU only, as the inputs are."""
     if out.device.type == "cpu" and not bool(torch.isfinite(out).all()):

@@ -29,7 +29,7 @@ from . import models as _models
 from . import files as _files
 from . import runs as _runs
 from ._checks import check_bool
-from .config import CONFIGS, DEFAULT_METHODS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
+from .config import CONFIGS, DEFAULT_METHODS, DRAWN_SPLITS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, pairing_unit, rnx_k_ranges, summary_table
 from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
@@ -160,7 +160,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     _check_outside_root(cfg, write)
     if data is None:
         try:
-            data = _load_data(cfg)
+            data = load_data(cfg)
         except (TypeError, ValueError) as err:
             raise type(err)(f"data: {err}") from None
         except _data.DatasetNotFoundError as err:
@@ -213,7 +213,7 @@ def _teacher_kwargs(cfg: "ExperimentConfig") -> dict:
     return {"weights": cfg.teacher_weights} if cfg.teacher_weights and cfg.teacher_checkpoint is None else {}
 
 
-def _teacher_spec(cfg: "ExperimentConfig", data, split_seed: Optional[int] = None) -> TeacherSpec:
+def teacher_spec(cfg: "ExperimentConfig", data, split_seed: Optional[int] = None) -> TeacherSpec:
     options = dict(cfg.data) if split_seed is None else cfg.data_options(split_seed)
     digest = None
     if cfg.teacher_checkpoint is not None:  # by content, hashed once per version of the file
@@ -238,11 +238,11 @@ def _splits(cfg: "ExperimentConfig", data, split_seeds: dict) -> dict:
         if ss == base:
             splits[ss] = data
         else:
-            splits[ss] = _load_data(dataclasses.replace(cfg, data=cfg.data_options(ss)))
+            splits[ss] = load_data(dataclasses.replace(cfg, data=cfg.data_options(ss)))
     return splits
 
 
-def _load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
+def load_data(cfg: "ExperimentConfig") -> "_data.DataSplit":
     """The configuration's data: an image folder gets the run cache for its statistics and, with a
     teacher's published weights, their preprocessing (options given in ``data`` win)."""
     options = dict(cfg.data)
@@ -389,7 +389,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool,
     splits = _splits(cfg, data, split_seeds)
     teachers, tkeys = {}, {}
     for ss, split in splits.items():
-        tspec = _teacher_spec(cfg, split, ss)
+        tspec = teacher_spec(cfg, split, ss)
         teachers[ss] = train_teacher(tspec, split, root=cfg.cache, device=cfg.device, quiet=quiet, cache=cache)
         tkeys[ss] = tspec.key()
     base = split_seeds[0]
@@ -491,12 +491,12 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
     given = data is not None
     if data is None:
-        data = _load_data(cfg)
+        data = load_data(cfg)
     # One teacher per held-out split (``split="per-seed"``); the specs' keys, hence what is
     # cached, depend on it. The other splits' data are not loaded: their keys need only options.
     split_seeds = _split_seeds(cfg, given)
-    tkeys = {ss: _teacher_spec(cfg, data, ss).key() for ss in dict.fromkeys(split_seeds.values())}
-    tspec = _teacher_spec(cfg, data, split_seeds[0])
+    tkeys = {ss: teacher_spec(cfg, data, ss).key() for ss in dict.fromkeys(split_seeds.values())}
+    tspec = teacher_spec(cfg, data, split_seeds[0])
     groups: dict = {}
     for spec in cfg.runs():
         if spec.method == UNTRAINED:
@@ -554,7 +554,7 @@ def write_outputs(result: ExperimentResult, cfg: ExperimentConfig) -> dict:
     text = summary_table(result.results)
     comparisons = comparison_tables(result.results)
     if comparisons:
-        note = COMPARISON_NOTE.format(pct="95%", unit=pairing_unit(cfg.split, cfg.dataset))
+        note = COMPARISON_NOTE.format(pct="95%", unit=pairing_unit(cfg.split == "per-seed" and cfg.dataset in DRAWN_SPLITS))
         comparisons = f"\n## Comparisons\n\n{note}\n\n{comparisons}\n"
     ranges = rnx_k_ranges(result.results, result.curves) if result.curves and "rnx_auc" in result.results else ""
     if ranges:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._checks import as_features, check_int, check_seed
-from .dissimilarity import Dissimilarity, MetricLike, get_metric, pairwise
+from .dissimilarity import Dissimilarity, MetricLike, no_overflow, get_metric, pairwise
 from .radix import argsort_keys, sortable_keys
 
 __all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson",
@@ -70,7 +70,7 @@ class Rows:
         (for callers that leave them out)."""
         if self.full is not None:
             return self.full[lo:hi]
-        return self.fn.matrix(self.x[lo:hi], self.x)
+        return no_overflow(self.fn.matrix(self.x[lo:hi], self.x), self.fn.name, self.x)
 
     def at(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` of the matrix, (len(idx), N), with d(x_i, x_i) exactly 0."""

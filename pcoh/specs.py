@@ -285,10 +285,10 @@ def explicit_loss_kwargs(method: str, kwargs: dict) -> dict:
 def _without_defaults(method: str, kwargs: dict) -> dict:
     """:func:`explicit_loss_kwargs` of values a spec has checked already."""
     defaults = _loss_defaults(method)
-    return {k: v for k, v in kwargs.items() if not (k in defaults and _same_value(v, defaults[k]))}
+    return {k: v for k, v in kwargs.items() if not (k in defaults and same_value(v, defaults[k]))}
 
 
-def _same_value(a, b) -> bool:
+def same_value(a, b) -> bool:
     """Equal as settings: 1 and 1.0 are, True and 1 are not."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)

@@ -308,11 +308,10 @@ def rnx_k_ranges(results: pd.DataFrame, curves: dict, *, method: str = "pc", lev
     return "\n".join(lines)
 
 
-def pairing_unit(split: str = "per-seed", dataset: str = "digits") -> str:
-    """What the runs of one seed share, for the note next to each comparison table."""
-    from .config import DRAWN_SPLITS
-
-    if split == "per-seed" and dataset in DRAWN_SPLITS:
+def pairing_unit(per_seed_split: bool = True) -> str:
+    """What the runs of one seed share, for the note next to each comparison table;
+    ``per_seed_split``: each seed drew its own held-out split and trained its own teacher."""
+    if per_seed_split:
         return ("the runs of one seed share its own stratified held-out split, the teacher trained on that "
                 "split, the student's initial weights and the data order")
     return "the runs of one seed share the held-out split, the teacher, the student's initial weights and the data order"

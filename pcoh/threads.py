@@ -15,6 +15,7 @@ containers and batch schedulers restrict), not the machine's core count.
 from __future__ import annotations
 
 import os
+from ._checks import check_count
 
 __all__ = ["available_cores", "choose_threads", "set_threads", "thread_counts"]
 
@@ -28,14 +29,6 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _positive_int(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{argument} must be a positive int (a number of threads), got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{argument} must be a positive int (a number of threads), got {value}")
-    return value
 
 
 def _from_environment(environ) -> int | None:
@@ -70,13 +63,13 @@ def choose_threads(threads: int | None = None, environ=None, cores: int | None =
         ``threads`` not a positive int; ``OMP_NUM_THREADS`` set but not a positive integer.
     """
     if threads is not None:
-        return _positive_int(threads, "threads")
+        return check_count(threads, "threads")
     if environ is not None and not hasattr(environ, "get"):
         raise TypeError(f"environ must be a mapping of environment variables, got {type(environ).__name__}")
     value = _from_environment(os.environ if environ is None else environ)
     if value is not None:
         return value
-    return available_cores() if cores is None else _positive_int(cores, "cores")
+    return available_cores() if cores is None else check_count(cores, "cores")
 
 
 def set_threads(threads: int) -> dict:
@@ -87,7 +80,7 @@ def set_threads(threads: int) -> dict:
     before torch first uses it; later calls leave it as it is. Returns :func:`thread_counts`.
     """
     global _BLAS_LIMIT
-    threads = _positive_int(threads, "threads")
+    threads = check_count(threads, "threads")
     import torch
 
     torch.set_num_threads(threads)

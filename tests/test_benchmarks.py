@@ -26,6 +26,9 @@ SCRIPTS = {
     "study_strength.py": True,
     "study_queue.py": True,
     "study_focus.py": True,
+    "bench_coranking.py": False,
+    "study_protocol.py": True,
+    "study_numerics.py": True,
 }
 
 

@@ -23,7 +23,7 @@ def _result():
                 rows.append({"student": "digits_cnn", "method": method, "mode": mode, "seed": seed,
                              "pc_n": rng.uniform(0.6, 0.9), "knn_accuracy": rng.uniform(0.9, 1.0)})
                 per_reference[("digits_cnn", method, mode, seed)] = rng.uniform(0.3, 1.0, size=20)
-    return SimpleNamespace(results=pd.DataFrame(rows), per_reference=per_reference,
+    return SimpleNamespace(results=pd.DataFrame(rows), per_reference=per_reference, curves={},
                            data=SimpleNamespace(test=np.zeros(20)))
 
 

@@ -77,7 +77,7 @@ _OPTIONS = {
 }
 
 
-def _load_defaults(name: str) -> dict:
+def load_defaults(name: str) -> dict:
     """The options :func:`load` takes for data set ``name`` and their default values
     (``test_size``, ``seed`` and the data set's own), so that an option given at its default can be
     told from one that changes the data."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import TransferLoss, _check_nonnegative, _check_positive
+from .._checks import check_positive
+from .base import TransferLoss
 
 _PEARSON_EPS = 1e-8  # added to the product of the norms, as in the reference implementations
 
@@ -60,9 +61,9 @@ class DISTLoss(TransferLoss):
 
     def __init__(self, beta: float = 2.0, gamma: float = 2.0, temperature: float = 4.0):
         super().__init__()
-        self.beta = _check_nonnegative(beta, "beta")
-        self.gamma = _check_nonnegative(gamma, "gamma")
-        self.temperature = _check_positive(temperature, "temperature")
+        self.beta = check_positive(beta, "beta", allow_zero=True)
+        self.gamma = check_positive(gamma, "gamma", allow_zero=True)
+        self.temperature = check_positive(temperature, "temperature")
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, gamma={self.gamma}, temperature={self.temperature}"

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import TransferLoss, _check_dim, _check_positive, _normalize_rows
+from .._checks import check_positive
+from .base import TransferLoss, _check_dim, _normalize_rows
 
 #: The authors' queue length on CIFAR-100 (50,000 training images), the cap of :func:`queue_length`.
 AUTHORS_QUEUE = 16384
@@ -111,8 +112,8 @@ class RRDLoss(TransferLoss):
         self.num_samples = None if num_samples is None else _check_dim(num_samples, "num_samples")
         self.embed_dim = _check_dim(embed_dim, "embed_dim")
         self.queue_size = queue_length(self.num_samples) if queue_size is None else _check_dim(queue_size, "queue_size")
-        self.student_temperature = _check_positive(student_temperature, "student_temperature")
-        self.teacher_temperature = _check_positive(teacher_temperature, "teacher_temperature")
+        self.student_temperature = check_positive(student_temperature, "student_temperature")
+        self.teacher_temperature = check_positive(teacher_temperature, "teacher_temperature")
         self.embed_student = nn.Linear(self.student_dim, self.embed_dim)
         self.embed_teacher = nn.Linear(self.teacher_dim, self.embed_dim)
         self.embed_teacher.requires_grad_(False)

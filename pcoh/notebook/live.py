@@ -95,15 +95,15 @@ class LiveTraining:
 
     def __init__(self, smoke_mode: bool | None = None, *, model: str = "digits_cnn", device: str = "cpu",
                  quiet: bool = False):
-        from ..experiment import _load_data, _teacher_spec
+        from ..experiment import load_data, teacher_spec
 
         self.smoke = _smoke(smoke_mode)
         self.cfg = experiment_config(self.smoke)
         self.model = model
         self.device = resolve_device(device)
         quiet = check_bool(quiet, "quiet")
-        self.data = _load_data(self.cfg)
-        tspec = _teacher_spec(self.cfg, self.data)
+        self.data = load_data(self.cfg)
+        tspec = teacher_spec(self.cfg, self.data)
         self.teacher_key = tspec.key()
         self.teacher = train_teacher(tspec, self.data, root=self.cfg.cache, device=self.device, quiet=quiet)
         t_train, _, self.y_train = predict(self.teacher.model, self.data.train)

@@ -106,14 +106,14 @@ def runs_to_train(config: ExperimentConfig, data=None) -> int:
     data : DataSplit, optional
         The configuration's data, already loaded (else loaded here).
     """
-    from ..experiment import _load_data, _teacher_spec
+    from ..experiment import load_data, teacher_spec
     from ..runs import run_dir
     from ..specs import UNTRAINED
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    data = _load_data(config) if data is None else data
-    tspec = _teacher_spec(config, data)
+    data = load_data(config) if data is None else data
+    tspec = teacher_spec(config, data)
     tkey = tspec.key()
     paths = [] if tspec.checkpoint is not None else [run_dir(config.cache, "teacher", tkey)]
     paths += [run_dir(config.cache, "student", spec.key(tkey)) for spec in config.runs() if spec.method != UNTRAINED]
