@@ -81,3 +81,20 @@ def argsort_keys(keys, nbytes, perm, tmp_keys, tmp_perm, hist):
     if swaps % 2 == 1:  # the result lies in the scratch buffer
         for j in range(m):
             perm[j] = src_p[j]
+
+
+@numba.njit(nogil=True, cache=True)
+def average_ranks(x, order, out, shift):
+    """Average ranks of ``x`` (ties share the mean of their positions 1..m), minus ``shift``, into
+    ``out[order[q]]``; ``order`` is ``x``'s ascending argsort (:func:`argsort_keys`)."""
+    m = x.shape[0]
+    lo = 0
+    while lo < m:
+        hi = lo + 1
+        v = x[order[lo]]
+        while hi < m and x[order[hi]] == v:
+            hi += 1
+        rank = 0.5 * (lo + hi + 1) - shift  # the mean of positions lo + 1 .. hi
+        for q in range(lo, hi):
+            out[order[q]] = rank
+        lo = hi

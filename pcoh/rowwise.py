@@ -17,7 +17,7 @@ import torch
 
 from ._checks import as_features, check_int, check_seed
 from .dissimilarity import Dissimilarity, MetricLike, no_overflow, get_metric, pairwise
-from .radix import argsort_keys, sortable_keys
+from .radix import argsort_keys, average_ranks, sortable_keys
 
 __all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson",
            "spearman_rows"]
@@ -153,16 +153,7 @@ def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
             m += 1
     nbytes = sortable_keys(x, keys)
     argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
-    lo = 0
-    while lo < m:
-        hi = lo + 1
-        v = x[order[lo]]
-        while hi < m and x[order[hi]] == v:
-            hi += 1
-        rank = 0.5 * (lo + hi + 1)  # the mean of positions lo + 1 .. hi
-        for q in range(lo, hi):
-            out[order[q]] = rank
-        lo = hi
+    average_ranks(x[:m], order, out, 0.0)
 
 
 def _spearman_rows(ds, dt, lo, out):

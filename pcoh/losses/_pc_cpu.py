@@ -21,7 +21,7 @@ import numba
 import numpy as np
 import torch
 
-from ..radix import argsort_keys, sortable_keys
+from ..radix import argsort_keys, average_ranks, sortable_keys
 
 _njit = numba.njit(cache=True, nogil=True)
 _njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
@@ -74,16 +74,7 @@ def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, pe
             bad[r] = 2
             continue
         argsort_keys(keys, sortable_keys(xt, keys), order, tmp_keys, tmp_order, hist)
-        lo = 0
-        while lo < m:
-            hi = lo + 1
-            v = xt[order[lo]]
-            while hi < m and xt[order[hi]] == v:
-                hi += 1
-            centred = 0.5 * (lo + hi + 1) - half  # the mean of positions lo + 1 .. hi, centred
-            for q in range(lo, hi):
-                target[r, order[q]] = centred
-            lo = hi
+        average_ranks(xt, order, target[r], half)  # centred
         x = np.empty(m, np.float64)
         total = 0.0
         for k in range(m):
