@@ -74,7 +74,7 @@ def _radix_argsort(keys, bits):
 
 
 @numba.njit(nogil=True, inline="always")  # inlined into both kernels
-def _pav_pool(y, starts, sums, counts):
+def pav_pool(y, starts, sums, counts):
     """Pool-adjacent-violators for the decreasing isotonic fit of ``y`` (float64, length m).
 
     Fills the blocks' first positions, sums and sizes (``starts``, ``sums``, ``counts``, each of
@@ -113,7 +113,7 @@ def _pav_rows(sorted_vals, primal, block_start, block_end):
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
-        top = _pav_pool(y, starts, sums, counts)
+        top = pav_pool(y, starts, sums, counts)
         for b in range(top + 1):
             mean = sums[b] / counts[b]
             lo = starts[b]
@@ -145,7 +145,7 @@ def _sort_pav_scatter_rows(scaled, keys, bits, out, perm, block_end):
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
-        top = _pav_pool(y, starts, sums, counts)
+        top = pav_pool(y, starts, sums, counts)
         for blk in range(top + 1):
             mean = sums[blk] / counts[blk]
             lo = starts[blk]

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..radix import argsort_keys, average_ranks, sortable_keys
+from ..ranking import pav_pool
 
 _njit = numba.njit(cache=True, nogil=True)
 _njit_parallel = numba.njit(cache=True, nogil=True, parallel=True)
@@ -112,18 +113,12 @@ def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, pe
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
-        top = -1
+        y = np.empty(m, np.float64)
         for i in range(m):
             p = order[m - 1 - i]
             perm[r, i] = p
-            top += 1
-            starts[top] = i
-            sums[top] = np.float64(zs[p]) - (m - i)
-            counts[top] = 1.0
-            while top > 0 and sums[top - 1] * counts[top] <= sums[top] * counts[top - 1]:
-                sums[top - 1] += sums[top]
-                counts[top - 1] += counts[top]
-                top -= 1
+            y[i] = np.float64(zs[p]) - (m - i)
+        top = pav_pool(y, starts, sums, counts)
         anorm = 0.0
         dot = 0.0
         for blk in range(top + 1):
