@@ -19,9 +19,14 @@ The diagonal of a square matrix ``pairwise(x)`` is exactly zero for ``euclidean`
 """
 from __future__ import annotations
 
+import types
 from typing import Callable, Union
 
+import numba
+import numpy as np
 import torch
+
+from ._checks import all_finite
 
 __all__ = [
     "Dissimilarity", "Cosine", "Euclidean", "SqEuclidean", "METRICS", "MetricLike", "check_features", "get_metric",
@@ -67,7 +72,7 @@ class Dissimilarity:
 def no_overflow(out: torch.Tensor, name: str, *inputs: torch.Tensor) -> torch.Tensor:
     """``out``, unless finite features gave non-finite dissimilarities (their squares overflow the
     dtype): then a ValueError that says so. Checked on the CPU only, as the inputs are."""
-    if out.device.type == "cpu" and not bool(torch.isfinite(out).all()):
+    if out.device.type == "cpu" and not all_finite(out):
         largest = max(float(t.detach().abs().max()) for t in inputs)
         raise ValueError(
             f"the {name} dissimilarities of these features overflow {str(out.dtype).replace('torch.', '')}: "
@@ -97,12 +102,70 @@ class Cosine(Dissimilarity):
         return torch.addmm(xn.new_ones(()), xn, yn.T, alpha=-1.0)
 
 
+def renamed(fn, suffix: str):
+    """A copy of ``fn`` under another name: numba's disk cache is keyed by the function's name,
+    so the parallel and serial builds of one function need different names."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+def _squared_rows(mm, xx, yy, floor, tiny):
+    """Overwrite ``mm`` (c, k), which holds ``x @ y.T``, with the squared distances
+    ``(xx_i + yy_j) - 2 mm_ij``, clamped at 0, or (``floor``) set to 0 where at most ``tiny`` (NaN
+    included), as :class:`Euclidean` does before its square root: the arithmetic of the tensor
+    formula of :class:`SqEuclidean`, in the same order and precision (so the same values), in one
+    pass instead of five."""
+    c, k = mm.shape
+    zero = tiny - tiny
+    for i in numba.prange(c):
+        a = xx[i]
+        for j in range(k):
+            m = mm[i, j]
+            v = (a + yy[j]) - (m + m)  # m + m: 2 m, exactly
+            if floor:
+                mm[i, j] = v if v > tiny else zero
+            else:
+                mm[i, j] = zero if v < zero else v
+
+
+# One pass of a large block in parallel; a small one (a loss's batch) is not worth waking threads.
+_PARALLEL_MIN_ELEMENTS = 1 << 17
+_squared_rows_serial = numba.njit(nogil=True, cache=True)(_squared_rows)
+_squared_rows_parallel = numba.njit(nogil=True, cache=True, parallel=True)(renamed(_squared_rows, "_parallel"))
+
+
+def _squared_fused(x: torch.Tensor, y: torch.Tensor, root: bool) -> torch.Tensor | None:
+    """The (squared) Euclidean matrix of :class:`SqEuclidean` and :class:`Euclidean`, the same
+    values, computed in place after the product when no gradient is asked for (CPU, float32 or
+    float64); None where the tensor formula must run (autograd, another device or dtype)."""
+    if x.device.type != "cpu" or y.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) \
+            or y.dtype != x.dtype or (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
+        return None
+    xx = (x * x).sum(dim=1)
+    yy = xx if y is x else (y * y).sum(dim=1)
+    mm = (x @ y.T).contiguous()
+    if mm.numel() == 0:
+        return mm
+    np_dtype = np.float32 if x.dtype == torch.float32 else np.float64
+    tiny = np_dtype(torch.finfo(x.dtype).tiny)
+    kernel = _squared_rows_parallel if mm.numel() >= _PARALLEL_MIN_ELEMENTS else _squared_rows_serial
+    kernel(mm.numpy(), xx.contiguous().numpy(), yy.contiguous().numpy(), root, tiny)
+    # torch's square root (not numpy's, which rounds some float32 roots the other way by one ulp):
+    # the values of the tensor formula exactly, whichever path computed them.
+    return mm.sqrt_() if root else mm
+
+
 class SqEuclidean(Dissimilarity):
     """Squared Euclidean distance ``||a - b||^2`` (clamped at 0 against rounding)."""
 
     name = "sqeuclidean"
 
     def matrix(self, x, y):
+        fused = _squared_fused(x, y, root=False)
+        if fused is not None:
+            return fused
         xx = (x * x).sum(dim=1, keepdim=True)
         yy = xx if y is x else (y * y).sum(dim=1, keepdim=True)
         return (xx + yy.T - 2.0 * (x @ y.T)).clamp_min(0.0)
@@ -114,7 +177,10 @@ class Euclidean(SqEuclidean):
     name = "euclidean"
 
     def matrix(self, x, y):
-        sq = super().matrix(x, y)
+        fused = _squared_fused(x, y, root=True)
+        if fused is not None:
+            return fused
+        sq = SqEuclidean.matrix(self, x, y)
         tiny = torch.finfo(sq.dtype).tiny
         positive = sq > tiny
         # sqrt has an infinite slope at 0: take it only where it is safe, 0 elsewhere.
@@ -192,7 +258,7 @@ def pairwise(x: torch.Tensor, metric: MetricLike = "cosine", y: torch.Tensor | N
         if not isinstance(out, torch.Tensor) and hasattr(out, "shape"):
             got += " (not a torch.Tensor: convert it with torch.as_tensor)"
         raise ValueError(f"a callable metric must return an (n, n) = ({n}, {n}) torch.Tensor, got {got}")
-    if not bool(torch.isfinite(out).all()):
+    if not all_finite(out):
         raise ValueError("the callable metric returned NaN or Inf dissimilarities")
     return out
 
@@ -216,5 +282,5 @@ def check_features(x, name: str) -> None:
     # NaN/Inf would not always propagate (clamps and masks turn them into 0): reject them here.
     # Only on the CPU: on an accelerator the check would make the host wait for the device at
     # every call (and forbid CUDA-graph capture); the losses poison their value instead.
-    if x.device.type == "cpu" and not bool(torch.isfinite(x).all()):
+    if x.device.type == "cpu" and not all_finite(x):
         raise ValueError(f"{name} contains NaN or Inf values")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._checks import as_features, check_int, check_seed
-from .dissimilarity import Dissimilarity, MetricLike, no_overflow, get_metric, pairwise
+from .dissimilarity import Dissimilarity, MetricLike, get_metric, no_overflow, pairwise, renamed
 from .radix import argsort_keys, average_ranks, sortable_keys
 
 __all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson",
@@ -134,15 +134,6 @@ def row_pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(dim=1) / norm
 
 
-def _renamed(fn, suffix: str):
-    """A copy of ``fn`` under another name: numba's disk cache is keyed by the function's name,
-    so the parallel and serial builds of one function need different names."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
-    copy.__qualname__ = fn.__qualname__ + suffix
-    copy.__doc__ = fn.__doc__
-    return copy
-
-
 @numba.njit(nogil=True, cache=True)
 def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
     """Average ranks (1..m) of ``row`` without its column ``skip`` (-1: none) into ``out``."""
@@ -190,7 +181,7 @@ def _spearman_rows(ds, dt, lo, out):
 # thread pool (and, on a busy machine, waiting for its slowest thread) costs more than the work.
 _PARALLEL_MIN_ELEMENTS = 1 << 17
 _spearman_rows_serial = numba.njit(nogil=True, cache=True)(_spearman_rows)
-_spearman_rows_parallel = numba.njit(nogil=True, cache=True, parallel=True)(_renamed(_spearman_rows, "_parallel"))
+_spearman_rows_parallel = numba.njit(nogil=True, cache=True, parallel=True)(renamed(_spearman_rows, "_parallel"))
 
 
 def spearman_rows(ds: torch.Tensor, dt: torch.Tensor, lo: int | None) -> np.ndarray:
