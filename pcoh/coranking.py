@@ -59,7 +59,8 @@ import numpy as np
 import torch
 
 from ._checks import as_array, check_int
-from .dissimilarity import MetricLike
+from .dissimilarity import MetricLike, renamed
+from .radix import argsort_keys, sortable_keys
 from .rowwise import CHUNK_ELEMENTS, Rows, check_pair, chunks
 
 __all__ = ["RNXCurve", "coranking_matrix", "rnx_curve", "rnx_auc", "rnx_area", "qnx_per_point"]
@@ -136,15 +137,67 @@ def _ranks(rows: Rows, lo: int, hi: int) -> np.ndarray:
     return out
 
 
-def _pair_ranks(student, teacher, student_metric, teacher_metric, chunk_size):
-    """Chunks ``(lo, hi, teacher ranks, student ranks)`` over all references, and N."""
+@numba.njit(nogil=True, cache=True)
+def _row_ranks(row, skip, x, keys, order, tmp_keys, tmp_order, hist, ranks):
+    """``ranks[p]`` = the rank (1..N-1) of the p-th column of ``row`` other than ``skip``; ties by
+    column (the LSD radix sort of :mod:`pcoh.radix` is stable), -0.0 tied with 0.0, as :func:`_rank_rows`."""
+    m = 0
+    for j in range(row.shape[0]):
+        if j != skip:
+            x[m] = row[j] + 0.0  # + 0.0: -0.0 ties with +0.0
+            m += 1
+    nbytes = sortable_keys(x, keys)
+    argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
+    for q in range(m):
+        ranks[order[q]] = q + 1
+
+
+def _larger_rank_counts(dt, ds, lo, counts):
+    """Add to ``counts[b]`` (``counts`` (B, N) int64) the histogram of max(teacher rank, student
+    rank) over the pairs of the references of block ``b`` of the rows of ``dt`` and ``ds`` (c, N),
+    row ``r`` being reference ``lo + r`` (its own column left out); blocks in parallel, each with
+    its own histogram, so that no (c, N - 1) array of ranks is made."""
+    c, n = dt.shape
+    blocks = counts.shape[0]
+    m = n - 1
+    for b in numba.prange(blocks):
+        x = np.empty(m, dt.dtype)
+        y = np.empty(m, ds.dtype)
+        keys = np.empty(m, np.int64)
+        order = np.empty(m, np.int64)
+        tmp_keys = np.empty(m, np.int64)
+        tmp_order = np.empty(m, np.int64)
+        hist = np.empty((8, 256), np.int64)
+        rt = np.empty(m, np.int64)
+        rs = np.empty(m, np.int64)
+        for r in range(b * c // blocks, (b + 1) * c // blocks):
+            _row_ranks(dt[r], lo + r, x, keys, order, tmp_keys, tmp_order, hist, rt)
+            _row_ranks(ds[r], lo + r, y, keys, order, tmp_keys, tmp_order, hist, rs)
+            for p in range(m):
+                k = rt[p] if rt[p] > rs[p] else rs[p]
+                counts[b, k] += 1
+
+
+_PARALLEL_MIN_ELEMENTS = 1 << 17
+_larger_rank_counts_serial = numba.njit(nogil=True, cache=True)(_larger_rank_counts)
+_larger_rank_counts_parallel = numba.njit(nogil=True, cache=True, parallel=True)(
+    renamed(_larger_rank_counts, "_parallel"))
+
+
+def _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size):
+    """N, the chunk of references, and the student's and teacher's :class:`Rows`."""
     s, t = check_pair(student, teacher, min_samples=4)
     n = s.shape[0]
     if chunk_size is None:
         chunk = max(1, min(n, _CHUNK_ELEMENTS // n))
     else:
         chunk = check_int(chunk_size, "chunk_size", minimum=1)
-    rows_s, rows_t = Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
+    return n, chunk, Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
+
+
+def _pair_ranks(student, teacher, student_metric, teacher_metric, chunk_size):
+    """Chunks ``(lo, hi, teacher ranks, student ranks)`` over all references, and N."""
+    n, chunk, rows_s, rows_t = _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size)
 
     def gen():
         for lo, hi in chunks(n, chunk):
@@ -276,10 +329,17 @@ def rnx_curve(
     RNXCurve
         ``k``, ``q_nx``, ``r_nx`` (each (N - 2,)), ``n``, and the area ``auc``.
     """
-    n, parts = _pair_ranks(student, teacher, student_metric, teacher_metric, chunk_size)
-    hist = np.zeros(n, dtype=np.int64)
-    for _, _, rt, rs in parts:
-        hist += np.bincount(np.maximum(rt, rs).ravel(), minlength=n)
+    n, chunk, rows_s, rows_t = _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size)
+    blocks = max(1, numba.get_num_threads())
+    counts = np.zeros((blocks, n), dtype=np.int64)
+    for lo, hi in chunks(n, chunk):
+        # The rows as computed: each reference's own column is left out by the kernel.
+        dt = np.ascontiguousarray(rows_t.block(lo, hi).numpy())
+        ds = np.ascontiguousarray(rows_s.block(lo, hi).numpy())
+        parallel = blocks > 1 and dt.size >= _PARALLEL_MIN_ELEMENTS
+        kernel = _larger_rank_counts_parallel if parallel else _larger_rank_counts_serial
+        kernel(dt, ds, lo, counts if parallel else counts[:1])
+    hist = counts.sum(axis=0)
     k = np.arange(1, n - 1, dtype=np.int64)
     q_nx = np.cumsum(hist)[1:n - 1] / (k * float(n))
     r_nx = ((n - 1) * q_nx - k) / (n - 1 - k)
