@@ -60,7 +60,7 @@ import torch
 
 from ._checks import as_array, check_int
 from .dissimilarity import MetricLike, renamed
-from .radix import argsort_keys, sortable_keys
+from .radix import INDEX_MASK, argsort_keys, argsort_packed32, sortable_keys
 from .rowwise import CHUNK_ELEMENTS, Rows, check_pair, chunks
 
 __all__ = ["RNXCurve", "coranking_matrix", "rnx_curve", "rnx_auc", "rnx_area", "qnx_per_point"]
@@ -146,6 +146,11 @@ def _row_ranks(row, skip, x, keys, order, tmp_keys, tmp_order, hist, ranks):
         if j != skip:
             x[m] = row[j] + 0.0  # + 0.0: -0.0 ties with +0.0
             m += 1
+    if x.itemsize == 4:  # key and position in one word (keys and order as its two buffers)
+        words = argsort_packed32(x, keys, order, hist)
+        for q in range(m):
+            ranks[words[q] & INDEX_MASK] = q + 1
+        return
     nbytes = sortable_keys(x, keys)
     argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
     for q in range(m):

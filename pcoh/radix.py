@@ -10,7 +10,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["sortable_keys", "argsort_keys"]
+__all__ = ["sortable_keys", "argsort_keys", "average_ranks", "argsort_packed32", "packed_average_ranks", "INDEX_MASK"]
+
+#: The low 32 bits of a packed key (:func:`argsort_packed32`): the position the value came from.
+INDEX_MASK = np.int64(0xFFFFFFFF)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -97,4 +100,65 @@ def average_ranks(x, order, out, shift):
         rank = 0.5 * (lo + hi + 1) - shift  # the mean of positions lo + 1 .. hi
         for q in range(lo, hi):
             out[order[q]] = rank
+        lo = hi
+
+
+@numba.njit(nogil=True, cache=True)
+def argsort_packed32(x, packed, tmp, hist):
+    """Ascending stable argsort of the finite float32 ``x`` (length m < 2**32; ``-0.0`` turned
+    into ``+0.0``), as int64 words ``key << 32 | position`` in sorted order.
+
+    The key is :func:`sortable_keys`'s, shifted to be non-negative (so that its four bytes sort
+    as unsigned digits); equal words' keys mean equal values. ``packed`` and ``tmp`` (length m,
+    int64) are the two buffers of the sort and ``hist`` ((4, 256) int64) is scratch; the result
+    is one of the two buffers, returned. Position ``q`` of the order is ``out[q] & INDEX_MASK``.
+    """
+    m = x.shape[0]
+    bits = x.view(np.int32)
+    hist[:, :] = 0
+    for k in range(m):
+        b = np.int64(bits[k])
+        u = (b ^ np.int64(0x7FFFFFFF) if b < 0 else b) + np.int64(0x80000000)
+        w = (u << 32) | k
+        packed[k] = w
+        hist[0, (w >> 32) & 255] += 1
+        hist[1, (w >> 40) & 255] += 1
+        hist[2, (w >> 48) & 255] += 1
+        hist[3, (w >> 56) & 255] += 1
+    src, dst = packed, tmp
+    if m == 0:
+        return src
+    for d in range(4):
+        shift = 32 + 8 * d
+        if hist[d, (src[0] >> shift) & 255] == m:  # every key has this byte: nothing to do
+            continue
+        total = 0
+        for v in range(256):
+            c = hist[d, v]
+            hist[d, v] = total
+            total += c
+        for j in range(m):
+            w = src[j]
+            v = (w >> shift) & 255
+            q = hist[d, v]
+            hist[d, v] = q + 1
+            dst[q] = w
+        src, dst = dst, src
+    return src
+
+
+@numba.njit(nogil=True, cache=True)
+def packed_average_ranks(words, out, shift):
+    """Average ranks (ties share the mean of their positions 1..m), minus ``shift``, into
+    ``out[position]`` from the sorted words of :func:`argsort_packed32` (as :func:`average_ranks`)."""
+    m = words.shape[0]
+    lo = 0
+    while lo < m:
+        key = words[lo] >> 32
+        hi = lo + 1
+        while hi < m and (words[hi] >> 32) == key:
+            hi += 1
+        rank = 0.5 * (lo + hi + 1) - shift  # the mean of positions lo + 1 .. hi
+        for q in range(lo, hi):
+            out[words[q] & INDEX_MASK] = rank
         lo = hi

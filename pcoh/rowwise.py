@@ -17,7 +17,7 @@ import torch
 
 from ._checks import as_features, check_int, check_seed
 from .dissimilarity import Dissimilarity, MetricLike, get_metric, no_overflow, pairwise, renamed
-from .radix import argsort_keys, average_ranks, sortable_keys
+from .radix import argsort_keys, argsort_packed32, average_ranks, packed_average_ranks, sortable_keys
 
 __all__ = ["CHUNK_ELEMENTS", "check_pair", "check_chunk", "Rows", "drop_self", "chunks", "generator", "row_pearson",
            "spearman_rows"]
@@ -142,6 +142,9 @@ def _rank_without(row, skip, x, out, keys, order, tmp_keys, tmp_order, hist):
         if j != skip:
             x[m] = row[j] + 0.0  # + 0.0: -0.0 ties with +0.0
             m += 1
+    if x.itemsize == 4:  # key and position in one word (keys and order as its two buffers)
+        packed_average_ranks(argsort_packed32(x, keys, order, hist), out, 0.0)
+        return
     nbytes = sortable_keys(x, keys)
     argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
     average_ranks(x[:m], order, out, 0.0)
