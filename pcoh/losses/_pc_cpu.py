@@ -21,7 +21,7 @@ import numba
 import numpy as np
 import torch
 
-from ..radix import argsort_keys, average_ranks, sortable_keys
+from ..radix import INDEX_MASK, argsort_keys, argsort_packed32, average_ranks, packed_average_ranks, sortable_keys
 from ..ranking import pav_pool
 
 _njit = numba.njit(cache=True, nogil=True)
@@ -49,7 +49,7 @@ def _column(k, i, offset, n, has_self):
     return k + 1
 
 
-def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, perm, bend, stats, corr, bad):
+def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, perm, bend, stats, corr, bad, blocks):
     """Forward of every row ``r``: writes the teacher's centred hard ranks ``target[r]`` (ties
     averaged), the centred soft ranks ``a[r]``, the decreasing order ``perm[r]``, each sorted
     position's block end ``bend[r]``, ``stats[r] = (mean, scale, ok, ||a||, ||b||)`` and
@@ -58,135 +58,149 @@ def _forward_rows(ds, dt, offset, has_self, inv_eps, tiny, spread, target, a, pe
     m = target.shape[1]
     half = 0.5 * (m + 1)
     nbytes = ds.itemsize
-    for r in _prange(n):
+    # Rows in ``blocks`` blocks (one per thread), each with its scratch arrays, made once.
+    blocks = max(1, min(n, blocks))
+    for blk_ in _prange(blocks):
         keys = np.empty(m, np.int64)
         order = np.empty(m, np.int64)
         tmp_keys = np.empty(m, np.int64)
         tmp_order = np.empty(m, np.int64)
         hist = np.empty((8, 256), np.int64)
-        # The teacher's hard ranks of the row, average ranks for ties, centred.
         xt = np.empty(m, dt.dtype)
-        ttotal = 0.0
-        for k in range(m):
-            v = dt[r, _column(k, r, offset, n, has_self)] + 0.0  # + 0.0: -0.0 ties with +0.0
-            xt[k] = v
-            ttotal += v
-        if not np.isfinite(ttotal):
-            bad[r] = 2
-            continue
-        argsort_keys(keys, sortable_keys(xt, keys), order, tmp_keys, tmp_order, hist)
-        average_ranks(xt, order, target[r], half)  # centred
         x = np.empty(m, np.float64)
-        total = 0.0
-        for k in range(m):
-            v = np.float64(ds[r, _column(k, r, offset, n, has_self)])
-            x[k] = v
-            total += v
-        if not np.isfinite(total):
-            bad[r] = 1
-            continue
-        mean = total / m
-        var = 0.0
-        for k in range(m):
-            d = x[k] - mean
-            var += d * d
-        var /= m
-        bnorm = 0.0
-        for k in range(m):
-            bnorm += np.float64(target[r, k]) ** 2
-        bnorm = max(math.sqrt(bnorm), tiny)
-        stats[r, 4] = bnorm
-        if not var > tiny * tiny:  # all dissimilarities equal: correlation 0, no gradient
-            stats[r, 0] = mean
-            stats[r, 1] = 0.0
-            stats[r, 2] = 0.0
-            corr[r] = 0.0
-            continue
-        scale = spread / math.sqrt(var)
-        # The scaled row in the features' dtype (the values the soft rank ranks and pools).
         zs = np.empty(m, ds.dtype)
-        for k in range(m):
-            zs[k] = (x[k] - mean) * scale * inv_eps + 0.0  # + 0.0: -0.0 ties with +0.0
-        sortable_keys(zs, keys)
-        argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
-        # Pool-adjacent-violators of y_i = s_i - (m - i), s decreasing, in float64.
         starts = np.empty(m, np.int64)
         sums = np.empty(m, np.float64)
         counts = np.empty(m, np.float64)
         y = np.empty(m, np.float64)
-        for i in range(m):
-            p = order[m - 1 - i]
-            perm[r, i] = p
-            y[i] = np.float64(zs[p]) - (m - i)
-        top = pav_pool(y, starts, sums, counts)
-        anorm = 0.0
-        dot = 0.0
-        for blk in range(top + 1):
-            bmean = sums[blk] / counts[blk]
-            lo = starts[blk]
-            hi = starts[blk + 1] if blk < top else m
-            for i in range(lo, hi):
-                p = perm[r, i]
-                v = np.float64(zs[p]) - bmean - half
-                a[r, p] = v
-                anorm += v * v
-                dot += v * np.float64(target[r, p])
-                bend[r, i] = hi
-        anorm = math.sqrt(anorm)
-        stats[r, 0] = mean
-        stats[r, 1] = scale
-        stats[r, 2] = 1.0
-        stats[r, 3] = anorm
-        corr[r] = dot / (max(anorm, tiny) * bnorm)
+        for r in range(blk_ * n // blocks, (blk_ + 1) * n // blocks):
+            # The teacher's hard ranks of the row, average ranks for ties, centred.
+            ttotal = 0.0
+            for k in range(m):
+                v = dt[r, _column(k, r, offset, n, has_self)] + 0.0  # + 0.0: -0.0 ties with +0.0
+                xt[k] = v
+                ttotal += v
+            if not np.isfinite(ttotal):
+                bad[r] = 2
+                continue
+            if xt.itemsize == 4:  # key and position in one word (keys and order as its two buffers)
+                packed_average_ranks(argsort_packed32(xt, keys, order, hist), target[r], half)  # centred
+            else:
+                argsort_keys(keys, sortable_keys(xt, keys), order, tmp_keys, tmp_order, hist)
+                average_ranks(xt, order, target[r], half)  # centred
+            total = 0.0
+            for k in range(m):
+                v = np.float64(ds[r, _column(k, r, offset, n, has_self)])
+                x[k] = v
+                total += v
+            if not np.isfinite(total):
+                bad[r] = 1
+                continue
+            mean = total / m
+            var = 0.0
+            for k in range(m):
+                d = x[k] - mean
+                var += d * d
+            var /= m
+            bnorm = 0.0
+            for k in range(m):
+                bnorm += np.float64(target[r, k]) ** 2
+            bnorm = max(math.sqrt(bnorm), tiny)
+            stats[r, 4] = bnorm
+            if not var > tiny * tiny:  # all dissimilarities equal: correlation 0, no gradient
+                stats[r, 0] = mean
+                stats[r, 1] = 0.0
+                stats[r, 2] = 0.0
+                corr[r] = 0.0
+                continue
+            scale = spread / math.sqrt(var)
+            # The scaled row in the features' dtype (the values the soft rank ranks and pools).
+            for k in range(m):
+                zs[k] = (x[k] - mean) * scale * inv_eps + 0.0  # + 0.0: -0.0 ties with +0.0
+            packed = zs.itemsize == 4
+            if packed:  # the sorted words in keys or order; their low 32 bits are the positions
+                words = argsort_packed32(zs, keys, order, hist)
+            else:
+                sortable_keys(zs, keys)
+                argsort_keys(keys, nbytes, order, tmp_keys, tmp_order, hist)
+                words = order
+            # Pool-adjacent-violators of y_i = s_i - (m - i), s decreasing, in float64.
+            for i in range(m):
+                p = words[m - 1 - i] & INDEX_MASK if packed else order[m - 1 - i]
+                perm[r, i] = p
+                y[i] = np.float64(zs[p]) - (m - i)
+            top = pav_pool(y, starts, sums, counts)
+            anorm = 0.0
+            dot = 0.0
+            for blk in range(top + 1):
+                bmean = sums[blk] / counts[blk]
+                lo = starts[blk]
+                hi = starts[blk + 1] if blk < top else m
+                for i in range(lo, hi):
+                    p = perm[r, i]
+                    v = np.float64(zs[p]) - bmean - half
+                    a[r, p] = v
+                    anorm += v * v
+                    dot += v * np.float64(target[r, p])
+                    bend[r, i] = hi
+            anorm = math.sqrt(anorm)
+            stats[r, 0] = mean
+            stats[r, 1] = scale
+            stats[r, 2] = 1.0
+            stats[r, 3] = anorm
+            corr[r] = dot / (max(anorm, tiny) * bnorm)
 
 
-def _backward_rows(grad, ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out):
+def _backward_rows(grad, ds, target, offset, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out, blocks):
     """Gradient ``out`` (n, M, zero-filled) of ``sum_r grad[r] * corr[r]`` with respect to ``ds``."""
     n = ds.shape[0]
     m = target.shape[1]
     spread2 = spread * spread
-    for r in _prange(n):
-        g = grad[r]
-        if stats[r, 2] == 0.0 or g == 0.0:
-            continue
-        anorm, bnorm = stats[r, 3], stats[r, 4]
-        # d corr / d a: the cosine's gradient (the clamped norm has none below tiny).
-        if anorm > tiny:
-            ca = g / (anorm * bnorm)
-            cc = g * corr[r] / (anorm * anorm)
-        else:
-            ca = g / (tiny * bnorm)
-            cc = 0.0
+    # Rows in ``blocks`` blocks (one per thread), each with its scratch arrays, made once.
+    blocks = max(1, min(n, blocks))
+    for blk_ in _prange(blocks):
         ga = np.empty(m, np.float64)
-        for k in range(m):
-            ga[k] = ca * np.float64(target[r, k]) - cc * a[r, k]
-        # Soft rank: (g - block mean of g) / eps in sorted order.
         gz = np.empty(m, np.float64)
-        i = 0
-        while i < m:
-            hi = bend[r, i]
-            acc = 0.0
-            for q in range(i, hi):
-                acc += ga[perm[r, q]]
-            bm = acc / (hi - i)
-            for q in range(i, hi):
-                p = perm[r, q]
-                gz[p] = (ga[p] - bm) * inv_eps
-            i = hi
-        # Standardisation z = (x - mean) * scale, scale = spread / std(x).
-        mean, scale = stats[r, 0], stats[r, 1]
         z = np.empty(m, np.float64)
-        gsum = 0.0
-        gdot = 0.0
-        for k in range(m):
-            zk = (np.float64(ds[r, _column(k, r, offset, n, has_self)]) - mean) * scale
-            z[k] = zk
-            gsum += gz[k]
-            gdot += gz[k] * zk
-        gmean = gsum / m
-        proj = gdot / (m * spread2)
-        for k in range(m):
-            out[r, _column(k, r, offset, n, has_self)] = scale * (gz[k] - gmean - z[k] * proj)
+        for r in range(blk_ * n // blocks, (blk_ + 1) * n // blocks):
+            g = grad[r]
+            if stats[r, 2] == 0.0 or g == 0.0:
+                continue
+            anorm, bnorm = stats[r, 3], stats[r, 4]
+            # d corr / d a: the cosine's gradient (the clamped norm has none below tiny).
+            if anorm > tiny:
+                ca = g / (anorm * bnorm)
+                cc = g * corr[r] / (anorm * anorm)
+            else:
+                ca = g / (tiny * bnorm)
+                cc = 0.0
+            for k in range(m):
+                ga[k] = ca * np.float64(target[r, k]) - cc * a[r, k]
+            # Soft rank: (g - block mean of g) / eps in sorted order.
+            i = 0
+            while i < m:
+                hi = bend[r, i]
+                acc = 0.0
+                for q in range(i, hi):
+                    acc += ga[perm[r, q]]
+                bm = acc / (hi - i)
+                for q in range(i, hi):
+                    p = perm[r, q]
+                    gz[p] = (ga[p] - bm) * inv_eps
+                i = hi
+            # Standardisation z = (x - mean) * scale, scale = spread / std(x).
+            mean, scale = stats[r, 0], stats[r, 1]
+            gsum = 0.0
+            gdot = 0.0
+            for k in range(m):
+                zk = (np.float64(ds[r, _column(k, r, offset, n, has_self)]) - mean) * scale
+                z[k] = zk
+                gsum += gz[k]
+                gdot += gz[k] * zk
+            gmean = gsum / m
+            proj = gdot / (m * spread2)
+            for k in range(m):
+                out[r, _column(k, r, offset, n, has_self)] = scale * (gz[k] - gmean - z[k] * proj)
 
 
 def _renamed(fn, suffix: str):
@@ -224,30 +238,31 @@ class _PCCorrelations(torch.autograd.Function):
         tiny = float(torch.finfo(ds.dtype).eps)
         spread = math.sqrt((m * m - 1) / 12.0)
         tn = np.empty((n, m), np.float64)
-        a = np.zeros((n, m), np.float64)
-        perm = np.empty((n, m), np.int64)
-        bend = np.empty((n, m), np.int64)
+        a = np.empty((n, m), np.float64)  # written in full for every row the backward reads
+        perm = np.empty((n, m), np.int32)
+        bend = np.empty((n, m), np.int32)
         stats = np.zeros((n, 5), np.float64)
         corr = np.zeros(n, np.float64)
         bad = np.zeros(n, np.uint8)
         parallel = n * m >= PARALLEL_MIN_ELEMENTS
         kernel = _forward_parallel if parallel else _forward_serial
-        kernel(ds.numpy(), dt.numpy(), off, has_self, inv_eps, tiny, spread, tn, a, perm, bend, stats, corr, bad)
+        blocks = numba.get_num_threads() if parallel else 1
+        kernel(ds.numpy(), dt.numpy(), off, has_self, inv_eps, tiny, spread, tn, a, perm, bend, stats, corr, bad, blocks)
         if bad.any():
             side = "student" if (bad == 1).any() else "teacher"
             raise ValueError(f"the {side}'s dissimilarities contain NaN or Inf values")
-        ctx.args = (tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel)
+        ctx.args = (tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel, blocks)
         ctx.save_for_backward(ds)
         return torch.from_numpy(corr).to(ds.dtype)
 
     @staticmethod
     def backward(ctx, grad_corr):
         (ds,) = ctx.saved_tensors
-        tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel = ctx.args
+        tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, parallel, blocks = ctx.args
         g = grad_corr.detach().to(torch.float64).contiguous().numpy()
         out = torch.zeros_like(ds)
         kernel = _backward_parallel if parallel else _backward_serial
-        kernel(g, ds.numpy(), tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out.numpy())
+        kernel(g, ds.numpy(), tn, off, has_self, inv_eps, tiny, spread, a, perm, bend, stats, corr, out.numpy(), blocks)
         return out, None, None, None
 
 
