@@ -46,8 +46,10 @@ point of smaller index gets the smaller rank (a stable sort by index), as in
 **Cost.** Every reference's two rows of N - 1 dissimilarities are ranked (an LSD radix sort on
 the bits of the floats, stable, numba-compiled, references in parallel), a chunk of references
 at a time; the curve needs only the histogram of :math:`\max(\rho^T_{ij}, \rho^S_{ij})` over pairs,
-since :math:`\sum_{k, l \le K} Q_{kl}` counts the pairs whose larger rank is at most K. Time is
-O(N^2) (the dissimilarities and the sorts), memory O(N) per reference of a chunk. Inputs and
+since :math:`\sum_{k, l \le K} Q_{kl}` counts the pairs whose larger rank is at most K;
+:func:`rnx_curve` ranks both rows of a reference and counts their larger ranks in one compiled
+pass, into one histogram per thread, without keeping the ranks. Time is O(N^2) (the
+dissimilarities and the sorts), memory O(N) per reference of a chunk. Inputs and
 metrics are those of :func:`pcoh.coherence.per_reference_spearman`.
 """
 from __future__ import annotations
@@ -189,12 +191,13 @@ _larger_rank_counts_parallel = numba.njit(nogil=True, cache=True, parallel=True)
     renamed(_larger_rank_counts, "_parallel"))
 
 
-def _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size):
-    """N, the chunk of references, and the student's and teacher's :class:`Rows`."""
+def _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size, elements=_CHUNK_ELEMENTS):
+    """N, the chunk of references (default: ``elements`` compared points), and the student's and
+    teacher's :class:`Rows`."""
     s, t = check_pair(student, teacher, min_samples=4)
     n = s.shape[0]
     if chunk_size is None:
-        chunk = max(1, min(n, _CHUNK_ELEMENTS // n))
+        chunk = max(1, min(n, elements // n))
     else:
         chunk = check_int(chunk_size, "chunk_size", minimum=1)
     return n, chunk, Rows(s, student_metric, "student_metric"), Rows(t, teacher_metric, "teacher_metric")
@@ -219,7 +222,8 @@ _ARGS_DOC = """
         ``fn(x) -> (N, N)`` is evaluated on the whole set at once (O(N^2) memory); names and
         Dissimilarity objects are computed a chunk of references at a time.
     chunk_size : int, optional
-        References per chunk; default keeps about 4M compared points per chunk."""
+        References per chunk; default keeps about 4M compared points per chunk (16M for
+        :func:`rnx_curve`, which keeps no ranks, only the two blocks of dissimilarities)."""
 
 
 # ----------------------------------------------------------------------------- matrix
@@ -334,7 +338,9 @@ def rnx_curve(
     RNXCurve
         ``k``, ``q_nx``, ``r_nx`` (each (N - 2,)), ``n``, and the area ``auc``.
     """
-    n, chunk, rows_s, rows_t = _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size)
+    # No ranks are kept, only the two blocks of dissimilarities: the coherence measures' chunk.
+    n, chunk, rows_s, rows_t = _chunked_rows(student, teacher, student_metric, teacher_metric, chunk_size,
+                                             CHUNK_ELEMENTS)
     blocks = max(1, numba.get_num_threads())
     counts = np.zeros((blocks, n), dtype=np.int64)
     for lo, hi in chunks(n, chunk):
