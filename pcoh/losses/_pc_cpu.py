@@ -237,7 +237,9 @@ class _PCCorrelations(torch.autograd.Function):
         inv_eps = 1.0 / strength
         tiny = float(torch.finfo(ds.dtype).eps)
         spread = math.sqrt((m * m - 1) / 12.0)
-        tn = np.empty((n, m), np.float64)
+        # The centred ranks are multiples of 1/2 below m/2 in size: float32 holds them exactly
+        # (below 2**23), with half the memory (every read widens them to float64).
+        tn = np.empty((n, m), np.float32 if m < 1 << 23 else np.float64)
         a = np.empty((n, m), np.float64)  # written in full for every row the backward reads
         perm = np.empty((n, m), np.int32)
         bend = np.empty((n, m), np.int32)
