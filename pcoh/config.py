@@ -8,7 +8,6 @@ Configuration files (``--config FILE``, YAML or TOML) hold the fields of
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,8 @@ from .data.registry import load_defaults as _data_defaults
 from .devices import resolve_device
 from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
-    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, same_value, explicit_loss_kwargs,
-    method_allows_mode,
+    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, LossSettings, StudentSpec, TrainConfig, same_value,
+    explicit_loss_kwargs, method_allows_mode,
 )
 from .methods import CLASS_UNAWARE
 from .threads import choose_threads
@@ -237,17 +236,14 @@ class ExperimentConfig:
             if method not in _losses.LOSSES:
                 raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
             check_table(kwargs, f"loss_kwargs.{method}")
+            _loss_settings(f"loss_kwargs.{method}", method, kwargs=kwargs)  # every name one the loss takes
         self.loss_kwargs = {m: explicit_loss_kwargs(m, kw) for m, kw in self.loss_kwargs.items()}
         self.loss_kwargs = {m: kw for m, kw in self.loss_kwargs.items() if kw}
         self.weights = check_table(self.weights, "weights")
         for method, weight in self.weights.items():
             if method not in _losses.LOSSES:
                 raise ValueError(f"weights: unknown loss {method!r}; expected some of {_losses.available()}")
-            if weight is not None:
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                    raise TypeError(f"weights.{method} must be a positive number, got {typed_repr(weight)}")
-                if not (math.isfinite(weight) and weight > 0):
-                    raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
+            _loss_settings(f"weights.{method}", method, weight=weight)
         # A weight at the loss's default is the same run as one left out: same cache key.
         self.weights = {m: w for m, w in self.weights.items()
                         if w is not None and not same_value(w, _losses.LOSSES[m].default_weight)}
@@ -315,6 +311,14 @@ class ExperimentConfig:
         kwargs.update(self.loss_kwargs.get(method, {}))
         return kwargs
 
+
+
+def _loss_settings(name: str, method: str, **settings) -> LossSettings:
+    """:class:`LossSettings` of ``method``, a fault named by the configuration's key ``name``."""
+    try:
+        return LossSettings(method, **settings)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}: {err}") from None
 
 
 def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:

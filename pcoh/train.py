@@ -37,7 +37,6 @@ from torch.utils.data import Dataset
 
 from . import batchnorm as _batchnorm
 from . import distributed as _dist
-from . import losses as _losses
 from . import models as _models
 from . import files as _files
 from . import interrupts as _interrupts
@@ -535,8 +534,7 @@ def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, trai
     its outputs are computed once and looked up by ``idx``.
     """
     class_aware = spec.mode == CLASS_AWARE
-    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
-    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
+    weight, ce_weight = spec.loss.transfer_weight, spec.loss.ce_weight
     ce = nn.CrossEntropyLoss()
     cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
     amp = spec.train.amp and dev.type == "cuda"
@@ -589,10 +587,8 @@ def _make_transfer(spec: StudentSpec, student: nn.Module, teacher_net: nn.Module
     state (FitNet's regressor, CRD's memory) are part of the run."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.train.seed)
-        return _losses.get(
-            spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
-            num_samples=len(data.train), **spec.loss_kwargs
-        ).to(dev)
+        return spec.loss.build(student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
+                               num_samples=len(data.train)).to(dev)
 
 
 @dataclass
@@ -617,9 +613,7 @@ def build_run(spec: StudentSpec, data: DataSplit, teacher: Optional[nn.Module], 
         for p in teacher.parameters():
             p.requires_grad_(False)
     student = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
-    transfer = None
-    if spec.method not in (LABEL_ONLY, UNTRAINED):
-        transfer = _make_transfer(spec, student, teacher, data, dev)
+    transfer = _make_transfer(spec, student, teacher, data, dev) if spec.loss.has_loss else None
     return StudentRun(student, teacher, transfer, dev)
 
 

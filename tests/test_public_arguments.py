@@ -524,6 +524,9 @@ TABLE: dict[str, tuple] = {
         ("momentum", "0.9", -1.0), ("weight_decay", "0", -1.0), ("milestones", 3, [-1]), ("gamma", "0.1", 0.0),
         ("seed", 1.5, -1), ("amp", "yes", NA), ("channels_last", 1, NA), ("compile", "no", NA),
         ("num_workers", 1.5, -1)),
+    "pcoh.specs.LossSettings": entry(
+        lambda: call("pc", 2.0, {"regularization_strength": 0.5}),
+        ("method", NA, "nope"), ("weight", "1", -1.0), ("kwargs", [1], NA)),
     "pcoh.specs.StudentSpec": entry(
         lambda: call(),
         ("model", 3, "nope"), ("method", NA, "nope"), ("mode", NA, "nope"), ("weight", "1", -1.0),
