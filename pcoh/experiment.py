@@ -146,7 +146,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     pcoh.data.DatasetIntegrityError
         Data files that fail their checks.
     """
-    from .train import build_model, build_run
+    from .build import build_model, build_run
 
     _check_config(cfg, "cfg")
     write = check_bool(write, "write")

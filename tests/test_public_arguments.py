@@ -690,10 +690,10 @@ TABLE: dict[str, tuple] = {
         ("drop_last", 1, NA), ("seed", 1.5, -1), ("num_workers", "2", -1), ("augment", "no", NA)),
     # --- training helpers
     "pcoh.devices.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
-    "pcoh.train.build_model": entry(
+    "pcoh.build.build_model": entry(
         lambda: call("mlp", tiny_data(), 0, {"hidden": 8}),
         ("name", 3, "nope"), ("data", "digits", NA), ("seed", 1.5, -1), ("model_kwargs", [1], NA)),
-    "pcoh.train.estimate_run": entry(
+    "pcoh.estimate.estimate_run": entry(
         lambda: call(pcoh.specs.StudentSpec("mlp", "ce", "class-aware", train=tiny_train()), tiny_data(),
                      device="cpu", steps=1, warmup=0),
         ("spec", {"model": "mlp"}, NA), ("data", "digits", NA), ("device", 3, "nope"), ("steps", 1.5, 0),
