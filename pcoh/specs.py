@@ -24,7 +24,7 @@ from . import batchnorm as _batchnorm
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_choice, check_count
+from ._checks import check_choice, check_count, check_positive
 from .runs import run_key as _hash
 from .methods import CLASS_UNAWARE
 
@@ -160,21 +160,17 @@ class LossSettings:
         known = _losses.available() + [LABEL_ONLY, UNTRAINED]
         if self.method not in known:
             raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
-        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float))):
-            raise TypeError(f"weight must be a positive number or None, got {type(self.weight).__name__} {self.weight!r}")
-        if self.weight is not None and not (math.isfinite(self.weight) and self.weight > 0):
-            raise ValueError(f"weight must be a positive finite number or None, got {self.weight!r}")
+        if self.weight is not None:
+            check_positive(self.weight, "weight")
         if not isinstance(self.kwargs, Mapping):
             raise TypeError(f"kwargs must be a dict of the loss's keyword arguments, got {type(self.kwargs).__name__}")
         if self.has_loss:
             accepted = [name for name in _losses.arguments(self.method) if name not in RUN_ARGUMENTS]
             for name in self.kwargs:
-                if name in RUN_ARGUMENTS:
-                    raise TypeError(f"loss argument {name!r}: that of the {self.method!r} loss is given by the run "
-                                    f"(its models and data), not by loss_kwargs")
                 if name not in accepted:
-                    raise TypeError(f"loss argument {name!r}: the {self.method!r} loss takes no such argument; "
-                                    f"expected some of {accepted}")
+                    why = ("is given by the run (its models and data), not by loss_kwargs" if name in RUN_ARGUMENTS
+                           else "is not one the loss takes")
+                    raise TypeError(f"loss argument {name!r} of the {self.method!r} loss {why}; expected some of {accepted}")
         object.__setattr__(self, "kwargs", dict(self.kwargs))
 
     @property
