@@ -224,10 +224,9 @@ def teacher_spec(cfg: "ExperimentConfig", data, split_seed: Optional[int] = None
                        checkpoint=cfg.teacher_checkpoint, source=data.source, checkpoint_sha256=digest)
 
 
-def _split_seeds(cfg: "ExperimentConfig", given: bool) -> dict:
-    """Training seed -> split seed; with data given by the caller, every seed uses that split."""
-    base = cfg.data.get("seed", 0)
-    return {s: (base if given else cfg.split_seed(s)) for s in range(cfg.seeds)}
+def _split_seeds(cfg: "ExperimentConfig") -> dict:
+    """Training seed -> split seed (the configuration's ``split`` protocol)."""
+    return {s: cfg.split_seed(s) for s in range(cfg.seeds)}
 
 
 def _splits(cfg: "ExperimentConfig", data, split_seeds: dict) -> dict:
@@ -358,7 +357,9 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     cache : bool, default True
         Reuse finished runs from ``<cache>/runs``.
     data : DataSplit, optional
-        The data, already loaded by :func:`check_experiment` (otherwise loaded here).
+        The configuration's base split (``data`` as it configures it), already loaded by
+        :func:`check_experiment`; otherwise loaded here. With ``split="per-seed"`` the other
+        seeds' splits are loaded from the configuration either way.
 
     Everything :func:`check_experiment` checks is checked before any training starts.
 
@@ -369,7 +370,6 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         and writes (see :mod:`pcoh.distributed`).
     """
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
-    given = data is not None
     if not _dist.is_main():
         _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
@@ -378,14 +378,13 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     # One run at a time writes an output folder, from before its first training to its last file.
     folders = (Path(cfg.output) / cfg.dataset, cfg.figures) if write and _dist.is_main() else ()
     with _runs.output_lock(*folders):
-        return _run(cfg, data, quiet=quiet, write=write, cache=cache, given=given)
+        return _run(cfg, data, quiet=quiet, write=write, cache=cache)
 
 
-def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool,
-         given: bool = False) -> Optional[ExperimentResult]:
+def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
     # One teacher per held-out split: seed s's students are paired with the other methods of
     # seed s, on the same split, against the same teacher (docs/method.md, evaluation protocol).
-    split_seeds = _split_seeds(cfg, given)
+    split_seeds = _split_seeds(cfg)
     splits = _splits(cfg, data, split_seeds)
     teachers, tkeys = {}, {}
     for ss, split in splits.items():
@@ -489,12 +488,11 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     from tqdm.auto import tqdm
 
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
-    given = data is not None
     if data is None:
         data = load_data(cfg)
     # One teacher per held-out split (``split="per-seed"``); the specs' keys, hence what is
     # cached, depend on it. The other splits' data are not loaded: their keys need only options.
-    split_seeds = _split_seeds(cfg, given)
+    split_seeds = _split_seeds(cfg)
     tkeys = {ss: teacher_spec(cfg, data, ss).key() for ss in dict.fromkeys(split_seeds.values())}
     tspec = teacher_spec(cfg, data, split_seeds[0])
     groups: dict = {}
