@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -29,12 +30,14 @@ from . import models as _models
 from . import files as _files
 from . import runs as _runs
 from ._checks import check_bool
-from .config import CONFIGS, DEFAULT_METHODS, DRAWN_SPLITS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
+from .config import CONFIGS, DEFAULT_METHODS, DRAWN_SPLITS, MAX_DEFAULT_JOBS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, pairing_unit, rnx_k_ranges, summary_table
 from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 from .methods import CLASS_AWARE, CLASS_UNAWARE
+from .devices import resolve_device
+from .workers import fill_cache, worker_threads
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
@@ -381,11 +384,83 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         return _run(cfg, data, quiet=quiet, write=write, cache=cache)
 
 
+def side_by_side_jobs(cfg: ExperimentConfig, cache: bool = True) -> int:
+    """How many processes train the runs of ``cfg`` side by side (:mod:`pcoh.workers`): ``jobs``,
+    else as many as the threads (at most :data:`~pcoh.config.MAX_DEFAULT_JOBS`); 1 on CUDA,
+    under ``torchrun``, without the run cache, or with a model wrapped in this process."""
+    import torch
+
+    if not cache or _dist.is_distributed() or resolve_device(cfg.device).type != "cpu":
+        return 1
+    if any(_models.is_wrapped(name) for name in (cfg.teacher, *cfg.students)):
+        return 1
+    return cfg.jobs if cfg.jobs is not None else max(1, min(MAX_DEFAULT_JOBS, torch.get_num_threads()))
+
+
+#: Without ``jobs`` set, runs are trained side by side only when they take at least this many
+#: training steps in all (on digits about 10 s): fewer take less time than starting the processes.
+MIN_SIDE_BY_SIDE_STEPS = 2000
+
+#: A worker process's data, by split seed: each split is loaded once per process.
+_WORKER_SPLITS: dict = {}
+
+
+def _worker_split(cfg: ExperimentConfig, split_seed: int):
+    if split_seed not in _WORKER_SPLITS:
+        _WORKER_SPLITS[split_seed] = load_data(dataclasses.replace(cfg, data=cfg.data_options(split_seed)))
+    return _WORKER_SPLITS[split_seed]
+
+
+def _teacher_task(cfg: ExperimentConfig, split_seed: int) -> TrainedModel:
+    split = _worker_split(cfg, split_seed)
+    return train_teacher(teacher_spec(cfg, split, split_seed), split, root=cfg.cache, device=cfg.device,
+                         quiet=True, cache=True)
+
+
+def _student_task(cfg: ExperimentConfig, spec: StudentSpec, split_seed: int) -> None:
+    split = _worker_split(cfg, split_seed)
+    teacher = _teacher_task(cfg, split_seed)
+    train_student(spec, teacher, split, teacher_key=teacher_spec(cfg, split, split_seed).key(), root=cfg.cache,
+                  device=cfg.device, quiet=True, cache=True)
+
+
+def _train_side_by_side(cfg: ExperimentConfig, splits: dict, split_seeds: dict, jobs: int, quiet: bool) -> None:
+    """Train the runs not yet in the cache on ``jobs`` processes: the teachers, then the students
+    whose teacher is there. The caller reads them from the cache afterwards."""
+    import torch
+
+    threads = worker_threads(torch.get_num_threads(), jobs)
+    tkeys = {ss: teacher_spec(cfg, split, ss).key() for ss, split in splits.items()}
+
+    def done(kind, key):
+        return (run_dir(cfg.cache, kind, key) / "final.pt").exists()
+
+    def steps(train, ss):
+        return train.epochs * math.ceil(len(splits[ss].train) / train.batch_size)
+
+    teachers = [] if cfg.teacher_checkpoint is not None else [ss for ss, key in tkeys.items() if not done("teacher", key)]
+    students = [spec for spec in cfg.runs() if spec.method != UNTRAINED
+                and not done("student", spec.key(tkeys[split_seeds[spec.train.seed]]))]
+    work = (sum(steps(cfg.teacher_train, ss) for ss in teachers)
+            + sum(steps(spec.train, split_seeds[spec.train.seed]) for spec in students))
+    if cfg.jobs is None and work < MIN_SIDE_BY_SIDE_STEPS:
+        return  # less training than it takes to start the processes
+    fill_cache([(_teacher_task, (cfg, ss)) for ss in teachers], jobs=jobs, threads=threads, desc="teachers",
+               quiet=quiet)
+    ready = {ss for ss, key in tkeys.items() if cfg.teacher_checkpoint is not None or done("teacher", key)}
+    todo = [(_student_task, (cfg, spec, split_seeds[spec.train.seed])) for spec in students
+            if split_seeds[spec.train.seed] in ready]
+    fill_cache(todo, jobs=jobs, threads=threads, desc="students", quiet=quiet)
+
+
 def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
     # One teacher per held-out split: seed s's students are paired with the other methods of
     # seed s, on the same split, against the same teacher (docs/method.md, evaluation protocol).
     split_seeds = _split_seeds(cfg)
     splits = _splits(cfg, data, split_seeds)
+    jobs = side_by_side_jobs(cfg, cache)
+    if jobs > 1:
+        _train_side_by_side(cfg, splits, split_seeds, jobs, quiet)
     teachers, tkeys = {}, {}
     for ss, split in splits.items():
         tspec = teacher_spec(cfg, split, ss)
@@ -507,6 +582,23 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
         group["cached"] += int(done)
     teachers_done = sum(cfg.teacher_checkpoint is not None or (run_dir(cfg.cache, "teacher", k) / "final.pt").exists()
                         for k in tkeys.values())
+    import torch
+
+    jobs = side_by_side_jobs(cfg)
+    threads = torch.get_num_threads()
+    if jobs > 1:  # time the steps as a worker runs them: with its share of the threads
+        torch.set_num_threads(worker_threads(threads, jobs))
+    try:
+        table = _estimate_rows(cfg, data, tspec, tkeys, teachers_done, groups, steps, warmup, quiet)
+    finally:
+        torch.set_num_threads(threads)
+    table.attrs.update(jobs=jobs, threads=worker_threads(threads, jobs))
+    return table
+
+
+def _estimate_rows(cfg, data, tspec, tkeys, teachers_done, groups, steps, warmup, quiet) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
     rows = []
     t = estimate_run(tspec, data, device=cfg.device, steps=steps, warmup=warmup)
     rows.append({"run": f"teacher {cfg.teacher}", "runs": len(tkeys), "cached": int(teachers_done), **t})
