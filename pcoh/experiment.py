@@ -405,23 +405,38 @@ MIN_SIDE_BY_SIDE_STEPS = 2000
 _WORKER_SPLITS: dict = {}
 
 
-def _worker_split(cfg: ExperimentConfig, split_seed: int):
+def _worker_split(cfg: ExperimentConfig, split_seed: int) -> "_data.DataSplit":
     if split_seed not in _WORKER_SPLITS:
         _WORKER_SPLITS[split_seed] = load_data(dataclasses.replace(cfg, data=cfg.data_options(split_seed)))
     return _WORKER_SPLITS[split_seed]
 
 
-def _teacher_task(cfg: ExperimentConfig, split_seed: int) -> TrainedModel:
-    split = _worker_split(cfg, split_seed)
-    return train_teacher(teacher_spec(cfg, split, split_seed), split, root=cfg.cache, device=cfg.device,
-                         quiet=True, cache=True)
+#: A worker process's teachers and their features, by split seed.
+_WORKER_TEACHERS: dict = {}
+
+
+def _teacher_task(cfg: ExperimentConfig, split_seed: int):
+    """Train (or load) the teacher of split ``split_seed`` and evaluate it, into the caches;
+    returns ``(teacher, its key, its features)``."""
+    if split_seed not in _WORKER_TEACHERS:
+        split = _worker_split(cfg, split_seed)
+        tspec = teacher_spec(cfg, split, split_seed)
+        teacher = train_teacher(tspec, split, root=cfg.cache, device=cfg.device, quiet=True, cache=True)
+        t = _features(teacher.model, split, cfg.device)
+        _evaluation(cfg, f"teacher-{tspec.key()}", t, cfg.teacher_metric, t["test_logits"], t, True)
+        _WORKER_TEACHERS[split_seed] = teacher, tspec.key(), t
+    return _WORKER_TEACHERS[split_seed]
 
 
 def _student_task(cfg: ExperimentConfig, spec: StudentSpec, split_seed: int) -> None:
+    """Train (or load) one student and evaluate it, into the caches, as :func:`_run` does."""
     split = _worker_split(cfg, split_seed)
-    teacher = _teacher_task(cfg, split_seed)
-    train_student(spec, teacher, split, teacher_key=teacher_spec(cfg, split, split_seed).key(), root=cfg.cache,
-                  device=cfg.device, quiet=True, cache=True)
+    teacher, tkey, t = _teacher_task(cfg, split_seed)
+    trained = train_student(spec, teacher, split, teacher_key=tkey, root=cfg.cache, device=cfg.device, quiet=True,
+                            cache=True)
+    f = _features(trained.model, split, cfg.device)
+    logits = f["test_logits"] if spec.mode == CLASS_AWARE else None
+    _evaluation(cfg, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits, t, True)
 
 
 def _train_side_by_side(cfg: ExperimentConfig, splits: dict, split_seeds: dict, jobs: int, quiet: bool) -> None:
@@ -451,6 +466,26 @@ def _train_side_by_side(cfg: ExperimentConfig, splits: dict, split_seeds: dict, 
     todo = [(_student_task, (cfg, spec, split_seeds[spec.train.seed])) for spec in students
             if split_seeds[spec.train.seed] in ready]
     fill_cache(todo, jobs=jobs, threads=threads, desc="students", quiet=quiet)
+
+
+def _evaluation(cfg: ExperimentConfig, run: str, f: dict, metric: str, logits, t: dict, cache: bool):
+    """``(row, per-reference rho, R_NX curve)`` of run ``run``'s features ``f`` against the teacher's
+    ``t``, from the evaluation cache when it holds them."""
+    def compute():
+        return _eval.evaluate_model(
+            f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
+            test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
+            return_per_reference=True, return_curves=True,
+        )
+
+    if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
+        # Keyed by the run and everything the measures depend on, features included, so a
+        # notebook or a second job re-evaluates nothing it evaluated before.
+        settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
+                    "evaluate": _eval_defaults(),
+                    "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
+        return cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]), curves=True)
+    return compute()
 
 
 def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
@@ -489,23 +524,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) 
     rows, per_ref, students, curves = [], {}, {}, {}
 
     def evaluate(key, run, f, metric, logits, t):
-        def compute():
-            return _eval.evaluate_model(
-                f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
-                test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
-                return_per_reference=True, return_curves=True,
-            )
-
-        if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
-            # Keyed by the run and everything the measures depend on, features included, so a
-            # notebook or a second job re-evaluates nothing it evaluated before.
-            settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
-                        "evaluate": _eval_defaults(),
-                        "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
-            row, rho, curve = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]),
-                                                curves=True)
-        else:
-            row, rho, curve = compute()
+        row, rho, curve = _evaluation(cfg, run, f, metric, logits, t, cache)
         per_ref[key] = rho
         curves[key] = curve
         return row

@@ -38,6 +38,10 @@ def test_side_by_side_fills_the_cache_with_the_runs_one_process_trains(tmp_path)
     assert one.results[cols].equals(two.results[cols])
     for metric in ("pc_n", "knn_accuracy", "rnx_auc"):
         np.testing.assert_allclose(two.results[metric], one.results[metric], atol=0.03)
+    # The workers evaluated too, and the main job read their evaluations (the features it computed
+    # are those the workers computed, bit for bit): one evaluation per run, none recomputed.
+    evaluations = sorted(p.name for p in (tmp_path / "two" / "evaluations").glob("*.json"))
+    assert len(evaluations) == len(names(tmp_path / "two")) + 2  # + the untrained students, evaluated here
     # Read back, not retrained: a second call finds every run finished.
     again = run_experiment(_cfg(tmp_path, "two", jobs=2), quiet=True, write=False)
     np.testing.assert_array_equal(again.results["pc_n"], two.results["pc_n"])
