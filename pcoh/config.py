@@ -57,7 +57,7 @@ SPLITS = ("per-seed", "fixed")
 #: official split, so ``per-seed`` varies only the students' training seed there.
 DRAWN_SPLITS = ("digits", "image_folder")
 #: Replicates of the main job (see docs/method.md, "Evaluation protocol").
-DEFAULT_SEEDS = 5
+DEFAULT_SEEDS = 10
 #: The most processes the main job trains side by side when ``jobs`` is not set.
 MAX_DEFAULT_JOBS = 4
 
