@@ -19,7 +19,7 @@ from . import data as _data
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_name_list, check_path, check_str, check_table, name_list, typed_repr
+from ._checks import check_count, check_name_list, check_path, check_str, check_table, name_list, typed_repr
 from .data.registry import load_defaults as _data_defaults
 from .devices import resolve_device
 from .dissimilarity import METRICS, Dissimilarity, get_metric
@@ -31,7 +31,8 @@ from .methods import CLASS_UNAWARE
 from .threads import choose_threads
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
-           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS"]
+           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS",
+           "MAX_DEFAULT_JOBS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
@@ -55,7 +56,9 @@ SPLITS = ("per-seed", "fixed")
 #: official split, so ``per-seed`` varies only the students' training seed there.
 DRAWN_SPLITS = ("digits", "image_folder")
 #: Replicates of the main job (see docs/method.md, "Evaluation protocol").
-DEFAULT_SEEDS = 5
+DEFAULT_SEEDS = 10
+#: The most processes the main job trains side by side when ``jobs`` is not set.
+MAX_DEFAULT_JOBS = 4
 
 
 @dataclass
@@ -130,6 +133,11 @@ class ExperimentConfig:
     threads : int, optional
         Threads of each pool (torch, numba, BLAS); default ``OMP_NUM_THREADS`` if set, else the
         cores in the process's CPU affinity (:mod:`pcoh.threads`). Not part of any cache key.
+    jobs : int, optional
+        Processes that train runs side by side on a CPU, sharing the threads (:mod:`pcoh.workers`);
+        default: as many as the threads, at most :data:`MAX_DEFAULT_JOBS`. One on CUDA, under
+        ``torchrun``, without the run cache, and with models wrapped in this process (a fresh
+        process does not know them). Not part of any cache key.
     """
 
     dataset: str = "digits"
@@ -156,6 +164,7 @@ class ExperimentConfig:
     output: str = DEFAULT_OUTPUT
     figures: Optional[str] = DEFAULT_FIGURES
     threads: Optional[int] = None
+    jobs: Optional[int] = None
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -249,6 +258,8 @@ class ExperimentConfig:
                         if w is not None and not same_value(w, _losses.LOSSES[m].default_weight)}
         if self.threads is not None:
             self.threads = choose_threads(self.threads)  # a positive int, or TypeError/ValueError
+        if self.jobs is not None:
+            self.jobs = check_count(self.jobs, "jobs")
         if self.device is not None:
             check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device

@@ -335,6 +335,10 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(3), features(4)),
         ("student", "features", FLAT), ("n_pairs", 2.5, "many"), ("seed", "0", -1), ("chunk_size", "1", 0),
         ("teacher_metric", 3, "nope")),
+    "pcoh.coherence.kendall_and_concordance": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [[1.0, 2.0]], with_nan(features(4))),
+        ("n_pairs", 2.5, 0), ("seed", 1.5, -1), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
     "pcoh.coherence.global_spearman": entry(
         lambda: call(features(3), features(4)),
         ("student", "features", FLAT), ("teacher", [[1.0, 2.0]], with_nan(features(4))),
@@ -1017,6 +1021,8 @@ EXEMPT: dict[str, str] = {
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
         "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput", "pcoh.coranking.RNXCurve",
     ], _CONTAINER),
+    "pcoh.workers.fill_cache": "the main job's own tool: its tasks are built by pcoh.experiment from a checked config",
+    "pcoh.workers.worker_threads": "the main job's own arithmetic on thread counts it has already checked",
     "pcoh.methods.Method": "a registry record written in the package (pcoh.methods.METHODS), not user input",
     "pcoh.specs.TeacherSpec": "plain settings without checks of its own, built from a checked ExperimentConfig",
     "pcoh.batches.in_memory": "any object is valid: it returns None for a data set it does not recognise",
