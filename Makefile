@@ -26,9 +26,11 @@ run: $(STAMP)
 compare: $(STAMP)
 	$(PY) -m pcoh --compare results/reference
 
-# Maintainers: rewrite the committed reference results (tables and figures) from the main job.
+# Maintainers: rewrite the committed reference results (tables and figures) from the main job, and
+# README's results block from them.
 reference: $(STAMP)
 	$(PY) -m pcoh --output results/reference
+	$(PY) scripts/readme_results.py
 
 # PCOH_SMOKE=1 shrinks the notebooks' budgets; the same code paths run.
 # The browser tests (marked `browser`) come last: the notebook runs before them fill the smoke cache

@@ -49,6 +49,13 @@ def _numba_cache() -> None:
 
 _numba_cache()
 
+# OpenMP threads that wait for work spin a short while, then sleep (GNU OpenMP's spin count, 10,000
+# rather than 300,000): two processes on the same cores then do not burn each other's time, and a
+# process alone loses nothing measurable (benchmarks/bench_threads.py). Torch's OpenMP runtime reads
+# it once, when torch is first imported; a wait policy or spin count the user set wins.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
 from . import coherence, data, diagnostics, dissimilarity, evaluate, losses, methods, models, ranking  # noqa: E402
 from .coherence import (
     bootstrap_ci,

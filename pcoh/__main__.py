@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int,
                    help="threads of torch, numba and BLAS each (default: OMP_NUM_THREADS if set, else the cores "
                    "this process may use, from its CPU affinity)")
+    p.add_argument("--jobs", type=int,
+                   help="processes that train runs side by side on a CPU, sharing the threads (default: as many as "
+                   "the threads, at most 4; 1 on CUDA)")
     p.add_argument("--check", action="store_true",
                    help="check the settings, data, teacher checkpoint and folders, then stop without training")
     return p
@@ -127,7 +130,8 @@ def _config(args: argparse.Namespace):
     given = vars(args)
     table = load_config(given.pop("config")) if "config" in given else {}
     for name in ("dataset", "root", "cache", "download", "teacher", "teacher_checkpoint", "teacher_weights",
-                 "students", "methods", "modes", "seeds", "split", "device", "output", "figures", "threads"):
+                 "students", "methods", "modes", "seeds", "split", "device", "output", "figures", "threads",
+                 "jobs"):
         if name in given:
             table[name] = given[name]
     options = {"student_train": {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr"},

@@ -45,6 +45,7 @@ __all__ = [
     "perception_coherence",
     "per_reference_kendall",
     "concordance_probability",
+    "kendall_and_concordance",
     "global_spearman",
     "probabilistic_ranks",
     "neighbor_overlap",
@@ -239,6 +240,22 @@ def per_reference_kendall(
     numpy.ndarray, shape (N,)
     """
     return _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size)[0]
+
+
+def kendall_and_concordance(
+    student,
+    teacher,
+    *,
+    student_metric: MetricLike = "cosine",
+    teacher_metric: MetricLike = "cosine",
+    n_pairs="auto",
+    seed: int | None = 0,
+    chunk_size: int | None = None,
+) -> tuple:
+    """:func:`per_reference_kendall` and :func:`concordance_probability` from one pass over the
+    pairs (they count the same concordant pairs): ``(tau, concordance)``, each (N,), equal to the
+    two functions' results with the same arguments."""
+    return _kendall(student, teacher, student_metric, teacher_metric, n_pairs, seed, chunk_size)
 
 
 def concordance_probability(

@@ -8,7 +8,6 @@ Configuration files (``--config FILE``, YAML or TOML) hold the fields of
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,19 +19,20 @@ from . import data as _data
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_name_list, check_path, check_str, check_table, name_list, typed_repr
+from ._checks import check_count, check_name_list, check_path, check_str, check_table, name_list, typed_repr
 from .data.registry import load_defaults as _data_defaults
 from .devices import resolve_device
 from .dissimilarity import METRICS, Dissimilarity, get_metric
 from .specs import (
-    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, StudentSpec, TrainConfig, same_value, explicit_loss_kwargs,
-    method_allows_mode,
+    LABEL_ONLY, MAX_SEED, MODES, UNTRAINED, LossSettings, StudentSpec, TrainConfig, same_value,
+    explicit_loss_kwargs, method_allows_mode,
 )
 from .methods import CLASS_UNAWARE
 from .threads import choose_threads
 
 __all__ = ["ExperimentConfig", "load_config", "DEFAULT_METHODS", "CONFIGS", "TEACHER_TRAIN", "STUDENT_TRAIN",
-           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS"]
+           "DEFAULT_OUTPUT", "DEFAULT_FIGURES", "REFERENCE_OUTPUT", "SPLITS", "DRAWN_SPLITS", "DEFAULT_SEEDS",
+           "MAX_DEFAULT_JOBS"]
 
 #: Every baseline of the README plus the PC loss (from :mod:`pcoh.methods`); ``kd`` and ``ce`` run class-aware only.
 DEFAULT_METHODS = _methods.default_methods()
@@ -56,7 +56,9 @@ SPLITS = ("per-seed", "fixed")
 #: official split, so ``per-seed`` varies only the students' training seed there.
 DRAWN_SPLITS = ("digits", "image_folder")
 #: Replicates of the main job (see docs/method.md, "Evaluation protocol").
-DEFAULT_SEEDS = 5
+DEFAULT_SEEDS = 10
+#: The most processes the main job trains side by side when ``jobs`` is not set.
+MAX_DEFAULT_JOBS = 4
 
 
 @dataclass
@@ -131,6 +133,11 @@ class ExperimentConfig:
     threads : int, optional
         Threads of each pool (torch, numba, BLAS); default ``OMP_NUM_THREADS`` if set, else the
         cores in the process's CPU affinity (:mod:`pcoh.threads`). Not part of any cache key.
+    jobs : int, optional
+        Processes that train runs side by side on a CPU, sharing the threads (:mod:`pcoh.workers`);
+        default: as many as the threads, at most :data:`MAX_DEFAULT_JOBS`. One on CUDA, under
+        ``torchrun``, without the run cache, and with models wrapped in this process (a fresh
+        process does not know them). Not part of any cache key.
     """
 
     dataset: str = "digits"
@@ -157,6 +164,7 @@ class ExperimentConfig:
     output: str = DEFAULT_OUTPUT
     figures: Optional[str] = DEFAULT_FIGURES
     threads: Optional[int] = None
+    jobs: Optional[int] = None
 
     def __post_init__(self):
         # Every field is checked here, so that a config file's mistake is reported before any work,
@@ -237,22 +245,21 @@ class ExperimentConfig:
             if method not in _losses.LOSSES:
                 raise ValueError(f"loss_kwargs: unknown loss {method!r}; expected some of {_losses.available()}")
             check_table(kwargs, f"loss_kwargs.{method}")
+            _loss_settings(f"loss_kwargs.{method}", method, kwargs=kwargs)  # every name one the loss takes
         self.loss_kwargs = {m: explicit_loss_kwargs(m, kw) for m, kw in self.loss_kwargs.items()}
         self.loss_kwargs = {m: kw for m, kw in self.loss_kwargs.items() if kw}
         self.weights = check_table(self.weights, "weights")
         for method, weight in self.weights.items():
             if method not in _losses.LOSSES:
                 raise ValueError(f"weights: unknown loss {method!r}; expected some of {_losses.available()}")
-            if weight is not None:
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                    raise TypeError(f"weights.{method} must be a positive number, got {typed_repr(weight)}")
-                if not (math.isfinite(weight) and weight > 0):
-                    raise ValueError(f"weights.{method} must be a positive finite number, got {weight!r}")
+            _loss_settings(f"weights.{method}", method, weight=weight)
         # A weight at the loss's default is the same run as one left out: same cache key.
         self.weights = {m: w for m, w in self.weights.items()
                         if w is not None and not same_value(w, _losses.LOSSES[m].default_weight)}
         if self.threads is not None:
             self.threads = choose_threads(self.threads)  # a positive int, or TypeError/ValueError
+        if self.jobs is not None:
+            self.jobs = check_count(self.jobs, "jobs")
         if self.device is not None:
             check_str(self.device, "device")
         resolve_device(self.device)  # fail before any work on a bad or unavailable device
@@ -315,6 +322,14 @@ class ExperimentConfig:
         kwargs.update(self.loss_kwargs.get(method, {}))
         return kwargs
 
+
+
+def _loss_settings(name: str, method: str, **settings) -> LossSettings:
+    """:class:`LossSettings` of ``method``, a fault named by the configuration's key ``name``."""
+    try:
+        return LossSettings(method, **settings)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name}: {err}") from None
 
 
 def _train_config(table: dict, name: str, default: TrainConfig) -> TrainConfig:

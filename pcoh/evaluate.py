@@ -257,8 +257,7 @@ def evaluate_model(
     rho = _coh.per_reference_spearman(test_features, teacher_test_features, **kwargs)
     curve = _cor.rnx_curve(test_features, teacher_test_features, **kwargs)
     pc_n, low, high = _coh.bootstrap_ci(rho, n_boot=n_boot, seed=seed)
-    tau = _coh.per_reference_kendall(test_features, teacher_test_features, seed=seed, **kwargs)
-    conc = _coh.concordance_probability(test_features, teacher_test_features, seed=seed, **kwargs)
+    tau, conc = _coh.kendall_and_concordance(test_features, teacher_test_features, seed=seed, **kwargs)
     acc = float("nan")
     if test_logits is not None:
         logits = _np(test_logits, "test_logits")

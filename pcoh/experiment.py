@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -29,12 +30,14 @@ from . import models as _models
 from . import files as _files
 from . import runs as _runs
 from ._checks import check_bool
-from .config import CONFIGS, DEFAULT_METHODS, DRAWN_SPLITS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
+from .config import CONFIGS, DEFAULT_METHODS, DRAWN_SPLITS, MAX_DEFAULT_JOBS, STUDENT_TRAIN, TEACHER_TRAIN, ExperimentConfig, load_config
 from .evaluations import cached_evaluation, digest, evaluation_path
 from .tables import COMPARED_METRICS, COMPARISON_NOTE, comparison_tables, estimate_table, pairing_unit, rnx_k_ranges, summary_table
 from .specs import UNTRAINED, StudentSpec, TeacherSpec, method_allows_mode
 from .train import TrainedModel, estimate_run, predict, run_dir, train_student, train_teacher
 from .methods import CLASS_AWARE, CLASS_UNAWARE
+from .devices import resolve_device
+from .workers import fill_cache, worker_threads
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "run_experiment", "check_experiment", "estimate",
            "estimate_table", "load_config", "summary_table", "comparison_tables",
@@ -146,7 +149,7 @@ def check_experiment(cfg: "ExperimentConfig", *, write: bool = True, data: Optio
     pcoh.data.DatasetIntegrityError
         Data files that fail their checks.
     """
-    from .train import build_model, build_run
+    from .build import build_model, build_run
 
     _check_config(cfg, "cfg")
     write = check_bool(write, "write")
@@ -224,10 +227,9 @@ def teacher_spec(cfg: "ExperimentConfig", data, split_seed: Optional[int] = None
                        checkpoint=cfg.teacher_checkpoint, source=data.source, checkpoint_sha256=digest)
 
 
-def _split_seeds(cfg: "ExperimentConfig", given: bool) -> dict:
-    """Training seed -> split seed; with data given by the caller, every seed uses that split."""
-    base = cfg.data.get("seed", 0)
-    return {s: (base if given else cfg.split_seed(s)) for s in range(cfg.seeds)}
+def _split_seeds(cfg: "ExperimentConfig") -> dict:
+    """Training seed -> split seed (the configuration's ``split`` protocol)."""
+    return {s: cfg.split_seed(s) for s in range(cfg.seeds)}
 
 
 def _splits(cfg: "ExperimentConfig", data, split_seeds: dict) -> dict:
@@ -358,7 +360,9 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     cache : bool, default True
         Reuse finished runs from ``<cache>/runs``.
     data : DataSplit, optional
-        The data, already loaded by :func:`check_experiment` (otherwise loaded here).
+        The configuration's base split (``data`` as it configures it), already loaded by
+        :func:`check_experiment`; otherwise loaded here. With ``split="per-seed"`` the other
+        seeds' splits are loaded from the configuration either way.
 
     Everything :func:`check_experiment` checks is checked before any training starts.
 
@@ -369,7 +373,6 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
         and writes (see :mod:`pcoh.distributed`).
     """
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
-    given = data is not None
     if not _dist.is_main():
         _dist.barrier()  # rank 0 downloads and checks first, alone
     data = check_experiment(cfg, write=write, data=data)
@@ -378,15 +381,121 @@ def run_experiment(config: ExperimentConfig | None = None, *, quiet: bool = Fals
     # One run at a time writes an output folder, from before its first training to its last file.
     folders = (Path(cfg.output) / cfg.dataset, cfg.figures) if write and _dist.is_main() else ()
     with _runs.output_lock(*folders):
-        return _run(cfg, data, quiet=quiet, write=write, cache=cache, given=given)
+        return _run(cfg, data, quiet=quiet, write=write, cache=cache)
 
 
-def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool,
-         given: bool = False) -> Optional[ExperimentResult]:
+def side_by_side_jobs(cfg: ExperimentConfig, cache: bool = True) -> int:
+    """How many processes train the runs of ``cfg`` side by side (:mod:`pcoh.workers`): ``jobs``,
+    else as many as the threads (at most :data:`~pcoh.config.MAX_DEFAULT_JOBS`); 1 on CUDA,
+    under ``torchrun``, without the run cache, or with a model wrapped in this process."""
+    import torch
+
+    if not cache or _dist.is_distributed() or resolve_device(cfg.device).type != "cpu":
+        return 1
+    if any(_models.is_wrapped(name) for name in (cfg.teacher, *cfg.students)):
+        return 1
+    return cfg.jobs if cfg.jobs is not None else max(1, min(MAX_DEFAULT_JOBS, torch.get_num_threads()))
+
+
+#: Without ``jobs`` set, runs are trained side by side only when they take at least this many
+#: training steps in all (on digits about 10 s): fewer take less time than starting the processes.
+MIN_SIDE_BY_SIDE_STEPS = 2000
+
+#: A worker process's data, by split seed: each split is loaded once per process.
+_WORKER_SPLITS: dict = {}
+
+
+def _worker_split(cfg: ExperimentConfig, split_seed: int) -> "_data.DataSplit":
+    if split_seed not in _WORKER_SPLITS:
+        _WORKER_SPLITS[split_seed] = load_data(dataclasses.replace(cfg, data=cfg.data_options(split_seed)))
+    return _WORKER_SPLITS[split_seed]
+
+
+#: A worker process's teachers and their features, by split seed.
+_WORKER_TEACHERS: dict = {}
+
+
+def _teacher_task(cfg: ExperimentConfig, split_seed: int):
+    """Train (or load) the teacher of split ``split_seed`` and evaluate it, into the caches;
+    returns ``(teacher, its key, its features)``."""
+    if split_seed not in _WORKER_TEACHERS:
+        split = _worker_split(cfg, split_seed)
+        tspec = teacher_spec(cfg, split, split_seed)
+        teacher = train_teacher(tspec, split, root=cfg.cache, device=cfg.device, quiet=True, cache=True)
+        t = _features(teacher.model, split, cfg.device)
+        _evaluation(cfg, f"teacher-{tspec.key()}", t, cfg.teacher_metric, t["test_logits"], t, True)
+        _WORKER_TEACHERS[split_seed] = teacher, tspec.key(), t
+    return _WORKER_TEACHERS[split_seed]
+
+
+def _student_task(cfg: ExperimentConfig, spec: StudentSpec, split_seed: int) -> None:
+    """Train (or load) one student and evaluate it, into the caches, as :func:`_run` does."""
+    split = _worker_split(cfg, split_seed)
+    teacher, tkey, t = _teacher_task(cfg, split_seed)
+    trained = train_student(spec, teacher, split, teacher_key=tkey, root=cfg.cache, device=cfg.device, quiet=True,
+                            cache=True)
+    f = _features(trained.model, split, cfg.device)
+    logits = f["test_logits"] if spec.mode == CLASS_AWARE else None
+    _evaluation(cfg, f"student-{spec.key(tkey)}", f, cfg.student_metric, logits, t, True)
+
+
+def _train_side_by_side(cfg: ExperimentConfig, splits: dict, split_seeds: dict, jobs: int, quiet: bool) -> None:
+    """Train the runs not yet in the cache on ``jobs`` processes: the teachers, then the students
+    whose teacher is there. The caller reads them from the cache afterwards."""
+    import torch
+
+    threads = worker_threads(torch.get_num_threads(), jobs)
+    tkeys = {ss: teacher_spec(cfg, split, ss).key() for ss, split in splits.items()}
+
+    def done(kind, key):
+        return (run_dir(cfg.cache, kind, key) / "final.pt").exists()
+
+    def steps(train, ss):
+        return train.epochs * math.ceil(len(splits[ss].train) / train.batch_size)
+
+    teachers = [] if cfg.teacher_checkpoint is not None else [ss for ss, key in tkeys.items() if not done("teacher", key)]
+    students = [spec for spec in cfg.runs() if spec.method != UNTRAINED
+                and not done("student", spec.key(tkeys[split_seeds[spec.train.seed]]))]
+    work = (sum(steps(cfg.teacher_train, ss) for ss in teachers)
+            + sum(steps(spec.train, split_seeds[spec.train.seed]) for spec in students))
+    if cfg.jobs is None and work < MIN_SIDE_BY_SIDE_STEPS:
+        return  # less training than it takes to start the processes
+    fill_cache([(_teacher_task, (cfg, ss)) for ss in teachers], jobs=jobs, threads=threads, desc="teachers",
+               quiet=quiet)
+    ready = {ss for ss, key in tkeys.items() if cfg.teacher_checkpoint is not None or done("teacher", key)}
+    todo = [(_student_task, (cfg, spec, split_seeds[spec.train.seed])) for spec in students
+            if split_seeds[spec.train.seed] in ready]
+    fill_cache(todo, jobs=jobs, threads=threads, desc="students", quiet=quiet)
+
+
+def _evaluation(cfg: ExperimentConfig, run: str, f: dict, metric: str, logits, t: dict, cache: bool):
+    """``(row, per-reference rho, R_NX curve)`` of run ``run``'s features ``f`` against the teacher's
+    ``t``, from the evaluation cache when it holds them."""
+    def compute():
+        return _eval.evaluate_model(
+            f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
+            test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
+            return_per_reference=True, return_curves=True,
+        )
+
+    if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
+        # Keyed by the run and everything the measures depend on, features included, so a
+        # notebook or a second job re-evaluates nothing it evaluated before.
+        settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
+                    "evaluate": _eval_defaults(),
+                    "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
+        return cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]), curves=True)
+    return compute()
+
+
+def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool) -> Optional[ExperimentResult]:
     # One teacher per held-out split: seed s's students are paired with the other methods of
     # seed s, on the same split, against the same teacher (docs/method.md, evaluation protocol).
-    split_seeds = _split_seeds(cfg, given)
+    split_seeds = _split_seeds(cfg)
     splits = _splits(cfg, data, split_seeds)
+    jobs = side_by_side_jobs(cfg, cache)
+    if jobs > 1:
+        _train_side_by_side(cfg, splits, split_seeds, jobs, quiet)
     teachers, tkeys = {}, {}
     for ss, split in splits.items():
         tspec = teacher_spec(cfg, split, ss)
@@ -415,23 +524,7 @@ def _run(cfg: ExperimentConfig, data, *, quiet: bool, write: bool, cache: bool,
     rows, per_ref, students, curves = [], {}, {}, {}
 
     def evaluate(key, run, f, metric, logits, t):
-        def compute():
-            return _eval.evaluate_model(
-                f["train"], f["y_train"], f["test"], f["y_test"], t["test"],
-                test_logits=logits, metric=metric, teacher_metric=cfg.teacher_metric,
-                return_per_reference=True, return_curves=True,
-            )
-
-        if cache and isinstance(metric, str) and isinstance(cfg.teacher_metric, str):
-            # Keyed by the run and everything the measures depend on, features included, so a
-            # notebook or a second job re-evaluates nothing it evaluated before.
-            settings = {"metric": metric, "teacher_metric": cfg.teacher_metric,
-                        "evaluate": _eval_defaults(),
-                        "features": digest(f["train"], f["y_train"], f["test"], f["y_test"], t["test"], logits)}
-            row, rho, curve = cached_evaluation(evaluation_path(cfg.cache, run, settings), compute, len(f["test"]),
-                                                curves=True)
-        else:
-            row, rho, curve = compute()
+        row, rho, curve = _evaluation(cfg, run, f, metric, logits, t, cache)
         per_ref[key] = rho
         curves[key] = curve
         return row
@@ -489,12 +582,11 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
     from tqdm.auto import tqdm
 
     cfg = _without_idle_amp(ExperimentConfig() if config is None else _check_config(config, "config"))
-    given = data is not None
     if data is None:
         data = load_data(cfg)
     # One teacher per held-out split (``split="per-seed"``); the specs' keys, hence what is
     # cached, depend on it. The other splits' data are not loaded: their keys need only options.
-    split_seeds = _split_seeds(cfg, given)
+    split_seeds = _split_seeds(cfg)
     tkeys = {ss: teacher_spec(cfg, data, ss).key() for ss in dict.fromkeys(split_seeds.values())}
     tspec = teacher_spec(cfg, data, split_seeds[0])
     groups: dict = {}
@@ -509,6 +601,23 @@ def estimate(config: ExperimentConfig | None = None, *, steps: int = 5, warmup: 
         group["cached"] += int(done)
     teachers_done = sum(cfg.teacher_checkpoint is not None or (run_dir(cfg.cache, "teacher", k) / "final.pt").exists()
                         for k in tkeys.values())
+    import torch
+
+    jobs = side_by_side_jobs(cfg)
+    threads = torch.get_num_threads()
+    if jobs > 1:  # time the steps as a worker runs them: with its share of the threads
+        torch.set_num_threads(worker_threads(threads, jobs))
+    try:
+        table = _estimate_rows(cfg, data, tspec, tkeys, teachers_done, groups, steps, warmup, quiet)
+    finally:
+        torch.set_num_threads(threads)
+    table.attrs.update(jobs=jobs, threads=worker_threads(threads, jobs))
+    return table
+
+
+def _estimate_rows(cfg, data, tspec, tkeys, teachers_done, groups, steps, warmup, quiet) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
     rows = []
     t = estimate_run(tspec, data, device=cfg.device, steps=steps, warmup=warmup)
     rows.append({"run": f"teacher {cfg.teacher}", "runs": len(tkeys), "cached": int(teachers_done), **t})

@@ -11,7 +11,7 @@ methods: they have a colour but are never trained. A method whose loss is not (y
 name a method before its loss exists. A loss registered in :mod:`pcoh.losses` without an entry here
 is still usable: it is trainable in both modes unless its class says ``class_aware_only``.
 """
-# The docstring is completed from the registry at the end of the module.
+# The docstring's {table} is filled from the registry at the end of the module.
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,9 +30,9 @@ CLASS_AWARE = "class-aware"
 MODES = (CLASS_UNAWARE, CLASS_AWARE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Method:
-    """One transfer method.
+    """One transfer method; its eight fields are given by keyword.
 
     Parameters
     ----------

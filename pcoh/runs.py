@@ -187,6 +187,7 @@ def _output_lock(folders: list):
 
 
 # ----------------------------------------------------------------------------- run folders
+#: What every checkpoint.pt holds: the training loop writes these entries, resuming checks them.
 CHECKPOINT_KEYS = ("model", "loss", "optimizer", "scheduler", "rng", "history", "epoch")
 
 

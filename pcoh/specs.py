@@ -1,5 +1,6 @@
-"""The specifications that name a run: :class:`TrainConfig` (optimisation), :class:`TeacherSpec`
-and :class:`StudentSpec` (what is trained), and their cache keys.
+"""The specifications that name a run: :class:`TrainConfig` (optimisation), :class:`LossSettings`
+(the transfer loss), :class:`TeacherSpec` and :class:`StudentSpec` (what is trained), and their
+cache keys.
 
 A spec is a frozen dataclass; :meth:`TeacherSpec.key` / :meth:`StudentSpec.key` hash it
 (:func:`pcoh.runs.run_key`) into the name of the run's folder. Settings that change only the
@@ -14,7 +15,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 from torch import nn
@@ -23,11 +24,11 @@ from . import batchnorm as _batchnorm
 from . import losses as _losses
 from . import methods as _methods
 from . import models as _models
-from ._checks import check_choice, check_count
+from ._checks import check_choice, check_count, check_positive
 from .runs import run_key as _hash
 from .methods import CLASS_UNAWARE
 
-__all__ = ["TrainConfig", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
+__all__ = ["TrainConfig", "LossSettings", "TeacherSpec", "StudentSpec", "MODES", "LABEL_ONLY", "UNTRAINED", "MAX_SEED",
            "SPEED_FIELDS", "method_allows_mode", "explicit_loss_kwargs", "as_dict"]
 
 MODES = _methods.MODES
@@ -124,6 +125,76 @@ class TrainConfig:
 
 #: TrainConfig fields that change the speed, not the result: not part of a run's cache key.
 SPEED_FIELDS = ("channels_last", "compile", "num_workers")
+
+
+#: Loss arguments that a run supplies from its models and data (feature widths, training-set size).
+RUN_ARGUMENTS = ("student_dim", "teacher_dim", "num_samples")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """The transfer loss of a student run, checked once: its method, weight and arguments.
+
+    :class:`StudentSpec` makes one from its ``method``, ``weight`` and ``loss_kwargs`` (as its
+    attribute ``loss``); training builds the loss from it (:meth:`build`) and reads its weights
+    here, so nothing past the spec reads the loss's settings from a dict again.
+
+    Parameters
+    ----------
+    method : str
+        A loss name (:func:`pcoh.losses.available`), ``"ce"`` or ``"untrained"`` (no loss).
+    weight : float, optional
+        Multiplier of the transfer loss; ``None`` for the loss's ``default_weight``.
+    kwargs : dict
+        Constructor arguments of the loss, each one it takes (for example
+        ``{"regularization_strength": 0.3}``, the strength of the PC loss's soft rank), but
+        those a run supplies (:data:`RUN_ARGUMENTS`). Their values are checked by the loss's
+        constructor, when the loss is built (a copy is held).
+    """
+
+    method: str = "pc"
+    weight: Optional[float] = None
+    kwargs: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        known = _losses.available() + [LABEL_ONLY, UNTRAINED]
+        if self.method not in known:
+            raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
+        if self.weight is not None:
+            check_positive(self.weight, "weight")
+        if not isinstance(self.kwargs, Mapping):
+            raise TypeError(f"kwargs must be a dict of the loss's keyword arguments, got {type(self.kwargs).__name__}")
+        if self.has_loss:
+            accepted = [name for name in _losses.arguments(self.method) if name not in RUN_ARGUMENTS]
+            for name in self.kwargs:
+                if name not in accepted:
+                    why = ("is given by the run (its models and data), not by loss_kwargs" if name in RUN_ARGUMENTS
+                           else "is not one the loss takes")
+                    raise TypeError(f"loss argument {name!r} of the {self.method!r} loss {why}; expected some of {accepted}")
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
+
+    @property
+    def has_loss(self) -> bool:
+        """False for ``ce`` and ``untrained``, which train (or evaluate) without a transfer loss."""
+        return self.method in _losses.LOSSES
+
+    @property
+    def transfer_weight(self) -> float:
+        """The multiplier of the transfer loss: ``weight``, else the loss's ``default_weight`` (0 without a loss)."""
+        if self.weight is not None:
+            return float(self.weight)
+        return _losses.LOSSES[self.method].default_weight if self.has_loss else 0.0
+
+    @property
+    def ce_weight(self) -> float:
+        """The multiplier of the cross-entropy in class-aware training (the loss's ``ce_weight``; 1 without a loss)."""
+        return _losses.LOSSES[self.method].ce_weight if self.has_loss else 1.0
+
+    def build(self, *, student_dim: int, teacher_dim: int, num_samples: int):
+        """The loss (a :class:`pcoh.losses.TransferLoss`) with these arguments and the run's widths
+        and training-set size; its constructor checks the argument values."""
+        return _losses.get(self.method, student_dim=student_dim, teacher_dim=teacher_dim, num_samples=num_samples,
+                           **self.kwargs)
 
 
 def _key_dict(spec) -> dict:
@@ -224,7 +295,14 @@ class StudentSpec:
     weight : float, optional
         Multiplier of the transfer loss; default the loss's ``default_weight``.
     loss_kwargs : dict
-        Constructor arguments of the loss (e.g. ``{"regularization_strength": 0.1}``).
+        Constructor arguments of the loss (e.g. ``{"regularization_strength": 0.1}``), each one the
+        loss takes.
+
+    Attributes
+    ----------
+    loss : LossSettings
+        ``method``, ``weight`` and ``loss_kwargs``, checked once here: what training builds the
+        loss from. Not a field, so not part of the cache key (the fields it is made of are).
     """
 
     model: str = "digits_cnn"
@@ -239,18 +317,13 @@ class StudentSpec:
         object.__setattr__(self, "model", _models.check_name(self.model, "model"))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
-        known = _losses.available() + [LABEL_ONLY, UNTRAINED]
-        if self.method not in known:
-            raise ValueError(f"unknown method {self.method!r}; expected one of {sorted(known)}")
+        if not isinstance(self.loss_kwargs, dict):
+            raise TypeError(f"loss_kwargs must be a dict of keyword arguments, got {type(self.loss_kwargs).__name__}")
+        object.__setattr__(self, "loss", LossSettings(self.method, self.weight, self.loss_kwargs))
         if not method_allows_mode(self.method, self.mode):
             raise ValueError(f"method {self.method!r} uses labels and exists only in mode 'class-aware'")
-        if self.weight is not None and (isinstance(self.weight, bool) or not isinstance(self.weight, (int, float))):
-            raise TypeError(f"weight must be a positive number or None, got {type(self.weight).__name__} {self.weight!r}")
-        if self.weight is not None and not (math.isfinite(self.weight) and self.weight > 0):
-            raise ValueError(f"weight must be a positive finite number or None, got {self.weight!r}")
-        for name in ("loss_kwargs", "model_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise TypeError(f"{name} must be a dict of keyword arguments, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.model_kwargs, dict):
+            raise TypeError(f"model_kwargs must be a dict of keyword arguments, got {type(self.model_kwargs).__name__}")
         if not isinstance(self.train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig, got {type(self.train).__name__}")
 

@@ -131,9 +131,17 @@ def estimate_table(table: pd.DataFrame, device: str = "") -> str:
         lines.append(f"| {r.run} | {r.runs} | {r.cached} | {r.step_ms:.1f} | {r.steps_per_epoch} | {r.epochs} | "
                      f"{_duration(r.epoch_s)} | {_duration(r.total_s)} |")
     where = f" on {device}" if device else ""
+    jobs, threads = table.attrs.get("jobs", 1), table.attrs.get("threads")
     lines.append("")
-    lines.append(f"projected training time{where}: {_duration(table['total_s'].sum())} in all, "
-                 f"{_duration(table['remaining_s'].sum())} for the runs not yet cached")
+    if jobs > 1:
+        # The step times were measured with one worker's threads; the workers share the runs.
+        lines.append(f"projected training time{where}, {jobs} processes of {threads} thread(s) side by side: "
+                     f"{_duration(table['total_s'].sum() / jobs)} in all, "
+                     f"{_duration(table['remaining_s'].sum() / jobs)} for the runs not yet cached "
+                     "(step times measured with one process's threads, the sum shared by the processes)")
+    else:
+        lines.append(f"projected training time{where}: {_duration(table['total_s'].sum())} in all, "
+                     f"{_duration(table['remaining_s'].sum())} for the runs not yet cached")
     return "\n".join(lines)
 
 

@@ -9,15 +9,11 @@ uninterrupted run on the same device (each epoch's shuffling is seeded from the 
 the epoch number). The cache's rules (safe loading, damaged files moved aside, one process per
 run, signals, NaN losses) live in :mod:`pcoh.runs`.
 
-Objectives (``docs/method.md`` §3):
-
-- teacher: cross-entropy;
-- student, ``mode="class-unaware"``: ``weight * L_transfer(student, teacher)``, no label used;
-- student, ``mode="class-aware"``: ``ce_weight * CE(y, logits) + weight * L_transfer``; KD is
-  class-aware only; method ``"ce"`` trains on labels alone (no teacher).
-
-The transfer loss comes from :func:`pcoh.losses.get` by name, so this loop never special-cases
-a method.
+This module holds the training functions and the loop over epochs (checkpoints, resuming,
+signals, the callback). What they use has a module of its own: the run's model, frozen teacher
+and loss (:mod:`pcoh.build`), the objectives (:mod:`pcoh.objectives`), one optimisation step
+(:mod:`pcoh.steps`), prediction (:mod:`pcoh.prediction`); the estimates of a run's time are in
+:mod:`pcoh.estimate`. Their public names are importable from here as well.
 """
 from __future__ import annotations
 
@@ -37,21 +33,26 @@ from torch.utils.data import Dataset
 
 from . import batchnorm as _batchnorm
 from . import distributed as _dist
-from . import losses as _losses
 from . import models as _models
 from . import files as _files
 from . import interrupts as _interrupts
 from . import runs as _runs
-from ._checks import check_int
 from .batches import BatchSource
+from .build import StudentRun, build_model, build_run
 from .data import DataSplit
 from .devices import resolve_device
+from .estimate import estimate_run
+from .methods import CLASS_AWARE
+from .objectives import student_objective, teacher_objective
+from .prediction import accuracy, predict
 from .runs import run_dir
 from .specs import (
     LABEL_ONLY, MAX_SEED, MODES, SPEED_FIELDS, UNTRAINED, StudentSpec, TeacherSpec, TrainConfig, as_dict,
     explicit_loss_kwargs, method_allows_mode,
 )
-from .methods import CLASS_AWARE
+# The loop calls the step by this module's name, so that a test or a benchmark can wrap it here.
+from .steps import make_optimizer, training_batches
+from .steps import train_step as _train_step
 
 __all__ = [
     "TrainConfig",
@@ -148,60 +149,10 @@ def without_idle_amp(spec, device):
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, amp=False))
 
 
-def _make_optimizer(params, cfg: TrainConfig):
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
-    return opt, sched
-
-
 def _progress(total: int, desc: str, quiet: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, device=None):
-    """Features, logits and labels of a data set, in order, on the CPU.
-
-    Returns
-    -------
-    features : torch.Tensor, (n, feature_dim)
-    logits : torch.Tensor, (n, num_classes)
-    labels : torch.Tensor, (n,)
-    """
-    dev = resolve_device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    feats, logits, labels = [], [], []
-    for x, y, _ in _batches(dataset, batch_size, device=dev):
-        out = model(x)
-        feats.append(out.features.float().cpu())
-        logits.append(out.logits.float().cpu())
-        labels.append(y.cpu())
-    model.train(was_training)
-    return torch.cat(feats), torch.cat(logits), torch.cat(labels)
-
-
-def _batches(dataset: Dataset, batch_size: int, *, device="cpu", shuffle: bool = False, seed: int = 0,
-             epoch: int = 0, drop_last: bool = False, num_workers: Optional[int] = None):
-    """Mini-batches ``(x, y, idx)`` on ``device``: one epoch of a :class:`pcoh.batches.BatchSource`.
-
-    In-memory data (tensor data sets, MNIST, CIFAR) are held on the device and augmented there;
-    other data sets go through a DataLoader. The order and augmentation depend only on
-    ``seed`` and ``epoch``.
-    """
-    source = BatchSource(dataset, batch_size, device=device, shuffle=shuffle, drop_last=drop_last, seed=seed,
-                         num_workers=num_workers)
-    yield from source.epoch(epoch)
-
-
-def _accuracy(model: nn.Module, dataset: Dataset, device) -> float:
-    _, logits, y = predict(model, dataset, device=device)
-    return float((logits.argmax(dim=1) == y).float().mean())
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -277,13 +228,13 @@ def _fit(
     _dist.check_batch_size(cfg.batch_size, "batch_size")
     loss_params = list(transfer.parameters()) if transfer is not None else []
     params = list(model.parameters()) + loss_params
-    opt, sched = _make_optimizer(params, cfg)
+    opt, sched = make_optimizer(params, cfg)
     ckpt_path = path / "checkpoint.pt"
     history, start = _runs.resume(ckpt_path, model, transfer, opt, sched) if resume else ([], 0)
     hold = interrupts.hold if interrupts is not None else contextlib.nullcontext
     if interrupts is not None:
         interrupts.checkpointed = start
-    source = _source(dataset, cfg, device)
+    source = training_batches(dataset, cfg, device)
     step = _train_step(model, objective, opt, cfg, device, shared=loss_params)
     steps = len(source)
     bar = _progress(cfg.epochs * steps, desc, quiet)
@@ -304,7 +255,7 @@ def _fit(
             _recompute_bn(model, source, epoch, device)
             recomputed = epoch
         if eval_data is not None and _dist.is_main():
-            record["test_accuracy"] = _accuracy(model, eval_data, device)
+            record["test_accuracy"] = accuracy(model, eval_data, device)
         history.append(record)
         with hold():  # a signal waits for the write: the epoch just finished is kept
             if _dist.is_main():
@@ -335,48 +286,6 @@ def _recompute_bn(model: nn.Module, source: BatchSource, epoch: int, device: tor
     """Batch-norm statistics of ``model`` over the batches of ``epoch`` (each process its shard)."""
     batches = (_dist.shard(batch)[0] for batch in source.epoch(epoch))
     _batchnorm.recompute_statistics(model, batches, devices=[device] if device.type == "cuda" else [])
-
-
-def _source(dataset: Dataset, cfg: TrainConfig, device: torch.device) -> BatchSource:
-    """The training batches: shuffled, seeded per epoch, last incomplete batch dropped."""
-    return BatchSource(dataset, cfg.batch_size, device=device, shuffle=True, drop_last=len(dataset) > cfg.batch_size,
-                       seed=cfg.seed, num_workers=cfg.num_workers)
-
-
-def _train_step(model: nn.Module, objective, opt, cfg: TrainConfig, device: torch.device, *, shared=()):
-    """``step(x, y, idx) -> dict of detached loss terms``: forward, backward, optimiser step.
-
-    Nothing here reads a value back to the host, so steps queue up on an accelerator. With
-    ``cfg.compile`` the whole step goes through ``torch.compile`` (CUDA graphs on CUDA). Under
-    ``torchrun`` the model runs in DistributedDataParallel with global-batch batch norm, and the
-    gradients of ``shared`` (a transfer loss's own parameters) are averaged over processes.
-    """
-    amp = cfg.amp and device.type == "cuda"
-    if cfg.amp and not amp:
-        warnings.warn("amp (bf16 autocast) is used on CUDA only; training in float32 on the CPU", stacklevel=3)
-    channels_last = cfg.channels_last
-
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    # Every process has loaded the same weights; batch norm then uses global-batch statistics
-    # and DDP averages the gradients (both no-ops in one process).
-    net = _dist.wrap(_dist.sync_batchnorm(model))
-    shared = list(shared)
-
-    def step(x, y, idx):
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            terms = objective(net, x, y, idx)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        _dist.average_gradients(shared)
-        opt.step()
-        return {name: value.detach() for name, value in terms.items()}
-
-    if cfg.compile:
-        return torch.compile(step, mode="reduce-overhead" if device.type == "cuda" else None)
-    return step
 
 
 def _run_epoch(source: BatchSource, step, epoch: int, bar, every: int = 20, seconds: float = 0.5, stop=None):
@@ -418,30 +327,6 @@ def _cached(path: Path, config: dict, model: nn.Module, dev, cache: bool, train)
     except StopTraining as stop:
         return TrainedModel(model.eval(), list(stop.history or []), path, False, stopped=True)
     return TrainedModel(model.eval(), history, path, cached)
-
-
-def _check_data(data) -> None:
-    if not isinstance(data, DataSplit):
-        raise TypeError(f"data must be a pcoh.data.DataSplit (see pcoh.data.load), got {type(data).__name__}")
-
-
-def build_model(name: str, data: DataSplit, seed: int, model_kwargs: dict) -> nn.Module:
-    """The model ``name`` for ``data`` (its classes, channels and image size), initialised with ``seed``."""
-    _check_data(data)
-    if not isinstance(model_kwargs, dict):
-        raise TypeError(f"model_kwargs must be a dict of the model's options, got {type(model_kwargs).__name__}")
-    kwargs = dict(num_classes=data.num_classes, in_channels=data.in_channels or 1, image_size=data.image_size or 8)
-    return _models.create(name, **kwargs, seed=seed, **model_kwargs)
-
-
-def _teacher_objective():
-    ce = nn.CrossEntropyLoss()
-
-    def objective(net, x, y, idx):
-        loss = ce(net(x).logits, y)
-        return {"loss": loss, "ce": loss}
-
-    return objective
 
 
 def train_teacher(
@@ -511,116 +396,11 @@ def train_teacher(
 
     def train() -> list:
         torch.manual_seed(spec.train.seed)
-        return _train_run(model, _teacher_objective(), None, data.train, spec.train, path, device=dev,
+        return _train_run(model, teacher_objective(), None, data.train, spec.train, path, device=dev,
                           desc=f"teacher {spec.model}", quiet=quiet, eval_data=data.test, resume=cache,
                           recompute_bn=_batchnorm.recomputed(spec.model), callback=callback, stop=stop)
 
     return _cached(path, {"kind": "teacher", **as_dict(spec)}, model, dev, cache, train)
-
-
-def _teacher_outputs(dataset: Dataset, teacher: nn.Module, device) -> Optional[tuple]:
-    """For in-memory data without augmentation, the teacher's outputs on the whole training set,
-    computed once, ``(features (n, p), logits (n, c))`` on ``device``; None otherwise."""
-    source = BatchSource(dataset, 512, device=device)
-    if source.memory is None or source.augmented:
-        return None
-    feats, logits, _ = predict(teacher, dataset, device=device)
-    return feats.to(device), logits.to(device)
-
-
-def _student_objective(spec: StudentSpec, transfer, teacher_net: nn.Module, train_set: Dataset, dev: torch.device):
-    """``objective(net, x, y, idx) -> dict of loss terms`` of a student run.
-
-    The teacher runs under ``torch.inference_mode()``; for in-memory data without augmentation
-    its outputs are computed once and looked up by ``idx``.
-    """
-    class_aware = spec.mode == CLASS_AWARE
-    weight = float(spec.weight) if spec.weight is not None else (transfer.default_weight if transfer else 0.0)
-    ce_weight = getattr(transfer, "ce_weight", 1.0) if transfer is not None else 1.0
-    ce = nn.CrossEntropyLoss()
-    cached_teacher = _teacher_outputs(train_set, teacher_net, dev) if transfer is not None else None
-    amp = spec.train.amp and dev.type == "cuda"
-    # On the CPU, under torch.compile the loss runs eagerly between the compiled graphs: its input
-    # checks read values back and its soft rank calls numba, which dynamo cannot trace. On an
-    # accelerator neither happens (Triton soft rank, no host sync), so the whole step is captured.
-    transfer_loss = transfer
-    if transfer is not None and dev.type == "cpu":
-        transfer_loss = torch.compiler.disable(transfer)
-    if transfer is not None and spec.train.channels_last:
-        teacher_net.to(memory_format=torch.channels_last)
-
-    compiled = spec.train.compile
-
-    def objective(net, x, y, idx):
-        out = net(x)
-        terms = {}
-        total = 0.0
-        if transfer is not None:
-            if cached_teacher is not None:
-                t_out = _models.ModelOutput(cached_teacher[0][idx], cached_teacher[1][idx])
-            else:
-                if compiled:  # torch.compile cannot trace into inference mode; no_grad is the same work
-                    with torch.no_grad():
-                        t_out = teacher_net(x)
-                else:
-                    with torch.inference_mode():
-                        t_out = teacher_net(x)
-                    # Inference tensors cannot be saved for backward; a copy of two small matrices can.
-                    t_out = _models.ModelOutput(t_out.features.clone(), t_out.logits.clone())
-            if amp:  # the transfer loss in float32: ranks and Gram matrices are sensitive to rounding
-                out = _models.ModelOutput(out.features.float(), out.logits.float())
-                t_out = _models.ModelOutput(t_out.features.float(), t_out.logits.float())
-                with torch.autocast(dev.type, enabled=False):
-                    terms["transfer"] = transfer_loss(out, t_out, indices=idx)
-            else:
-                terms["transfer"] = transfer_loss(out, t_out, indices=idx)
-            total = weight * terms["transfer"]
-        if class_aware:
-            terms["ce"] = ce(out.logits, y)
-            total = total + ce_weight * terms["ce"]
-        terms["loss"] = total
-        return terms
-
-    return objective
-
-
-def _make_transfer(spec: StudentSpec, student: nn.Module, teacher_net: nn.Module, data: DataSplit, dev):
-    """The run's transfer loss on ``dev``, built under the run's seed: a loss's own parameters and
-    state (FitNet's regressor, CRD's memory) are part of the run."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.train.seed)
-        return _losses.get(
-            spec.method, student_dim=student.feature_dim, teacher_dim=teacher_net.feature_dim,
-            num_samples=len(data.train), **spec.loss_kwargs
-        ).to(dev)
-
-
-@dataclass
-class StudentRun:
-    """What one student run trains, on its device: the student (fresh weights from the run's seed),
-    the frozen teacher (eval mode, no gradient) and the transfer loss (``None`` for ``ce`` and
-    ``untrained``)."""
-
-    model: nn.Module
-    teacher: Optional[nn.Module]
-    loss: Optional[nn.Module]
-    device: torch.device
-
-
-def build_run(spec: StudentSpec, data: DataSplit, teacher: Optional[nn.Module], device=None) -> StudentRun:
-    """The one constructor of a student run, shared by :func:`train_student`, :func:`estimate_run`
-    and :func:`pcoh.experiment.check_experiment`: the model, the frozen teacher and the loss, built
-    as training builds them. ``teacher`` may be ``None`` for a method without a transfer loss."""
-    dev = resolve_device(device)
-    if teacher is not None:
-        teacher = teacher.to(dev).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-    student = build_model(spec.model, data, spec.train.seed, spec.model_kwargs).to(dev)
-    transfer = None
-    if spec.method not in (LABEL_ONLY, UNTRAINED):
-        transfer = _make_transfer(spec, student, teacher, data, dev)
-    return StudentRun(student, teacher, transfer, dev)
 
 
 def train_student(
@@ -677,7 +457,7 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
                    path: Path, dev, *, quiet: bool, resume: bool, callback=None, stop=None) -> list:
     """The student's objective and training loop, run with the run folder locked; its history."""
     class_aware = spec.mode == CLASS_AWARE
-    objective = _student_objective(spec, transfer, teacher_net, data.train, dev)
+    objective = student_objective(spec, transfer, teacher_net, data.train, dev)
 
     torch.manual_seed(spec.train.seed)
     history = _train_run(student, objective, transfer, data.train, spec.train, path, device=dev,
@@ -687,95 +467,3 @@ def _train_student(spec: StudentSpec, student: nn.Module, transfer, teacher_net:
     return history
 
 
-# ----------------------------------------------------------------------------- estimates
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def estimate_run(spec, data: DataSplit, *, teacher: Optional[nn.Module] = None, device=None, steps: int = 5,
-                 warmup: int = 2) -> dict:
-    """Time a few training steps of a run and project its wall time, without training it.
-
-    Builds the run's model, loss, optimiser and batches exactly as :func:`train_teacher` /
-    :func:`train_student` do (fresh weights: the speed does not depend on them), times ``steps``
-    steps after ``warmup`` untimed ones (which absorb compilation and worker start-up), and one
-    evaluation pass over a few test batches when the run evaluates every epoch. Writes nothing.
-
-    Parameters
-    ----------
-    spec : TeacherSpec or StudentSpec
-    data : DataSplit
-    teacher : nn.Module, optional
-        The teacher network of a student run (its weights do not matter).
-    device : str, optional
-    steps, warmup : int
-
-    Returns
-    -------
-    dict
-        ``step_s`` (seconds per step), ``steps_per_epoch``, ``eval_s`` (per epoch), ``setup_s``
-        (once per run: e.g. the teacher's outputs on un-augmented in-memory data), ``epoch_s``,
-        ``epochs`` and ``total_s`` = ``setup_s + epochs * epoch_s``.
-    """
-    if not isinstance(spec, (TeacherSpec, StudentSpec)):
-        raise TypeError(f"spec must be a TeacherSpec or a StudentSpec, got {type(spec).__name__}")
-    _check_data(data)
-    check_int(steps, "steps", minimum=1)
-    check_int(warmup, "warmup", minimum=0)
-    dev = resolve_device(device)
-    cfg = spec.train
-    setup = time.perf_counter()
-    extra: list = []
-    if isinstance(spec, TeacherSpec):
-        model = build_model(spec.model, data, cfg.seed, spec.model_kwargs).to(dev)
-        objective, eval_data = _teacher_objective(), data.test
-    elif isinstance(spec, StudentSpec):
-        if spec.method == UNTRAINED:
-            return dict(step_s=0.0, steps_per_epoch=0, eval_s=0.0, setup_s=0.0, epoch_s=0.0, epochs=0, total_s=0.0)
-        if spec.method != LABEL_ONLY and teacher is None:
-            raise ValueError(f"estimate_run needs the teacher network for method {spec.method!r}")
-        run = build_run(spec, data, teacher if spec.method != LABEL_ONLY else None, dev)
-        model, transfer, teacher = run.model, run.loss, run.teacher
-        extra = list(transfer.parameters()) if transfer is not None else []
-        objective = _student_objective(spec, transfer, teacher, data.train, dev)
-        eval_data = data.test if spec.mode == CLASS_AWARE else None
-    opt, _ = _make_optimizer(list(model.parameters()) + extra, cfg)
-    source = _source(data.train, cfg, dev)
-    step = _train_step(model, objective, opt, cfg, dev)
-    _sync(dev)
-    setup_s = time.perf_counter() - setup
-    model.train()
-
-    def batches():
-        epoch = 0
-        while True:
-            yield from source.epoch(epoch)
-            epoch += 1
-
-    it = batches()
-    for _ in range(warmup):
-        step(*next(it))
-    _sync(dev)
-    start = time.perf_counter()
-    for _ in range(steps):
-        terms = step(*next(it))
-    float(terms["loss"])
-    _sync(dev)
-    step_s = (time.perf_counter() - start) / steps
-    eval_s = 0.0
-    if eval_data is not None and len(eval_data):
-        model.eval()
-        test = BatchSource(eval_data, 512, device=dev)
-        taken, start = 0, time.perf_counter()
-        with torch.no_grad():
-            for x, _, _ in test.epoch(0):
-                model(x)
-                taken += x.shape[0]
-                if taken >= 1024:
-                    break
-        _sync(dev)
-        eval_s = (time.perf_counter() - start) * len(eval_data) / taken
-    epoch_s = step_s * len(source) + eval_s
-    return dict(step_s=step_s, steps_per_epoch=len(source), eval_s=eval_s, setup_s=setup_s, epoch_s=epoch_s,
-                epochs=cfg.epochs, total_s=setup_s + cfg.epochs * epoch_s)

@@ -584,3 +584,14 @@ def test_bootstrap_ci_rejects_bad_input():
             C.bootstrap_ci(v, confidence=bad)
     with pytest.raises(TypeError, match="seed"):
         C.bootstrap_ci(v, seed="1")
+
+
+def test_kendall_and_concordance_is_the_two_functions_in_one_pass():
+    from pcoh.coherence import concordance_probability, kendall_and_concordance, per_reference_kendall
+
+    rng = np.random.default_rng(3)
+    s, t = rng.normal(size=(40, 5)), rng.normal(size=(40, 7))
+    for n_pairs in (None, 50):
+        tau, conc = kendall_and_concordance(s, t, n_pairs=n_pairs, seed=4)
+        np.testing.assert_array_equal(tau, per_reference_kendall(s, t, n_pairs=n_pairs, seed=4))
+        np.testing.assert_array_equal(conc, concordance_probability(s, t, n_pairs=n_pairs, seed=4))

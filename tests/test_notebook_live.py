@@ -93,6 +93,9 @@ def test_runs_to_train_counts_the_unfinished_runs(tmp_path):
     config = dataclasses.replace(experiment_config(smoke_mode=True), cache=str(tmp_path), methods=("pc", "pkt"),
                                  modes=("class-unaware",), include_untrained=True)
     assert runs_to_train(config) == 1 + 2  # the teacher and two students; the untrained one trains nothing
+    # Two seeds, each on its own split with its own teacher: two teachers, four students.
+    assert runs_to_train(dataclasses.replace(config, seeds=2)) == 2 + 4
+    assert runs_to_train(dataclasses.replace(config, seeds=2, split="fixed")) == 1 + 4
     with pytest.raises(TypeError, match="config"):
         runs_to_train("digits")
 

@@ -56,3 +56,16 @@ def test_each_seed_has_its_own_split_and_teacher(tmp_path):
     assert list(fixed.teachers) == [0]
     same = ("digits_cnn", "pc", "class-unaware", 0)
     np.testing.assert_array_equal(fixed.features[same]["test"], result.features[same]["test"])
+
+
+def test_data_given_as_the_cli_gives_it_keeps_each_seeds_split(tmp_path):
+    """``python -m pcoh`` loads the base split once (check_experiment) and hands it on: the other
+    seeds still get their own splits and teachers (the estimate and the run alike)."""
+    from pcoh.experiment import check_experiment
+
+    cfg = _cfg(tmp_path)
+    data = check_experiment(cfg, write=False)
+    assert estimate(cfg, steps=1, warmup=0, data=data).iloc[0]["runs"] == 2
+    from pcoh.experiment import _split_seeds
+
+    assert _split_seeds(cfg) == {0: 0, 1: 1}

@@ -335,6 +335,10 @@ TABLE: dict[str, tuple] = {
         lambda: call(features(3), features(4)),
         ("student", "features", FLAT), ("n_pairs", 2.5, "many"), ("seed", "0", -1), ("chunk_size", "1", 0),
         ("teacher_metric", 3, "nope")),
+    "pcoh.coherence.kendall_and_concordance": entry(
+        lambda: call(features(3), features(4)),
+        ("student", "features", FLAT), ("teacher", [[1.0, 2.0]], with_nan(features(4))),
+        ("n_pairs", 2.5, 0), ("seed", 1.5, -1), ("chunk_size", 1.5, 0), ("student_metric", 3, "nope")),
     "pcoh.coherence.global_spearman": entry(
         lambda: call(features(3), features(4)),
         ("student", "features", FLAT), ("teacher", [[1.0, 2.0]], with_nan(features(4))),
@@ -524,6 +528,9 @@ TABLE: dict[str, tuple] = {
         ("momentum", "0.9", -1.0), ("weight_decay", "0", -1.0), ("milestones", 3, [-1]), ("gamma", "0.1", 0.0),
         ("seed", 1.5, -1), ("amp", "yes", NA), ("channels_last", 1, NA), ("compile", "no", NA),
         ("num_workers", 1.5, -1)),
+    "pcoh.specs.LossSettings": entry(
+        lambda: call("pc", 2.0, {"regularization_strength": 0.5}),
+        ("method", NA, "nope"), ("weight", "1", -1.0), ("kwargs", [1], NA)),
     "pcoh.specs.StudentSpec": entry(
         lambda: call(),
         ("model", 3, "nope"), ("method", NA, "nope"), ("mode", NA, "nope"), ("weight", "1", -1.0),
@@ -687,10 +694,10 @@ TABLE: dict[str, tuple] = {
         ("drop_last", 1, NA), ("seed", 1.5, -1), ("num_workers", "2", -1), ("augment", "no", NA)),
     # --- training helpers
     "pcoh.devices.resolve_device": entry(lambda: call("cpu"), ("device", 3, "nope")),
-    "pcoh.train.build_model": entry(
+    "pcoh.build.build_model": entry(
         lambda: call("mlp", tiny_data(), 0, {"hidden": 8}),
         ("name", 3, "nope"), ("data", "digits", NA), ("seed", 1.5, -1), ("model_kwargs", [1], NA)),
-    "pcoh.train.estimate_run": entry(
+    "pcoh.estimate.estimate_run": entry(
         lambda: call(pcoh.specs.StudentSpec("mlp", "ce", "class-aware", train=tiny_train()), tiny_data(),
                      device="cpu", steps=1, warmup=0),
         ("spec", {"model": "mlp"}, NA), ("data", "digits", NA), ("device", 3, "nope"), ("steps", 1.5, 0),
@@ -1014,6 +1021,8 @@ EXEMPT: dict[str, str] = {
         "pcoh.batches.InMemory", "pcoh.data.split.DataSplit", "pcoh.experiment.ExperimentResult",
         "pcoh.train.TrainedModel", "pcoh.models._base.ModelOutput", "pcoh.coranking.RNXCurve",
     ], _CONTAINER),
+    "pcoh.workers.fill_cache": "the main job's own tool: its tasks are built by pcoh.experiment from a checked config",
+    "pcoh.workers.worker_threads": "the main job's own arithmetic on thread counts it has already checked",
     "pcoh.methods.Method": "a registry record written in the package (pcoh.methods.METHODS), not user input",
     "pcoh.specs.TeacherSpec": "plain settings without checks of its own, built from a checked ExperimentConfig",
     "pcoh.batches.in_memory": "any object is valid: it returns None for a data set it does not recognise",

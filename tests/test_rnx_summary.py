@@ -89,6 +89,12 @@ def test_rnx_panels_draw_every_method_on_a_log_axis():
     # The line is the mean over seeds.
     np.testing.assert_allclose(axes[0].get_lines()[1].get_ydata(), _stack(curves, "pc").mean(axis=0))
     assert plots.slide_problems(fig) == []
+    # A method of the class-aware panel alone (as kd, dist and ce are) is in the one legend too.
+    aware_only = dict(curves)
+    for seed in range(4):
+        aware_only[("net", "kd", "class-aware", seed)] = {"r_nx": _stack(curves, "pc")[seed] - 0.1}
+    fig = plots.plot_rnx_panels(aware_only)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["pkt", "pc", "sp", "untrained", "kd"]
     with pytest.raises(ValueError, match="no run of mode"):
         plots.plot_rnx_curves(curves, mode="other")
     with pytest.raises(ValueError, match="have no curve"):

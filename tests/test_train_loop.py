@@ -163,7 +163,7 @@ def test_cli_estimate_trains_nothing(tmp_path, capsys):
                  "--quiet", "--output", str(tmp_path / "out"), "--figures", str(tmp_path / "fig")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "| teacher digits_cnn | 1 | 0 |" in out
+    assert "| teacher digits_cnn | 2 | 0 |" in out  # one teacher per seed: each on its own split
     assert "| mlp pc class-unaware | 2 | 0 |" in out and "| mlp ce class-aware | 2 | 0 |" in out
     assert "projected training time on cpu" in out
     assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists() and not (tmp_path / "fig").exists()

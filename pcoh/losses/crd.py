@@ -188,9 +188,10 @@ class CRDLoss(TransferLoss):
         """(n, N + 1) draw counts: 1 for the positive (column 0), then how often each of the
         N memory rows is among a sample's negatives."""
         n, size = negatives.shape[0], self.num_samples
-        offsets = torch.arange(n, device=negatives.device).unsqueeze(1) * size
-        drawn = torch.bincount((negatives + offsets).flatten(), minlength=n * size).view(n, size)
-        return torch.cat([torch.ones_like(drawn[:, :1]), drawn], dim=1)
+        counts = torch.zeros(n, size + 1, dtype=torch.int32, device=negatives.device)
+        counts[:, 0] = 1
+        ones = torch.ones((), dtype=torch.int32, device=negatives.device).expand(negatives.shape)
+        return counts.scatter_add_(1, negatives + 1, ones)  # column 1 + q for memory row q
 
     @staticmethod
     def _scores(memory: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, negatives, counted: bool) -> torch.Tensor:

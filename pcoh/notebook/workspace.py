@@ -113,10 +113,11 @@ def runs_to_train(config: ExperimentConfig, data=None) -> int:
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     data = load_data(config) if data is None else data
-    tspec = teacher_spec(config, data)
-    tkey = tspec.key()
-    paths = [] if tspec.checkpoint is not None else [run_dir(config.cache, "teacher", tkey)]
-    paths += [run_dir(config.cache, "student", spec.key(tkey)) for spec in config.runs() if spec.method != UNTRAINED]
+    # Each seed's students go with the teacher of that seed's split (the repeated hold-out).
+    tspecs = {ss: teacher_spec(config, data, ss) for ss in dict.fromkeys(map(config.split_seed, range(config.seeds)))}
+    paths = [run_dir(config.cache, "teacher", t.key()) for t in tspecs.values() if t.checkpoint is None]
+    paths += [run_dir(config.cache, "student", spec.key(tspecs[config.split_seed(spec.train.seed)].key()))
+              for spec in config.runs() if spec.method != UNTRAINED]
     return sum(not (path / "final.pt").exists() for path in paths)
 
 

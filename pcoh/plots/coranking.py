@@ -102,8 +102,12 @@ def plot_rnx_panels(curves: dict, *, modes: Sequence[str] = MODES, size: str = "
     for ax in axes[0][1:]:
         ax.set_ylabel("")
     fig.suptitle("$R_{NX}(K)$: mean over seeds, band from the lowest to the highest seed")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+    # Every method of any panel, once (class-aware-only methods are in the second panel alone).
+    legend: dict = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(len(legend), 6))
     return fig
 
 
