@@ -370,8 +370,14 @@ def global_spearman(
         b = rng.integers(0, n - 1, size=int(n_pairs))
         b = b + (b >= a)
         i, j = torch.from_numpy(np.minimum(a, b)), torch.from_numpy(np.maximum(a, b))
-    ds = _paired(s, student_metric, i, j, "student_metric")
-    dt = _paired(t, teacher_metric, i, j, "teacher_metric")
+    if n_pairs is None and n * n <= CHUNK_ELEMENTS:
+        # Every pair of a small set: the upper triangles of the two matrices (one product each),
+        # not N(N-1)/2 gathered row pairs.
+        ds = pairwise(s, get_metric(student_metric, "student_metric"))[i, j]
+        dt = pairwise(t, get_metric(teacher_metric, "teacher_metric"))[i, j]
+    else:
+        ds = _paired(s, student_metric, i, j, "student_metric")
+        dt = _paired(t, teacher_metric, i, j, "teacher_metric")
     return float(row_pearson(rank(ds)[None], rank(dt)[None])[0])
 
 

@@ -33,6 +33,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum, self.path, self.epoch, self.epochs, self.desc = signum, path, epoch, epochs, desc
         super().__init__(str(self))
 
+    def __reduce__(self):
+        # Pickled whole: a worker process (pcoh.workers) raises it to the main job.
+        return (type(self), (self.signum,), {"path": self.path, "epoch": self.epoch, "epochs": self.epochs,
+                                             "desc": self.desc})
+
     @property
     def exit_status(self) -> int:
         """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""

@@ -13,11 +13,14 @@ from . import distributed as _dist
 from .batches import BatchSource
 from .specs import TrainConfig
 
+
 def make_optimizer(params, cfg: TrainConfig):
+    # foreach: the update of all parameters at once (on a CPU too, where torch does not choose it
+    # by default); the same arithmetic per parameter, so the same weights, with fewer small operations.
     if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
     else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     return opt, sched
 

@@ -15,6 +15,8 @@ threads that it cannot use), import the package and set their threads before the
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 __all__ = ["fill_cache", "worker_threads"]
@@ -62,8 +64,47 @@ def fill_cache(tasks: list, *, jobs: int, threads: int, desc: str = "training", 
                     if future.exception() is None:
                         done += 1
                     bar.update(1)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+    except BaseException as err:
+        stop = _stopped(pool, futures, err)
+        del pool, futures  # its queues' semaphores are released now, not at exit
+        raise stop from None
     pool.shutdown(wait=True)
     return done
+
+
+def _stopped(pool: ProcessPoolExecutor, futures: list, err: BaseException) -> BaseException:
+    """Stop the workers after an interrupt (or another error) of the main process; returns what to raise.
+
+    Tasks not started are cancelled. The workers get the main process's signal (SIGINT for Ctrl-C,
+    SIGTERM for a SIGTERM), so each run they train stops as it would alone: after its checkpoint,
+    with :class:`~pcoh.interrupts.TrainingInterrupted` naming the run folder and the epoch saved.
+    The first such report is raised in place of the main process's own (which names no run), so the
+    message says where the work is kept; the same command resumes it.
+    """
+    from .interrupts import TrainingInterrupted
+
+    for future in futures:
+        future.cancel()
+    signum = getattr(err, "signum", signal.SIGINT if isinstance(err, KeyboardInterrupt) else signal.SIGTERM)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        try:
+            os.kill(process.pid, signum)
+        except (OSError, ProcessLookupError):
+            pass
+    _, late = wait([f for f in futures if not f.cancelled()], timeout=_STOP_WAIT)
+    if late:  # a worker that did not stop in time
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)  # the workers are stopped: joined, their queues closed
+    for future in futures:
+        if future.done() and not future.cancelled():
+            reported = future.exception()
+            if isinstance(reported, TrainingInterrupted) and reported.path is not None:
+                return reported
+    return err
+
+
+#: Seconds the workers have to stop after an interrupt (a checkpoint being written finishes first).
+_STOP_WAIT = 60
